@@ -1,0 +1,87 @@
+//! Errors of every compiler stage.
+//!
+//! Each stage has its own error type carrying what a person needs to find the mistake:
+//! [`TypeError`] names the op and the operand types, [`ParseError`] carries a line and
+//! column and what was expected, [`VerifyError`] points at the offending value. [`Error`]
+//! gathers them for callers who do not care which stage failed. User mistakes are always
+//! errors, never panics.
+
+use thiserror::Error;
+
+/// Shape or dtype inference rejected an op: names the op and the operand types.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("`{op}`: {message}")]
+pub struct TypeError {
+    /// The op's mnemonic.
+    pub op: String,
+    /// What is wrong, with the shapes involved.
+    pub message: String,
+}
+
+impl TypeError {
+    /// A type error for op `op`.
+    pub fn new(op: &str, message: impl Into<String>) -> TypeError {
+        TypeError {
+            op: op.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The text format could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{line}:{column}: {message}")]
+pub struct ParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+/// A graph broke an IR invariant. For graphs built by the builder or the parser this is a
+/// compiler bug; the message shows the IR around the bad value.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("invalid IR at %{value}: {message}")]
+pub struct VerifyError {
+    /// Index of the offending value (in its region).
+    pub value: u32,
+    /// What is wrong, followed by the surrounding IR.
+    pub message: String,
+}
+
+/// Any error the compiler reports.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Shape or dtype inference failed.
+    #[error("type error in {0}")]
+    Type(#[from] TypeError),
+    /// The program text is malformed.
+    #[error("parse error at {0}")]
+    Parse(#[from] ParseError),
+    /// The graph is not well-formed.
+    #[error("{0}")]
+    Verify(#[from] VerifyError),
+    /// A name is malformed, unknown or declared twice.
+    #[error("{0}")]
+    Name(String),
+    /// An input value is missing or has the wrong shape or dtype.
+    #[error("input `{name}`: {message}")]
+    Input {
+        /// The input's name.
+        name: String,
+        /// What is wrong (expected versus given).
+        message: String,
+    },
+    /// A program could not be differentiated as asked.
+    #[error("cannot differentiate: {0}")]
+    Diff(String),
+    /// Evaluation failed for a reason other than bad inputs.
+    #[error("evaluation failed: {0}")]
+    Eval(String),
+}
+
+/// Result with the compiler's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

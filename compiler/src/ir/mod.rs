@@ -1,0 +1,165 @@
+//! The tensor IR: an arena of SSA values with typed handles.
+//!
+//! A [`Graph`] owns its nodes in one `Vec`; a [`Value`] is a `u32` index into it. Operands
+//! always precede their users, so arena order is a topological order and walking it
+//! backwards is a reverse pass. Every node carries its type. Loop bodies are graphs of
+//! their own, stored in [`Graph::regions`] and referenced by [`Region`] handles.
+
+mod builder;
+mod infer;
+mod interp;
+mod op;
+mod parse;
+mod print;
+mod types;
+mod verify;
+
+pub use builder::Builder;
+pub use infer::infer;
+pub use interp::{Tensor, eval, eval_graph};
+pub use op::{BinaryOp, CmpOp, DotDims, Op, ReduceKind, Region, UnaryOp};
+pub use parse::parse;
+pub use print::print;
+pub use types::{DType, Scalar, Type, fmt_shape};
+pub use verify::verify;
+
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// A handle to a value (a node) of a [`Graph`], printed `%n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value(pub u32);
+
+impl Value {
+    /// The arena index.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// The type of a node's result: a tensor, or the tuple a loop returns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NodeType {
+    /// A tensor value.
+    Tensor(Type),
+    /// The tuple of a [`Op::Loop`], read with [`Op::Get`].
+    Tuple(Vec<Type>),
+}
+
+/// One operation and its result.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// The operation.
+    pub op: Op,
+    /// The operands, all earlier in the arena.
+    pub args: Vec<Value>,
+    /// The result type.
+    pub ty: NodeType,
+}
+
+/// A program: nodes in topological order, named inputs and named outputs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Graph {
+    /// The arena of nodes; a [`Value`] indexes it.
+    pub nodes: Vec<Node>,
+    /// Declared inputs in order: each name and its [`Op::Input`] node.
+    pub inputs: Vec<(String, Value)>,
+    /// Declared outputs in order: each name and the value returned.
+    pub outputs: Vec<(String, Value)>,
+    /// Loop bodies, referenced by [`Region`] handles.
+    pub regions: Vec<Graph>,
+}
+
+impl Graph {
+    /// The node behind a value.
+    pub fn node(&self, v: Value) -> &Node {
+        &self.nodes[v.index()]
+    }
+
+    /// The tensor type of a value.
+    ///
+    /// # Panics
+    /// If the value is a loop's tuple; the verifier guarantees only [`Op::Get`] reads
+    /// those, so reaching this is a compiler bug.
+    pub fn ty(&self, v: Value) -> &Type {
+        match &self.nodes[v.index()].ty {
+            NodeType::Tensor(t) => t,
+            NodeType::Tuple(_) => panic!("{v} is a loop tuple, used as a tensor"),
+        }
+    }
+
+    /// The body graph behind a region handle.
+    pub fn region(&self, r: Region) -> &Graph {
+        &self.regions[r.0 as usize]
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the graph has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Every value handle, in arena (topological) order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = Value> + use<> {
+        (0..self.nodes.len() as u32).map(Value)
+    }
+
+    /// The input named `name`.
+    pub fn input(&self, name: &str) -> Result<Value> {
+        lookup(&self.inputs, name).ok_or_else(|| {
+            Error::Name(format!(
+                "no input named `{name}` (inputs: {})",
+                names(&self.inputs)
+            ))
+        })
+    }
+
+    /// The output named `name`.
+    pub fn output(&self, name: &str) -> Result<Value> {
+        lookup(&self.outputs, name).ok_or_else(|| {
+            Error::Name(format!(
+                "no output named `{name}` (outputs: {})",
+                names(&self.outputs)
+            ))
+        })
+    }
+
+    /// Whether any node (in this graph or a nested region) is a loop.
+    pub fn has_loop(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n.op, Op::Loop { .. }))
+    }
+}
+
+fn lookup(list: &[(String, Value)], name: &str) -> Option<Value> {
+    list.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+}
+
+fn names(list: &[(String, Value)]) -> String {
+    if list.is_empty() {
+        return "none".to_string();
+    }
+    list.iter()
+        .map(|(n, _)| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether `name` is a valid input or output name: `[A-Za-z_][A-Za-z0-9_.]*`.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
