@@ -1,1 +1,159 @@
-fn main() {}
+//! The `wgrad` command line: differentiate, print and evaluate programs in the text
+//! format.
+//!
+//! Exit codes: 0 on success, 1 for a user error (a bad program or bad inputs), 2 for bad
+//! usage. Every derivative command prints an ordinary program that the same commands
+//! accept again, so derivatives of any order compose through pipes.
+
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::process::ExitCode;
+use wgrad::{Error, Graph, json};
+
+#[derive(Parser)]
+#[command(
+    name = "wgrad",
+    version,
+    about = "A gradient compiler for tensor programs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the program extended with one output `grad.<w>` per `w`: the gradient of
+    /// the scalar output `--of`.
+    Grad {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// Comma-separated inputs to differentiate with respect to.
+        #[arg(long, value_delimiter = ',', required = true)]
+        wrt: Vec<String>,
+        /// The output to differentiate (default: the only output).
+        #[arg(long)]
+        of: Option<String>,
+    },
+    /// Print the program extended with inputs `tan.<w>` and the output `tan.<of>`: the
+    /// Jacobian-vector product.
+    Jvp {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// Comma-separated inputs the tangents perturb.
+        #[arg(long, value_delimiter = ',', required = true)]
+        wrt: Vec<String>,
+        /// The output to differentiate (default: the only output).
+        #[arg(long)]
+        of: Option<String>,
+    },
+    /// Print the program extended with an input `ct.<of>` and outputs `grad.<w>` for
+    /// every float input: the vector-Jacobian product.
+    Vjp {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// The output to differentiate (default: the only output).
+        #[arg(long)]
+        of: Option<String>,
+    },
+    /// Run the program (or, with `--wrt`, its gradient) on the f64 reference
+    /// interpreter and print every output as JSON.
+    Eval {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// A JSON file mapping each input name to {"shape", "dtype", "data"}.
+        #[arg(long)]
+        inputs: String,
+        /// With --wrt: the output to differentiate (default: the only output).
+        #[arg(long, requires = "wrt")]
+        of: Option<String>,
+        /// Evaluate the gradient with respect to these inputs.
+        #[arg(long, value_delimiter = ',')]
+        wrt: Option<Vec<String>>,
+    },
+    /// Parse, verify and print a program back in canonical form.
+    Print {
+        /// The program file (`-` reads standard input).
+        file: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<String, String> {
+    match command {
+        Command::Grad { file, wrt, of } => {
+            let g = load(&file)?;
+            let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
+            let d = wgrad::grad(&g, of.as_deref(), &wrt).map_err(user)?;
+            Ok(wgrad::print(&d))
+        }
+        Command::Jvp { file, wrt, of } => {
+            let g = load(&file)?;
+            let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
+            let d = wgrad::jvp(&g, of.as_deref(), &wrt).map_err(user)?;
+            Ok(wgrad::print(&d))
+        }
+        Command::Vjp { file, of } => {
+            let g = load(&file)?;
+            let names = wgrad::float_inputs(&g);
+            let wrt: Vec<&str> = names.iter().map(String::as_str).collect();
+            let d = wgrad::vjp(&g, of.as_deref(), &wrt).map_err(user)?;
+            Ok(wgrad::print(&d))
+        }
+        Command::Eval {
+            file,
+            inputs,
+            of,
+            wrt,
+        } => {
+            let mut g = load(&file)?;
+            if let Some(wrt) = wrt {
+                let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
+                g = wgrad::grad(&g, of.as_deref(), &wrt).map_err(user)?;
+            }
+            let text = read(&inputs)?;
+            let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
+            json::check_inputs(&g, &inputs).map_err(user)?;
+            let out = wgrad::eval(&g, &inputs).map_err(user)?;
+            Ok(json::format_tensors(&out))
+        }
+        Command::Print { file } => Ok(wgrad::print(&load(&file)?)),
+    }
+}
+
+fn user(e: Error) -> String {
+    e.to_string()
+}
+
+/// Reads a file, or standard input for `-`.
+fn read(path: &str) -> Result<String, String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))
+    }
+}
+
+/// Reads and parses a program; parse errors carry the file name and line:column.
+fn load(path: &str) -> Result<Graph, String> {
+    let text = read(path)?;
+    let name = if path == "-" { "<stdin>" } else { path };
+    wgrad::parse(&text).map_err(|e| format!("{name}:{e}"))
+}

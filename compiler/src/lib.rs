@@ -10,5 +10,6 @@
 pub mod autodiff;
 pub mod error;
 pub mod ir;
+pub mod passes;
 
 pub use error::{Error, Result};

@@ -1,1 +1,278 @@
-//! Automatic differentiation.
+//! Automatic differentiation as a program-to-program transform.
+//!
+//! [`grad`], [`vjp`] and [`jvp`] take a [`Graph`] and return a new graph in the same IR:
+//! the original program (its inputs and outputs unchanged) extended with derivative
+//! nodes and outputs. Because the result is an ordinary program, the transforms compose:
+//! `grad ∘ grad`, `jvp ∘ grad` (a Hessian-vector product), or `jvp` applied n times for
+//! an n-th directional derivative.
+//!
+//! Each mode keeps one rule table keyed by op ([`vjp_rules`], [`jvp_rules`]) emitting
+//! primitives through the same [`Builder`] users use. A symbolic zero is `None` and is
+//! never materialized; only nodes on a path between the `wrt` inputs and the
+//! differentiated output are visited; cotangents reaching a value from several uses are
+//! collected and summed once, when that value is visited. Derivative rules emit the
+//! partials of every operand; dead-code elimination then removes those nothing needs.
+//!
+//! Naming: `grad` adds one output `grad.<w>` per `w`; `vjp` adds the input `ct.<O>`;
+//! `jvp` adds inputs `tan.<w>` and the output `tan.<O>`. When a name is already taken
+//! (differentiating a derivative program) the prefix repeats: `grad.grad.x`.
+
+mod gradcheck;
+pub mod jvp_rules;
+pub mod vjp_rules;
+
+pub use gradcheck::{GradcheckOptions, GradcheckReport, WorstElement, gradcheck};
+
+use crate::error::{Error, Result};
+use crate::ir::{Builder, Graph, Op, Value};
+use crate::passes;
+
+/// Resolves the differentiated output: `of`, or the program's only output.
+pub fn resolve_output(graph: &Graph, of: Option<&str>) -> Result<(String, Value)> {
+    match of {
+        Some(name) => Ok((name.to_string(), graph.output(name)?)),
+        None => match graph.outputs.as_slice() {
+            [(name, v)] => Ok((name.clone(), *v)),
+            [] => Err(Error::Name("the program has no outputs".into())),
+            many => Err(Error::Name(format!(
+                "the program has {} outputs; choose one with --of (outputs: {})",
+                many.len(),
+                many.iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        },
+    }
+}
+
+/// The gradient of the scalar output `of` (default: the only output) with respect to
+/// the inputs `wrt`: the program plus one output `grad.<w>` per `w`.
+pub fn grad(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
+    let (of_name, out) = resolve_output(graph, of)?;
+    let ty = graph.ty(out).clone();
+    if !ty.is_scalar() {
+        return Err(Error::Diff(format!(
+            "`grad` needs a scalar output, but `{of_name}` is {ty}; use `vjp` with an explicit cotangent"
+        )));
+    }
+    let mut b = Builder::from_graph(graph.clone());
+    let seed = b.full(1.0, &ty)?;
+    reverse(b, out, &of_name, seed, wrt)
+}
+
+/// The vector-Jacobian product of output `of` (default: the only output): the program
+/// plus an input `ct.<of>` (the cotangent, of the output's type) and one output
+/// `grad.<w>` per `w`.
+pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
+    let (of_name, out) = resolve_output(graph, of)?;
+    let ty = graph.ty(out).clone();
+    let mut b = Builder::from_graph(graph.clone());
+    let name = fresh(&b.graph().inputs, &format!("ct.{of_name}"));
+    let seed = b.input(&name, ty)?;
+    reverse(b, out, &of_name, seed, wrt)
+}
+
+/// The Jacobian-vector product of output `of` (default: the only output): the program
+/// plus one input `tan.<w>` per `w` (the tangent, of `w`'s type) and the output
+/// `tan.<of>`.
+pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
+    let (of_name, out) = resolve_output(graph, of)?;
+    check_float(graph, out, &of_name)?;
+    let wrt_values = resolve_wrt(graph, wrt)?;
+    let mut b = Builder::from_graph(graph.clone());
+    let mut tangents = vec![None; graph.len()];
+    for (name, &w) in wrt.iter().zip(&wrt_values) {
+        let tname = fresh(&b.graph().inputs, &format!("tan.{name}"));
+        let ty = graph.ty(w).clone();
+        tangents[w.index()] = Some(b.input(&tname, ty)?);
+    }
+    let tangent = forward(&mut b, &mut tangents, out)?;
+    let tangent = match tangent {
+        Some(t) => t,
+        None => b.full_like(0.0, out)?,
+    };
+    let oname = fresh(&b.graph().outputs, &format!("tan.{of_name}"));
+    b.output(&oname, tangent)?;
+    finish(b)
+}
+
+/// The names of every float input, in declared order: what `vjp` differentiates with
+/// respect to when the caller names none.
+pub fn float_inputs(graph: &Graph) -> Vec<String> {
+    graph
+        .inputs
+        .iter()
+        .filter(|(_, v)| graph.ty(*v).dtype.is_float())
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Pulls the cotangent `seed` of `out` back to the `wrt` inputs and adds their
+/// `grad.<w>` outputs.
+fn reverse(mut b: Builder, out: Value, of_name: &str, seed: Value, wrt: &[&str]) -> Result<Graph> {
+    let graph = b.graph().clone();
+    check_float(&graph, out, of_name)?;
+    let wrt_values = resolve_wrt(&graph, wrt)?;
+    let grads = backward(&mut b, out, seed, &wrt_values)?;
+    for (name, g) in wrt.iter().zip(grads) {
+        let g = match g {
+            Some(g) => g,
+            None => {
+                let w = graph.input(name)?;
+                b.full_like(0.0, w)?
+            }
+        };
+        let oname = fresh(&b.graph().outputs, &format!("grad.{name}"));
+        b.output(&oname, g)?;
+    }
+    finish(b)
+}
+
+/// The reverse sweep over the builder's graph: returns the cotangent of each `wrt`
+/// value (`None` for a symbolic zero), given the cotangent `seed` of `out`.
+///
+/// Only nodes that depend on some `wrt` value and that `out` depends on are visited.
+pub fn backward(
+    b: &mut Builder,
+    out: Value,
+    seed: Value,
+    wrt: &[Value],
+) -> Result<Vec<Option<Value>>> {
+    let g = b.graph().clone();
+    let n = out.index() + 1;
+    let mut depends = vec![false; n];
+    for &w in wrt {
+        if w.index() < n {
+            depends[w.index()] = true;
+        }
+    }
+    for i in 0..n {
+        if g.nodes[i].args.iter().any(|a| depends[a.index()]) {
+            depends[i] = true;
+        }
+    }
+    let mut needed = vec![false; n];
+    needed[out.index()] = true;
+    for i in (0..n).rev() {
+        if needed[i] && depends[i] {
+            for a in &g.nodes[i].args {
+                needed[a.index()] = true;
+            }
+        }
+    }
+    // Contributions collected per value, summed once when the value is visited.
+    let mut pending: Vec<Vec<Value>> = vec![Vec::new(); n];
+    pending[out.index()].push(seed);
+    let mut total: Vec<Option<Value>> = vec![None; n];
+    for i in (0..n).rev() {
+        if !(needed[i] && depends[i]) || pending[i].is_empty() {
+            continue;
+        }
+        let v = Value(i as u32);
+        let ct = sum_once(b, &pending[i])?;
+        total[i] = Some(ct);
+        let node = &g.nodes[i];
+        if node.args.is_empty() {
+            continue;
+        }
+        if matches!(node.op, Op::Loop { .. } | Op::Get { .. }) {
+            return Err(loop_error(v));
+        }
+        let partials = vjp_rules::rule(b, &g, v, ct)?;
+        for (a, p) in node.args.iter().zip(partials) {
+            if let Some(p) = p
+                && needed[a.index()]
+                && depends[a.index()]
+            {
+                pending[a.index()].push(p);
+            }
+        }
+    }
+    Ok(wrt
+        .iter()
+        .map(|w| total.get(w.index()).copied().flatten())
+        .collect())
+}
+
+/// The forward sweep: given tangents of some values (indexed by value), computes the
+/// tangent of `out` (`None` for a symbolic zero).
+pub fn forward(
+    b: &mut Builder,
+    tangents: &mut Vec<Option<Value>>,
+    out: Value,
+) -> Result<Option<Value>> {
+    let g = b.graph().clone();
+    tangents.resize(g.len(), None);
+    for i in 0..=out.index() {
+        let node = &g.nodes[i];
+        if tangents[i].is_some() || node.args.iter().all(|a| tangents[a.index()].is_none()) {
+            continue;
+        }
+        let v = Value(i as u32);
+        if matches!(node.op, Op::Loop { .. } | Op::Get { .. }) {
+            return Err(loop_error(v));
+        }
+        let ts: Vec<Option<Value>> = node.args.iter().map(|a| tangents[a.index()]).collect();
+        tangents[i] = jvp_rules::rule(b, &g, v, &ts)?;
+    }
+    Ok(tangents[out.index()])
+}
+
+/// Sums cotangent contributions: one add per extra contribution, emitted in one place.
+fn sum_once(b: &mut Builder, parts: &[Value]) -> Result<Value> {
+    let mut acc = parts[0];
+    for &p in &parts[1..] {
+        acc = b.add(acc, p)?;
+    }
+    Ok(acc)
+}
+
+fn loop_error(v: Value) -> Error {
+    Error::Diff(format!(
+        "the loop at {v} lies on a path being differentiated; derivatives of loops are not supported yet"
+    ))
+}
+
+fn check_float(graph: &Graph, v: Value, name: &str) -> Result<()> {
+    let ty = graph.ty(v);
+    if ty.dtype.is_float() {
+        Ok(())
+    } else {
+        Err(Error::Diff(format!(
+            "`{name}` is {ty}; only f32 values have derivatives"
+        )))
+    }
+}
+
+fn resolve_wrt(graph: &Graph, wrt: &[&str]) -> Result<Vec<Value>> {
+    let mut seen = Vec::new();
+    wrt.iter()
+        .map(|name| {
+            if seen.contains(name) {
+                return Err(Error::Name(format!("`{name}` is named twice in wrt")));
+            }
+            seen.push(*name);
+            let v = graph.input(name)?;
+            check_float(graph, v, name)?;
+            Ok(v)
+        })
+        .collect()
+}
+
+/// `name`, or `name` with its first component repeated until no entry of `list` has it.
+fn fresh(list: &[(String, Value)], name: &str) -> String {
+    let prefix = name.split('.').next().unwrap_or(name);
+    let mut name = name.to_string();
+    while list.iter().any(|(n, _)| *n == name) {
+        name = format!("{prefix}.{name}");
+    }
+    name
+}
+
+fn finish(b: Builder) -> Result<Graph> {
+    let mut g = b.finish()?;
+    passes::dce::run(&mut g);
+    crate::ir::verify(&g)?;
+    Ok(g)
+}

@@ -110,6 +110,16 @@ impl Builder {
         v
     }
 
+    /// Appends `body` to the graph's regions for a loop pushed next, returning its handle.
+    ///
+    /// The parser builds a loop body before the loop node that refers to it; this is the
+    /// step [`Builder::loop_`] does internally.
+    pub(crate) fn push_region(&mut self, body: Graph) -> Region {
+        let region = Region(self.graph.regions.len() as u32);
+        self.graph.regions.push(body);
+        region
+    }
+
     /// Declares a named input of type `ty`.
     pub fn input(&mut self, name: &str, ty: Type) -> Result<Value> {
         check_name(name)?;

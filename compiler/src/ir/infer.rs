@@ -142,7 +142,7 @@ pub fn infer(regions: &[Graph], op: &Op, args: &[&NodeType]) -> Result<NodeType,
         Op::Reshape { shape } => {
             arity(1)?;
             let a = tys[0];
-            if shape.iter().product::<usize>() != a.numel() {
+            if checked_numel(shape) != Some(a.numel()) {
                 return Err(err(format!(
                     "cannot reshape {a} ({} elements) to {}",
                     a.numel(),
@@ -204,7 +204,9 @@ pub fn infer(regions: &[Graph], op: &Op, args: &[&NodeType]) -> Result<NodeType,
                         "operands {first} and {t} do not agree off axis {axis}"
                     )));
                 }
-                shape[*axis] += t.shape[*axis];
+                shape[*axis] = shape[*axis]
+                    .checked_add(t.shape[*axis])
+                    .ok_or_else(|| err(format!("extent along axis {axis} overflows")))?;
             }
             Type::new(first.dtype, &shape)
         }
@@ -353,7 +355,18 @@ pub fn infer(regions: &[Graph], op: &Op, args: &[&NodeType]) -> Result<NodeType,
             ));
         }
     };
+    if checked_numel(&t.shape).is_none() {
+        return Err(err(format!(
+            "the element count of {} overflows",
+            fmt_shape(&t.shape)
+        )));
+    }
     Ok(NodeType::Tensor(t))
+}
+
+/// The element count of `shape`, or `None` when it overflows `usize`.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
 /// The result type of a [`Op::Dot`], or what is wrong with its dimension numbers.

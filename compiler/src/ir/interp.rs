@@ -1,18 +1,812 @@
-//! stub
-use super::{Graph, Type};
-use crate::error::Result;
+//! The f64 reference interpreter: the numeric oracle every other backend is checked against.
+//!
+//! [`eval`] and [`eval_graph`] run a [`Graph`] on host [`Tensor`]s and implement exactly
+//! the semantics documented on [`Op`]. Every dtype is stored as `f64`. Floats (`f32`) are
+//! computed in full f64 precision and never rounded to f32, so the interpreter is the
+//! more accurate side of any comparison. Integers follow WGSL: they are computed exactly
+//! in `i64` and wrapped to 32 bits, integer division truncates, `a / 0 == a` and
+//! `i32::MIN / -1 == i32::MIN`. Booleans are 0 or 1.
+//!
+//! Where the op docs leave a choice open, the interpreter propagates NaN: elementwise and
+//! reduced `max`/`min` of anything with a NaN is NaN, as in NumPy and JAX. Float sums
+//! (reductions, products, `scatter_add`) accumulate in row-major order, starting from 0.
+//!
+//! The graph is verified before it runs, so every kernel may rely on its operands' types;
+//! inputs are checked against their declarations. Bad inputs are errors, never panics.
+
+use super::op::{BinaryOp, CmpOp, DotDims, Op, ReduceKind, UnaryOp};
+use super::types::{DType, Type};
+use super::{Graph, Node, NodeType};
+use crate::error::{Error, Result};
 use std::collections::HashMap;
-/// stub
+
+/// A host tensor: a type and row-major data.
+///
+/// Every dtype is stored as `f64`: integers exactly, booleans as 0 or 1. [`Tensor::new`]
+/// checks that the data fits the type; the fields are public for reading, and [`eval`]
+/// checks them again for tensors built by hand.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
+    /// The element type and shape.
     pub ty: Type,
+    /// The elements in row-major order.
     pub data: Vec<f64>,
 }
-/// stub
-pub fn eval(_g: &Graph, _inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
-    todo!()
+
+impl Tensor {
+    /// A tensor of type `ty` holding `data`.
+    ///
+    /// Fails with [`Error::Input`] (named `<tensor>`) when the length is not the type's
+    /// element count, or when an `i32`, `u32` or `bool` element is not a value of that
+    /// type (integral and in range; 0 or 1 for `bool`).
+    pub fn new(ty: Type, data: Vec<f64>) -> Result<Tensor> {
+        check_data(&ty, &data).map_err(|message| Error::Input {
+            name: "<tensor>".to_string(),
+            message,
+        })?;
+        Ok(Tensor { ty, data })
+    }
+
+    /// An `f32` scalar.
+    pub fn scalar(x: f64) -> Tensor {
+        Tensor {
+            ty: Type::f32(&[]),
+            data: vec![x],
+        }
+    }
+
+    /// A tensor of type `ty` whose elements are all zero (`false` for `bool`).
+    pub fn zeros(ty: &Type) -> Tensor {
+        Tensor {
+            ty: ty.clone(),
+            data: vec![0.0; ty.numel()],
+        }
+    }
+
+    /// An `f32` tensor of `shape`; fails when the length does not match.
+    pub fn from_f32(shape: &[usize], data: Vec<f64>) -> Result<Tensor> {
+        Tensor::new(Type::f32(shape), data)
+    }
+
+    /// An `i32` tensor of `shape`; fails when the length does not match.
+    pub fn from_i32(shape: &[usize], data: &[i32]) -> Result<Tensor> {
+        Tensor::new(Type::i32(shape), data.iter().map(|&x| x as f64).collect())
+    }
+
+    /// A `u32` tensor of `shape`; fails when the length does not match.
+    pub fn from_u32(shape: &[usize], data: &[u32]) -> Result<Tensor> {
+        let data = data.iter().map(|&x| x as f64).collect();
+        Tensor::new(Type::new(DType::U32, shape), data)
+    }
+
+    /// A `bool` tensor of `shape`; fails when the length does not match.
+    pub fn from_bool(shape: &[usize], data: &[bool]) -> Result<Tensor> {
+        let data = data.iter().map(|&b| b as u8 as f64).collect();
+        Tensor::new(Type::new(DType::Bool, shape), data)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.ty.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.ty.dtype
+    }
 }
-/// stub
-pub fn eval_graph(_g: &Graph, _inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-    todo!()
+
+/// Why `data` is not a valid value of type `ty`, if it is not.
+fn check_data(ty: &Type, data: &[f64]) -> Result<(), String> {
+    if data.len() != ty.numel() {
+        return Err(format!(
+            "{ty} has {} elements, got {}",
+            ty.numel(),
+            data.len()
+        ));
+    }
+    let (lo, hi) = match ty.dtype {
+        DType::F32 => return Ok(()),
+        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+        DType::U32 => (0.0, u32::MAX as f64),
+        DType::Bool => (0.0, 1.0),
+    };
+    match data
+        .iter()
+        .position(|&x| x.fract() != 0.0 || x < lo || x > hi)
+    {
+        Some(i) => Err(format!(
+            "element {i} of {ty} is {}, not a {} value",
+            data[i], ty.dtype
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Runs `graph` on named inputs and returns its outputs, named, in declared order.
+///
+/// Fails with [`Error::Name`] for a name in `inputs` that the graph does not declare,
+/// with [`Error::Input`] for a declared input that is missing or whose type or data is
+/// wrong, and with [`Error::Verify`] when the graph itself is malformed.
+pub fn eval(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
+    super::verify(graph)?;
+    let mut names: Vec<&str> = inputs.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    for name in names {
+        // Fails for an undeclared name, listing the declared inputs.
+        graph.input(name)?;
+    }
+    let args = graph
+        .inputs
+        .iter()
+        .map(|(name, v)| {
+            let given = inputs.get(name).ok_or_else(|| Error::Input {
+                name: name.clone(),
+                message: "missing".to_string(),
+            })?;
+            check_input(name, graph.ty(*v), given)?;
+            Ok(given)
+        })
+        .collect::<Result<Vec<&Tensor>>>()?;
+    let outputs = run(graph, &args)?;
+    Ok(graph
+        .outputs
+        .iter()
+        .map(|(name, _)| name.clone())
+        .zip(outputs)
+        .collect())
+}
+
+/// Runs `graph` on positional inputs, in declared order, and returns its outputs in
+/// declared order.
+///
+/// Fails like [`eval`]; a missing trailing input is [`Error::Input`] naming it, and a
+/// surplus input is [`Error::Name`].
+pub fn eval_graph(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    super::verify(graph)?;
+    let declared = graph.inputs.len();
+    if inputs.len() > declared {
+        return Err(Error::Name(format!(
+            "got {} inputs, but the graph declares {declared}",
+            inputs.len()
+        )));
+    }
+    if let Some((name, _)) = graph.inputs.get(inputs.len()) {
+        return Err(Error::Input {
+            name: name.clone(),
+            message: format!("missing (got {} of {declared} inputs)", inputs.len()),
+        });
+    }
+    for ((name, v), given) in graph.inputs.iter().zip(inputs) {
+        check_input(name, graph.ty(*v), given)?;
+    }
+    let args: Vec<&Tensor> = inputs.iter().collect();
+    run(graph, &args)
+}
+
+/// Checks a given input against its declared type.
+fn check_input(name: &str, declared: &Type, given: &Tensor) -> Result<()> {
+    let message = if given.ty != *declared {
+        format!("expected {declared}, got {}", given.ty)
+    } else if let Err(m) = check_data(&given.ty, &given.data) {
+        m
+    } else {
+        return Ok(());
+    };
+    Err(Error::Input {
+        name: name.to_string(),
+        message,
+    })
+}
+
+/// The value of a node while a graph runs: a tensor, borrowed from the inputs or owned,
+/// or a loop's tuple.
+enum Val<'a> {
+    Borrowed(&'a Tensor),
+    Owned(Tensor),
+    Tuple(Vec<Tensor>),
+}
+
+impl Val<'_> {
+    fn tensor(&self) -> Result<&Tensor> {
+        match self {
+            Val::Borrowed(t) => Ok(t),
+            Val::Owned(t) => Ok(t),
+            Val::Tuple(_) => Err(Error::Eval("a loop tuple is used as a tensor".into())),
+        }
+    }
+}
+
+/// Runs a verified graph on inputs of the declared types.
+fn run(graph: &Graph, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let mut vals: Vec<Val> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let val = step(graph, node, &vals, inputs)?;
+        vals.push(val);
+    }
+    graph
+        .outputs
+        .iter()
+        .map(|(_, v)| lookup(&vals, v.index())?.tensor().cloned())
+        .collect()
+}
+
+fn lookup<'v, 'a>(vals: &'v [Val<'a>], index: usize) -> Result<&'v Val<'a>> {
+    vals.get(index)
+        .ok_or_else(|| Error::Eval(format!("%{index} is used before it is defined")))
+}
+
+/// Evaluates one node, whose operands are all in `vals`: one arm per op.
+fn step<'a>(
+    graph: &Graph,
+    node: &Node,
+    vals: &[Val<'a>],
+    inputs: &[&'a Tensor],
+) -> Result<Val<'a>> {
+    let operand = |k: usize| match node.args.get(k) {
+        Some(v) => lookup(vals, v.index()),
+        None => Err(Error::Eval(format!(
+            "`{}` lacks operand {k}",
+            node.op.name()
+        ))),
+    };
+    let arg = |k: usize| operand(k)?.tensor();
+    let args = || (0..node.args.len()).map(arg).collect::<Result<Vec<_>>>();
+    let data = match &node.op {
+        Op::Input { index } => {
+            return match inputs.get(*index as usize) {
+                Some(t) => Ok(Val::Borrowed(t)),
+                None => Err(Error::Eval(format!("no value for input {index}"))),
+            };
+        }
+        Op::Loop {
+            trips,
+            carried,
+            body,
+        } => {
+            let body = graph.region(*body);
+            let state = run_loop(body, *trips, *carried as usize, &args()?)?;
+            return Ok(Val::Tuple(state));
+        }
+        Op::Get { index } => {
+            return match operand(0)? {
+                Val::Tuple(items) => match items.get(*index as usize) {
+                    Some(t) => Ok(Val::Owned(t.clone())),
+                    None => Err(Error::Eval(format!("no element {index} in a loop tuple"))),
+                },
+                Val::Borrowed(_) | Val::Owned(_) => {
+                    Err(Error::Eval("`get` reads a tensor, not a loop tuple".into()))
+                }
+            };
+        }
+        Op::Constant { value, shape } => vec![value.to_f64(); shape.iter().product()],
+        Op::Iota { shape, axis, .. } => iota(shape, *axis),
+        Op::Unary(op) => unary(*op, arg(0)?)?,
+        Op::Binary(op) => binary(*op, arg(0)?, arg(1)?)?,
+        Op::Compare(op) => compare(*op, arg(0)?, arg(1)?),
+        Op::Select => select(arg(0)?, arg(1)?, arg(2)?),
+        Op::Cast { dtype } => cast(arg(0)?, *dtype),
+        Op::Broadcast { shape, dims } => broadcast(arg(0)?, shape, dims),
+        Op::Reshape { .. } | Op::StopGradient => arg(0)?.data.clone(),
+        Op::Transpose { perm } => permute(arg(0)?, perm),
+        Op::Slice { start, limit } => slice(arg(0)?, start, limit),
+        Op::Concat { axis } => concat(&args()?, *axis),
+        Op::Pad { low, high, value } => pad(arg(0)?, low, high, value.to_f64()),
+        Op::Reduce { kind, axes } => reduce(*kind, arg(0)?, axes),
+        Op::Dot(dims) => dot(arg(0)?, arg(1)?, dims)?,
+        Op::OneHot { depth, .. } => one_hot(arg(0)?, *depth),
+        Op::Gather { axis } => gather(arg(0)?, arg(1)?, *axis),
+        Op::ScatterAdd { axis, size } => scatter_add(arg(0)?, arg(1)?, *axis, *size),
+    };
+    match &node.ty {
+        NodeType::Tensor(ty) => Ok(Val::Owned(Tensor {
+            ty: ty.clone(),
+            data,
+        })),
+        NodeType::Tuple(_) => Err(Error::Eval(format!(
+            "`{}` is typed as a tuple",
+            node.op.name()
+        ))),
+    }
+}
+
+/// Runs a loop body `trips` times. Its inputs are the index, the carried values and the
+/// invariants; its outputs are the next carried values. Returns the final ones.
+fn run_loop(body: &Graph, trips: u32, carried: usize, operands: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let Some((init, invariants)) = operands.split_at_checked(carried) else {
+        return Err(Error::Eval(format!(
+            "a loop carries {carried} of {} operands",
+            operands.len()
+        )));
+    };
+    let mut state: Vec<Tensor> = init.iter().map(|&t| t.clone()).collect();
+    for i in 0..trips {
+        let index = Tensor {
+            ty: Type::i32(&[]),
+            data: vec![i as i32 as f64],
+        };
+        let args: Vec<&Tensor> = std::iter::once(&index)
+            .chain(&state)
+            .chain(invariants.iter().copied())
+            .collect();
+        state = run(body, &args)?;
+    }
+    Ok(state)
+}
+
+// ---- Strided indexing ---------------------------------------------------------------
+
+/// Row-major strides of `shape`: how far apart neighbours along each axis lie.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (1..shape.len()).rev() {
+        s[i - 1] = s[i] * shape[i];
+    }
+    s
+}
+
+/// The linear offset of the multi-index `index` under `strides`.
+fn ravel(index: &[usize], strides: &[usize]) -> usize {
+    index.iter().zip(strides).map(|(i, s)| i * s).sum()
+}
+
+/// The offsets `base + ravel(index, strides)` of every multi-index of `shape`, in
+/// row-major order. An odometer makes each step O(1) amortized without allocating, and a
+/// stride of 0 repeats an element (a broadcast axis).
+struct Offsets<'a> {
+    shape: &'a [usize],
+    strides: &'a [usize],
+    index: Vec<usize>,
+    offset: usize,
+    left: usize,
+}
+
+impl<'a> Offsets<'a> {
+    fn new(shape: &'a [usize], strides: &'a [usize], base: usize) -> Offsets<'a> {
+        Offsets {
+            shape,
+            strides,
+            index: vec![0; shape.len()],
+            offset: base,
+            left: shape.iter().product(),
+        }
+    }
+}
+
+impl Iterator for Offsets<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let here = self.offset;
+        for axis in (0..self.shape.len()).rev() {
+            self.index[axis] += 1;
+            self.offset += self.strides[axis];
+            if self.index[axis] < self.shape[axis] {
+                break;
+            }
+            self.offset -= self.strides[axis] * self.shape[axis];
+            self.index[axis] = 0;
+        }
+        Some(here)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Offsets<'_> {}
+
+/// The elements of `data` at the offsets of `shape` under `strides` from `base`.
+fn read(data: &[f64], shape: &[usize], strides: &[usize], base: usize) -> Vec<f64> {
+    Offsets::new(shape, strides, base)
+        .map(|o| data[o])
+        .collect()
+}
+
+/// The elements of `x` with its axes reordered: result axis `i` is `x`'s axis `order[i]`.
+fn permute(x: &Tensor, order: &[usize]) -> Vec<f64> {
+    let src = strides(&x.ty.shape);
+    let shape: Vec<usize> = order.iter().map(|&a| x.ty.shape[a]).collect();
+    let st: Vec<usize> = order.iter().map(|&a| src[a]).collect();
+    read(&x.data, &shape, &st, 0)
+}
+
+// ---- Leaves and elementwise ops -----------------------------------------------------
+
+fn iota(shape: &[usize], axis: usize) -> Vec<f64> {
+    let stride = strides(shape)[axis];
+    let n: usize = shape.iter().product();
+    (0..n)
+        .map(|flat| ((flat / stride) % shape[axis]) as f64)
+        .collect()
+}
+
+/// Wraps an exact integer result to the 32 bits of `dtype`, as WGSL does.
+fn wrap(dtype: DType, x: i64) -> f64 {
+    match dtype {
+        DType::I32 => x as i32 as f64,
+        DType::U32 => x as u32 as f64,
+        DType::F32 => x as f64,
+        DType::Bool => (x != 0) as u8 as f64,
+    }
+}
+
+fn undefined(op: &str, ty: &Type) -> Error {
+    Error::Eval(format!("`{op}` is not defined on {ty}"))
+}
+
+fn float_unary(op: UnaryOp) -> fn(f64) -> f64 {
+    match op {
+        UnaryOp::Neg => |x| -x,
+        UnaryOp::Exp => f64::exp,
+        UnaryOp::Log => f64::ln,
+        UnaryOp::Sin => f64::sin,
+        UnaryOp::Cos => f64::cos,
+        UnaryOp::Tanh => f64::tanh,
+        UnaryOp::Sqrt => f64::sqrt,
+        UnaryOp::Rsqrt => |x| 1.0 / x.sqrt(),
+        UnaryOp::Recip => |x| 1.0 / x,
+        UnaryOp::Abs => f64::abs,
+        UnaryOp::Sign => |x| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        },
+    }
+}
+
+/// The integer version of `op` on exact values, before wrapping; `None` if float-only.
+fn int_unary(op: UnaryOp) -> Option<fn(i64) -> i64> {
+    match op {
+        UnaryOp::Neg => Some(i64::wrapping_neg),
+        UnaryOp::Abs => Some(i64::wrapping_abs),
+        UnaryOp::Sign => Some(i64::signum),
+        UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Sin
+        | UnaryOp::Cos
+        | UnaryOp::Tanh
+        | UnaryOp::Sqrt
+        | UnaryOp::Rsqrt
+        | UnaryOp::Recip => None,
+    }
+}
+
+fn unary(op: UnaryOp, x: &Tensor) -> Result<Vec<f64>> {
+    let dtype = x.ty.dtype;
+    match dtype {
+        DType::F32 => {
+            let f = float_unary(op);
+            Ok(x.data.iter().map(|&a| f(a)).collect())
+        }
+        DType::I32 | DType::U32 => {
+            let f = int_unary(op).ok_or_else(|| undefined(op.name(), &x.ty))?;
+            Ok(x.data.iter().map(|&a| wrap(dtype, f(a as i64))).collect())
+        }
+        DType::Bool => Err(undefined(op.name(), &x.ty)),
+    }
+}
+
+/// `max` that propagates NaN.
+fn fmax(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// `min` that propagates NaN.
+fn fmin(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if b < a {
+        b
+    } else {
+        a
+    }
+}
+
+fn float_binary(op: BinaryOp) -> fn(f64, f64) -> f64 {
+    match op {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+        BinaryOp::Div => |a, b| a / b,
+        BinaryOp::Max => fmax,
+        BinaryOp::Min => fmin,
+        BinaryOp::Pow => f64::powf,
+    }
+}
+
+/// The integer version of `op` on exact values, before wrapping; `None` if float-only.
+/// Wrapping `i64` arithmetic agrees with 32-bit wrapping arithmetic modulo 2^32.
+fn int_binary(op: BinaryOp) -> Option<fn(i64, i64) -> i64> {
+    match op {
+        BinaryOp::Add => Some(i64::wrapping_add),
+        BinaryOp::Sub => Some(i64::wrapping_sub),
+        BinaryOp::Mul => Some(i64::wrapping_mul),
+        // WGSL: `a / 0 == a`; `i32::MIN / -1` is 2^31 here, which wraps to `i32::MIN`.
+        BinaryOp::Div => Some(|a, b| if b == 0 { a } else { a / b }),
+        BinaryOp::Max => Some(<i64 as Ord>::max),
+        BinaryOp::Min => Some(<i64 as Ord>::min),
+        BinaryOp::Pow => None,
+    }
+}
+
+fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Vec<f64>> {
+    let dtype = a.ty.dtype;
+    let pairs = a.data.iter().zip(&b.data);
+    match dtype {
+        DType::F32 => {
+            let f = float_binary(op);
+            Ok(pairs.map(|(&x, &y)| f(x, y)).collect())
+        }
+        DType::I32 | DType::U32 => {
+            let f = int_binary(op).ok_or_else(|| undefined(op.name(), &a.ty))?;
+            Ok(pairs
+                .map(|(&x, &y)| wrap(dtype, f(x as i64, y as i64)))
+                .collect())
+        }
+        DType::Bool => Err(undefined(op.name(), &a.ty)),
+    }
+}
+
+/// Compares stored values; this is exact for every dtype, since integers are stored
+/// exactly.
+fn compare(op: CmpOp, a: &Tensor, b: &Tensor) -> Vec<f64> {
+    let f: fn(&f64, &f64) -> bool = match op {
+        CmpOp::Eq => f64::eq,
+        CmpOp::Ne => f64::ne,
+        CmpOp::Lt => f64::lt,
+        CmpOp::Le => f64::le,
+        CmpOp::Gt => f64::gt,
+        CmpOp::Ge => f64::ge,
+    };
+    let pairs = a.data.iter().zip(&b.data);
+    pairs.map(|(x, y)| f(x, y) as u8 as f64).collect()
+}
+
+fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Vec<f64> {
+    let triples = cond.data.iter().zip(a.data.iter().zip(&b.data));
+    triples
+        .map(|(&c, (&x, &y))| if c != 0.0 { x } else { y })
+        .collect()
+}
+
+fn cast(x: &Tensor, to: DType) -> Vec<f64> {
+    let f: fn(f64) -> f64 = match (x.ty.dtype, to) {
+        (_, DType::Bool) => |x| (x != 0.0) as u8 as f64,
+        (_, DType::F32) => |x| x,
+        // Truncates toward zero and saturates; NaN gives 0 (Rust's `as` and WGSL agree).
+        (DType::F32, DType::I32) => |x| x as i32 as f64,
+        (DType::F32, DType::U32) => |x| x as u32 as f64,
+        // Integers and bools are exact; between i32 and u32 the bits are reinterpreted.
+        (DType::I32 | DType::U32 | DType::Bool, DType::I32) => |x| x as i64 as i32 as f64,
+        (DType::I32 | DType::U32 | DType::Bool, DType::U32) => |x| x as i64 as u32 as f64,
+    };
+    x.data.iter().map(|&a| f(a)).collect()
+}
+
+// ---- Shapes -------------------------------------------------------------------------
+
+fn broadcast(x: &Tensor, shape: &[usize], dims: &[usize]) -> Vec<f64> {
+    let src = strides(&x.ty.shape);
+    let mut st = vec![0; shape.len()];
+    for (i, &d) in dims.iter().enumerate() {
+        // An axis of extent 1 expands: stride 0 repeats its one element.
+        if x.ty.shape[i] != 1 {
+            st[d] = src[i];
+        }
+    }
+    read(&x.data, shape, &st, 0)
+}
+
+fn slice(x: &Tensor, start: &[usize], limit: &[usize]) -> Vec<f64> {
+    let st = strides(&x.ty.shape);
+    let shape: Vec<usize> = start.iter().zip(limit).map(|(s, l)| l - s).collect();
+    read(&x.data, &shape, &st, ravel(start, &st))
+}
+
+fn concat(xs: &[&Tensor], axis: usize) -> Vec<f64> {
+    let Some(first) = xs.first() else {
+        return Vec::new();
+    };
+    let outer: usize = first.ty.shape[..axis].iter().product();
+    let total = xs.iter().map(|x| x.data.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    for o in 0..outer {
+        for x in xs {
+            // Each operand contributes one contiguous block per index of the outer axes.
+            let block: usize = x.ty.shape[axis..].iter().product();
+            out.extend_from_slice(&x.data[o * block..(o + 1) * block]);
+        }
+    }
+    out
+}
+
+fn pad(x: &Tensor, low: &[usize], high: &[usize], value: f64) -> Vec<f64> {
+    let shape: Vec<usize> = (0..x.ty.rank())
+        .map(|i| low[i] + x.ty.shape[i] + high[i])
+        .collect();
+    let st = strides(&shape);
+    let mut out = vec![value; shape.iter().product()];
+    for (o, &v) in Offsets::new(&x.ty.shape, &st, ravel(low, &st)).zip(&x.data) {
+        out[o] = v;
+    }
+    out
+}
+
+// ---- Reductions and products --------------------------------------------------------
+
+/// `a + b` in `dtype`: wrapping for integers.
+fn add(dtype: DType, a: f64, b: f64) -> f64 {
+    if dtype.is_int() {
+        wrap(dtype, a as i64 + b as i64)
+    } else {
+        a + b
+    }
+}
+
+fn reduce(kind: ReduceKind, x: &Tensor, axes: &[usize]) -> Vec<f64> {
+    let shape = &x.ty.shape;
+    let dtype = x.ty.dtype;
+    // Kept axes first and reduced axes last, so that each result element reduces one
+    // contiguous row, in row-major order.
+    let order: Vec<usize> = (0..shape.len())
+        .filter(|a| !axes.contains(a))
+        .chain(axes.iter().copied())
+        .collect();
+    let data = permute(x, &order);
+    let row: usize = axes.iter().map(|&a| shape[a]).product();
+    let rows: usize = (0..shape.len())
+        .filter(|a| !axes.contains(a))
+        .map(|a| shape[a])
+        .product();
+    (0..rows)
+        .map(|r| {
+            let row = data[r * row..(r + 1) * row].iter().copied();
+            match kind {
+                ReduceKind::Sum => row.fold(0.0, |a, b| add(dtype, a, b)),
+                // The shape rule rejects max and min over an empty axis.
+                ReduceKind::Max => row.reduce(fmax).unwrap_or(f64::NEG_INFINITY),
+                ReduceKind::Min => row.reduce(fmin).unwrap_or(f64::INFINITY),
+            }
+        })
+        .collect()
+}
+
+/// `out[b,i,j] = Σ_p l[b,i,p] · r[b,p,j]` for contiguous `l[B,M,K]` and `r[B,K,N]`,
+/// accumulating over `p` in order with `mul_add(acc, l, r)`.
+fn matmul<T: Copy>(
+    l: &[T],
+    r: &[T],
+    [b, m, k, n]: [usize; 4],
+    zero: T,
+    mul_add: impl Fn(T, T, T) -> T,
+) -> Vec<T> {
+    let mut out = vec![zero; b * m * n];
+    for batch in 0..b {
+        for i in 0..m {
+            let row = batch * m + i;
+            let out_row = &mut out[row * n..(row + 1) * n];
+            for p in 0..k {
+                let a = l[row * k + p];
+                let r_row = &r[(batch * k + p) * n..(batch * k + p + 1) * n];
+                for (o, &y) in out_row.iter_mut().zip(r_row) {
+                    *o = mul_add(*o, a, y);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn dot(l: &Tensor, r: &Tensor, dims: &DotDims) -> Result<Vec<f64>> {
+    let (ls, rs) = (&l.ty.shape, &r.ty.shape);
+    let l_free = DotDims::free_axes(ls.len(), &dims.lhs_batch, &dims.lhs_contract);
+    let r_free = DotDims::free_axes(rs.len(), &dims.rhs_batch, &dims.rhs_contract);
+    let extent = |shape: &[usize], axes: &[usize]| axes.iter().map(|&a| shape[a]).product();
+    let sizes = [
+        extent(ls, &dims.lhs_batch),
+        extent(ls, &l_free),
+        extent(ls, &dims.lhs_contract),
+        extent(rs, &r_free),
+    ];
+    // Lay the operands out as contiguous [batch, free, contract] and [batch, contract,
+    // free]; the result's axis order (batch, lhs free, rhs free) is then [B, M, N].
+    let lhs = permute(
+        l,
+        &[&dims.lhs_batch[..], &l_free, &dims.lhs_contract].concat(),
+    );
+    let rhs = permute(
+        r,
+        &[&dims.rhs_batch[..], &dims.rhs_contract, &r_free].concat(),
+    );
+    let dtype = l.ty.dtype;
+    match dtype {
+        DType::F32 => Ok(matmul(&lhs, &rhs, sizes, 0.0, |acc, a, b| acc + a * b)),
+        DType::I32 | DType::U32 => {
+            let to_int = |v: Vec<f64>| v.into_iter().map(|x| x as i64).collect::<Vec<_>>();
+            let out = matmul(&to_int(lhs), &to_int(rhs), sizes, 0, |acc: i64, a, b| {
+                acc.wrapping_add(a.wrapping_mul(b))
+            });
+            Ok(out.into_iter().map(|x| wrap(dtype, x)).collect())
+        }
+        DType::Bool => Err(undefined("dot", &l.ty)),
+    }
+}
+
+// ---- Indexing -----------------------------------------------------------------------
+
+fn one_hot(idx: &Tensor, depth: usize) -> Vec<f64> {
+    let mut out = vec![0.0; idx.data.len() * depth];
+    for (row, &i) in idx.data.iter().enumerate() {
+        if i >= 0.0 && i < depth as f64 {
+            out[row * depth + i as usize] = 1.0;
+        }
+    }
+    out
+}
+
+/// The extents before and after `axis`: the tensor is `[outer, shape[axis], inner]`.
+fn around(shape: &[usize], axis: usize) -> (usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis + 1..].iter().product(),
+    )
+}
+
+fn gather(x: &Tensor, idx: &Tensor, axis: usize) -> Vec<f64> {
+    // `x` and `idx` agree off `axis`, so both are [outer, _, inner].
+    let (outer, inner) = around(&idx.ty.shape, axis);
+    let (n, m) = (x.ty.shape[axis], idx.ty.shape[axis]);
+    let mut out = Vec::with_capacity(idx.data.len());
+    for o in 0..outer {
+        for j in 0..m {
+            for q in 0..inner {
+                let i = idx.data[(o * m + j) * inner + q];
+                let in_range = i >= 0.0 && i < n as f64;
+                out.push(if in_range {
+                    x.data[(o * n + i as usize) * inner + q]
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
+    out
+}
+
+fn scatter_add(u: &Tensor, idx: &Tensor, axis: usize, size: usize) -> Vec<f64> {
+    let (outer, inner) = around(&u.ty.shape, axis);
+    let m = u.ty.shape[axis];
+    let dtype = u.ty.dtype;
+    let mut out = vec![0.0; outer * size * inner];
+    // `j` runs before `q` within each `o`, so every output element accumulates its
+    // contributions in order of `j`.
+    for o in 0..outer {
+        for j in 0..m {
+            for q in 0..inner {
+                let at = (o * m + j) * inner + q;
+                let i = idx.data[at];
+                if i >= 0.0 && i < size as f64 {
+                    let dst = &mut out[(o * size + i as usize) * inner + q];
+                    *dst = add(dtype, *dst, u.data[at]);
+                }
+            }
+        }
+    }
+    out
 }

@@ -1,6 +1,168 @@
-//! stub
-use super::Graph;
-/// stub
-pub fn print(_g: &Graph) -> String {
-    String::new()
+//! The printer: a [`Graph`] as readable text that [`parse`](crate::ir::parse()) reads back.
+//!
+//! Each node takes one line, `%n = op operands attributes : type`, in arena order, and the
+//! graph's outputs follow as `output name = %v` lines. Values are numbered by their arena
+//! index, so printing a parsed program renumbers it `%0, %1, ...` and
+//! `print(parse(print(g)))` equals `print(g)`. A loop prints its body inline, indented by
+//! two spaces, whatever the body's index in [`Graph::regions`]. The printer never panics,
+//! even on a graph that breaks the IR invariants, because the verifier prints the IR
+//! around the bad value it reports.
+
+use super::op::{DotDims, Op};
+use super::{Graph, Node, NodeType, Value};
+use std::fmt::Write;
+
+/// The text form of `graph`, one line per node and per output, each ending in `\n`.
+pub fn print(graph: &Graph) -> String {
+    let mut out = String::new();
+    write_graph(&mut out, graph, 0);
+    out
+}
+
+/// Appends `graph` at indentation `indent` (in spaces).
+fn write_graph(out: &mut String, graph: &Graph, indent: usize) {
+    for (i, node) in graph.nodes.iter().enumerate() {
+        write_node(out, graph, Value(i as u32), node, indent);
+    }
+    for (name, v) in &graph.outputs {
+        pad(out, indent);
+        // Writing to a `String` cannot fail.
+        let _ = writeln!(out, "output {name} = {v}");
+    }
+}
+
+/// Appends the line (or, for a loop, the lines) of one node.
+fn write_node(out: &mut String, graph: &Graph, v: Value, node: &Node, indent: usize) {
+    pad(out, indent);
+    let _ = write!(out, "{v} = {}", node.op.name());
+    match &node.op {
+        Op::Input { index } => match graph.inputs.get(*index as usize) {
+            Some((name, _)) => {
+                let _ = write!(out, " {name}");
+            }
+            // Only a broken graph gets here; the verifier reports it.
+            None => {
+                let _ = write!(out, " <undeclared input {index}>");
+            }
+        },
+        Op::Constant { value, .. } => {
+            let _ = write!(out, " {value}");
+        }
+        _ => {}
+    }
+    for (k, a) in node.args.iter().enumerate() {
+        let sep = if k == 0 { " " } else { ", " };
+        let _ = write!(out, "{sep}{a}");
+    }
+    match &node.op {
+        Op::Input { .. }
+        | Op::Constant { .. }
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(_)
+        | Op::Select
+        | Op::Cast { .. }
+        | Op::Reshape { .. }
+        | Op::StopGradient => {}
+        Op::Iota { axis, .. } => attr(out, "axis", axis),
+        Op::Broadcast { dims, .. } => list(out, "dims", dims),
+        Op::Transpose { perm } => list(out, "perm", perm),
+        Op::Slice { start, limit } => {
+            list(out, "start", start);
+            list(out, "limit", limit);
+        }
+        Op::Concat { axis } => attr(out, "axis", axis),
+        Op::Pad { low, high, value } => {
+            list(out, "low", low);
+            list(out, "high", high);
+            attr(out, "value", value);
+        }
+        Op::Reduce { axes, .. } => list(out, "axes", axes),
+        Op::Dot(DotDims {
+            lhs_batch,
+            rhs_batch,
+            lhs_contract,
+            rhs_contract,
+        }) => {
+            list(out, "lhs_batch", lhs_batch);
+            list(out, "rhs_batch", rhs_batch);
+            list(out, "lhs_contract", lhs_contract);
+            list(out, "rhs_contract", rhs_contract);
+        }
+        Op::OneHot { depth, .. } => attr(out, "depth", depth),
+        Op::Gather { axis } => attr(out, "axis", axis),
+        Op::ScatterAdd { axis, size } => {
+            attr(out, "axis", axis);
+            attr(out, "size", size);
+        }
+        Op::Get { index } => attr(out, "index", index),
+        Op::Loop {
+            trips,
+            carried,
+            body,
+        } => {
+            attr(out, "trips", trips);
+            attr(out, "carried", carried);
+            out.push_str(" {\n");
+            match graph.regions.get(body.0 as usize) {
+                Some(region) => write_graph(out, region, indent + 2),
+                None => {
+                    pad(out, indent + 2);
+                    let _ = writeln!(out, "# missing region {}", body.0);
+                }
+            }
+            pad(out, indent);
+            out.push('}');
+        }
+    }
+    out.push_str(" : ");
+    write_type(out, &node.ty);
+    out.push('\n');
+}
+
+/// Appends ` key=value`.
+fn attr(out: &mut String, key: &str, value: impl std::fmt::Display) {
+    let _ = write!(out, " {key}={value}");
+}
+
+/// Appends ` key=[a,b,c]`.
+fn list(out: &mut String, key: &str, items: &[usize]) {
+    let _ = write!(out, " {key}=");
+    write_list(out, items);
+}
+
+/// Appends `[a,b,c]`, with no spaces.
+fn write_list(out: &mut String, items: &[usize]) {
+    out.push('[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{x}");
+    }
+    out.push(']');
+}
+
+/// Appends a node type: `f32[2,3]`, or `(f32[3], f32[])` for a loop's tuple.
+fn write_type(out: &mut String, ty: &NodeType) {
+    match ty {
+        NodeType::Tensor(t) => {
+            let _ = write!(out, "{t}");
+        }
+        NodeType::Tuple(items) => {
+            out.push('(');
+            for (i, t) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{t}");
+            }
+            out.push(')');
+        }
+    }
+}
+
+/// Appends `indent` spaces.
+fn pad(out: &mut String, indent: usize) {
+    out.extend(std::iter::repeat_n(' ', indent));
 }

@@ -1,0 +1,167 @@
+//! The JSON form of named tensors, shared by every command that reads inputs or prints
+//! outputs.
+//!
+//! One object maps each name to `{"shape": [..], "dtype": "f32"|"i32"|"u32"|"bool",
+//! "data": [..]}` with `data` flat and row-major (a scalar has `"shape": []`). Floats are
+//! written as the shortest decimal that round-trips the value; the non-finite ones as
+//! the strings `"NaN"`, `"inf"` and `"-inf"`; bools as `true`/`false`.
+
+use crate::{DType, Error, Graph, Result, Tensor, Type};
+use serde_json::{Map, Value as Json, json};
+use std::collections::HashMap;
+
+/// Parses a JSON object of named tensors.
+pub fn parse_tensors(text: &str) -> Result<HashMap<String, Tensor>> {
+    let root: Json =
+        serde_json::from_str(text).map_err(|e| Error::Eval(format!("invalid JSON: {e}")))?;
+    let Json::Object(map) = root else {
+        return Err(Error::Eval(
+            "the inputs must be one JSON object mapping names to tensors".into(),
+        ));
+    };
+    map.into_iter()
+        .map(|(name, v)| {
+            let t = parse_tensor(&v).map_err(|message| Error::Input {
+                name: name.clone(),
+                message,
+            })?;
+            Ok((name, t))
+        })
+        .collect()
+}
+
+fn parse_tensor(v: &Json) -> std::result::Result<Tensor, String> {
+    let obj = v
+        .as_object()
+        .ok_or("expected an object with `shape`, `dtype` and `data`")?;
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["shape", "dtype", "data"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{k}` (expected `shape`, `dtype`, `data`)"
+        ));
+    }
+    let shape = obj
+        .get("shape")
+        .and_then(Json::as_array)
+        .ok_or("`shape` must be an array of extents")?
+        .iter()
+        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or("`shape` must hold non-negative integers")?;
+    let dtype_name = obj
+        .get("dtype")
+        .and_then(Json::as_str)
+        .ok_or("`dtype` must be one of \"f32\", \"i32\", \"u32\", \"bool\"")?;
+    let dtype = DType::from_name(dtype_name)
+        .ok_or_else(|| format!("unknown dtype `{dtype_name}` (expected f32, i32, u32 or bool)"))?;
+    let data = obj
+        .get("data")
+        .and_then(Json::as_array)
+        .ok_or("`data` must be a flat array")?;
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or("the shape's element count overflows")?;
+    if data.len() != numel {
+        return Err(format!(
+            "shape {} holds {numel} elements but `data` has {}",
+            wgrad_compiler::ir::fmt_shape(&shape),
+            data.len()
+        ));
+    }
+    let values = data
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            element(dtype, x).ok_or_else(|| format!("data[{i}] = {x} is not a valid {dtype}"))
+        })
+        .collect::<std::result::Result<Vec<f64>, String>>()?;
+    Tensor::new(Type::new(dtype, &shape), values).map_err(|e| e.to_string())
+}
+
+fn element(dtype: DType, x: &Json) -> Option<f64> {
+    match (dtype, x) {
+        (DType::F32, Json::Number(n)) => n.as_f64(),
+        (DType::F32, Json::String(s)) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        (DType::I32, Json::Number(n)) => n
+            .as_i64()
+            .and_then(|i| i32::try_from(i).ok())
+            .map(f64::from),
+        (DType::U32, Json::Number(n)) => n
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .map(f64::from),
+        (DType::Bool, Json::Bool(b)) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+/// Checks named tensors against a program's inputs: every input given, no unknown name,
+/// each with the declared shape and dtype.
+pub fn check_inputs(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<()> {
+    for (name, v) in &graph.inputs {
+        let want = graph.ty(*v);
+        match inputs.get(name) {
+            None => {
+                return Err(Error::Input {
+                    name: name.clone(),
+                    message: format!("missing (the program declares it as {want})"),
+                });
+            }
+            Some(t) if t.ty != *want => {
+                return Err(Error::Input {
+                    name: name.clone(),
+                    message: format!("expected {want}, got {}", t.ty),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let mut given: Vec<&String> = inputs.keys().collect();
+    given.sort();
+    if let Some(extra) = given.iter().find(|n| graph.input(n).is_err()) {
+        return Err(Error::Name(format!(
+            "the program has no input named `{extra}`"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes named tensors as one JSON object, one tensor per line, in the given order.
+pub fn format_tensors(tensors: &[(String, Tensor)]) -> String {
+    let mut out = String::from("{");
+    for (i, (name, t)) in tensors.iter().enumerate() {
+        let mut obj = Map::new();
+        obj.insert("shape".into(), json!(t.ty.shape));
+        obj.insert("dtype".into(), json!(t.ty.dtype.name()));
+        let data: Vec<Json> = t
+            .data
+            .iter()
+            .map(|&x| element_json(t.ty.dtype, x))
+            .collect();
+        obj.insert("data".into(), Json::Array(data));
+        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
+        out.push_str(&Json::String(name.clone()).to_string());
+        out.push_str(": ");
+        out.push_str(&Json::Object(obj).to_string());
+    }
+    out.push_str("\n}\n");
+    out
+}
+
+fn element_json(dtype: DType, x: f64) -> Json {
+    match dtype {
+        DType::F32 if x.is_nan() => json!("NaN"),
+        DType::F32 if x.is_infinite() => json!(if x > 0.0 { "inf" } else { "-inf" }),
+        DType::F32 => json!(x),
+        DType::I32 | DType::U32 => json!(x as i64),
+        DType::Bool => json!(x != 0.0),
+    }
+}

@@ -1,0 +1,356 @@
+//! The `wgrad` command line: its stable contract (commands, output names, JSON, exit
+//! codes) and its behaviour on mistakes (a clear message naming the thing, exit 1 for
+//! user errors and 2 for bad usage, never a panic).
+
+mod common;
+
+use common::{inputs, output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn root() -> String {
+    env!("CARGO_MANIFEST_DIR").to_string()
+}
+
+fn prog(name: &str) -> String {
+    format!("{}/examples/programs/{name}", root())
+}
+
+/// Runs `wgrad args...` with `stdin` as standard input.
+fn wgrad(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs a command expected to succeed and returns its standard output.
+fn ok(args: &[&str], stdin: &str) -> String {
+    let out = wgrad(args, stdin);
+    assert!(
+        out.status.success(),
+        "wgrad {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command expected to fail with `code`; returns its standard error, which must
+/// mention every one of `needles` and never a panic.
+fn fails(args: &[&str], stdin: &str, code: i32, needles: &[&str]) -> String {
+    let out = wgrad(args, stdin);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(code), "wgrad {args:?}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "wgrad {args:?}: expected {n:?} in: {err}");
+    }
+    err
+}
+
+fn write_temp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("wgrad-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn grad_of_the_mlp_evaluates_to_gradients_that_pass_gradcheck() {
+    let params = "w1,b1,w2,b2";
+    let printed = ok(&["grad", &prog("mlp.wg"), "--wrt", params], "");
+    let d = wgrad::parse(&printed).unwrap();
+    let outs: Vec<&str> = d.outputs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(outs, ["loss", "grad.w1", "grad.b1", "grad.w2", "grad.b2"]);
+
+    // `eval` of the printed derivative program.
+    let file = write_temp("mlp_grad.wg", &printed);
+    let inputs_path = prog("mlp.inputs.json");
+    let evaluated = json(&ok(&["eval", &file, "--inputs", &inputs_path], ""));
+
+    // The same gradients pass gradcheck, and agree with the finite differences.
+    let f = wgrad::parse(&std::fs::read_to_string(prog("mlp.wg")).unwrap()).unwrap();
+    let ins = wgrad::json::parse_tensors(&std::fs::read_to_string(&inputs_path).unwrap()).unwrap();
+    let report = wgrad::gradcheck(
+        &f,
+        None,
+        &["w1", "b1", "w2", "b2"],
+        &ins,
+        Default::default(),
+    )
+    .unwrap();
+    assert!(report.passed, "{report}");
+    assert_eq!(report.checked, 6 * 8 + 8 + 8 * 3 + 3);
+    for w in ["w1", "b1", "w2", "b2"] {
+        let data = evaluated[format!("grad.{w}")]["data"].as_array().unwrap();
+        let x = &ins[w];
+        for (i, g) in data.iter().enumerate() {
+            let at = |s: f64| {
+                let mut moved = ins.clone();
+                moved.get_mut(w).unwrap().data[i] = x.data[i] + s;
+                output(&wgrad::eval(&f, &moved).unwrap(), "loss").data[0]
+            };
+            let fd = (at(1e-6) - at(-1e-6)) / 2e-6;
+            assert!((g.as_f64().unwrap() - fd).abs() < 1e-6, "grad.{w}[{i}]");
+        }
+    }
+}
+
+#[test]
+fn eval_with_wrt_equals_eval_of_the_grad_program() {
+    let inputs_path = prog("mlp.inputs.json");
+    let direct = ok(
+        &[
+            "eval",
+            &prog("mlp.wg"),
+            "--inputs",
+            &inputs_path,
+            "--wrt",
+            "w1,b2",
+        ],
+        "",
+    );
+    let printed = ok(&["grad", &prog("mlp.wg"), "--wrt", "w1,b2"], "");
+    let via_file = ok(&["eval", "-", "--inputs", &inputs_path], &printed);
+    assert_eq!(direct, via_file);
+    let v = json(&direct);
+    assert_eq!(v["grad.w1"]["shape"], serde_json::json!([6, 8]));
+    assert_eq!(v["loss"]["shape"], serde_json::json!([]));
+}
+
+#[test]
+fn hessian_vector_product_pipeline_matches_reverse_over_reverse() {
+    // The README's pipeline: wgrad grad w5.wg --wrt x | wgrad jvp - --of grad.x --wrt x
+    let g = ok(&["grad", &prog("w5.wg"), "--wrt", "x"], "");
+    let hvp = ok(&["jvp", "-", "--of", "grad.x", "--wrt", "x"], &g);
+    let out = json(&ok(
+        &["eval", "-", "--inputs", &prog("w5_hvp.inputs.json")],
+        &hvp,
+    ));
+    let got: Vec<f64> = out["tan.grad.x"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+
+    // Reverse over reverse through the library.
+    let f = wgrad::parse(&std::fs::read_to_string(prog("w5.wg")).unwrap()).unwrap();
+    let gf = wgrad::grad(&f, None, &["x"]).unwrap();
+    let rr = wgrad::vjp(&gf, Some("grad.x"), &["x"]).unwrap();
+    let ins =
+        wgrad::json::parse_tensors(&std::fs::read_to_string(prog("w5_hvp.inputs.json")).unwrap())
+            .unwrap();
+    let ins = inputs(vec![
+        ("x", ins["x"].clone()),
+        ("ct.grad.x", ins["tan.x"].clone()),
+    ]);
+    let want = output(&wgrad::eval(&rr, &ins).unwrap(), "grad.grad.x")
+        .data
+        .clone();
+    for (a, b) in got.iter().zip(&want) {
+        assert!(
+            (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+            "{got:?} vs {want:?}"
+        );
+    }
+}
+
+#[test]
+fn higher_order_composes_on_the_command_line() {
+    let g1 = ok(&["grad", &prog("w5.wg"), "--wrt", "x"], "");
+    let v = ok(&["vjp", "-", "--of", "grad.x"], &g1);
+    let d = wgrad::parse(&v).unwrap();
+    assert!(d.input("ct.grad.x").is_ok());
+    assert!(d.output("grad.grad.x").is_ok());
+    let j2 = ok(
+        &["jvp", "-", "--of", "tan.f", "--wrt", "x"],
+        &ok(&["jvp", &prog("w5.wg"), "--wrt", "x"], ""),
+    );
+    let d = wgrad::parse(&j2).unwrap();
+    assert!(d.input("tan.tan.x").is_ok() && d.output("tan.tan.f").is_ok());
+}
+
+#[test]
+fn json_contract_for_scalars_bools_and_non_finite_values() {
+    let program = "%0 = input x : f32[3]\n%1 = log %0 : f32[3]\n%2 = constant 0.0 : f32[3]\n%3 = gt %0, %2 : bool[3]\n%4 = input n : i32[]\n%5 = neg %4 : i32[]\noutput l = %1\noutput p = %3\noutput m = %5\n";
+    let ins = r#"{"x": {"shape": [3], "dtype": "f32", "data": [0, -1, "inf"]}, "n": {"shape": [], "dtype": "i32", "data": [-2147483648]}}"#;
+    let file = write_temp("json_contract.wg", program);
+    let in_file = write_temp("json_contract.json", ins);
+    let out = ok(&["eval", &file, "--inputs", &in_file], "");
+    let v = json(&out);
+    assert_eq!(v["l"]["data"], serde_json::json!(["-inf", "NaN", "inf"]));
+    assert_eq!(v["p"]["data"], serde_json::json!([false, false, true]));
+    assert_eq!(v["p"]["dtype"], "bool");
+    // -i32::MIN wraps to itself, as in WGSL.
+    assert_eq!(
+        v["m"],
+        serde_json::json!({"shape": [], "dtype": "i32", "data": [-2147483648]})
+    );
+    // Shortest round-trip decimals: 0.1 stays 0.1.
+    let out = ok(
+        &[
+            "eval",
+            "-",
+            "--inputs",
+            &write_temp(
+                "tenth.json",
+                r#"{"x": {"shape": [], "dtype": "f32", "data": [0.1]}}"#,
+            ),
+        ],
+        "%0 = input x : f32[]\noutput y = %0\n",
+    );
+    assert!(out.contains("[0.1]"), "{out}");
+}
+
+#[test]
+fn mistakes_are_clear_errors_with_exit_code_1() {
+    let mlp = prog("mlp.wg");
+    let good = std::fs::read_to_string(prog("mlp.inputs.json")).unwrap();
+    let mut v = json(&good);
+    v.as_object_mut().unwrap().remove("b1");
+    fails(
+        &[
+            "eval",
+            &mlp,
+            "--inputs",
+            &write_temp("missing.json", &v.to_string()),
+        ],
+        "",
+        1,
+        &["`b1`", "missing"],
+    );
+    let mut v = json(&good);
+    v["w9"] = v["b1"].clone();
+    fails(
+        &[
+            "eval",
+            &mlp,
+            "--inputs",
+            &write_temp("unknown.json", &v.to_string()),
+        ],
+        "",
+        1,
+        &["`w9`"],
+    );
+    let mut v = json(&good);
+    v["b1"]["shape"] = serde_json::json!([2, 4]);
+    fails(
+        &[
+            "eval",
+            &mlp,
+            "--inputs",
+            &write_temp("shape.json", &v.to_string()),
+        ],
+        "",
+        1,
+        &["`b1`", "f32[8]", "f32[2,4]"],
+    );
+    let mut v = json(&good);
+    v["labels"]["dtype"] = serde_json::json!("f32");
+    fails(
+        &[
+            "eval",
+            &mlp,
+            "--inputs",
+            &write_temp("dtype.json", &v.to_string()),
+        ],
+        "",
+        1,
+        &["`labels`", "i32[4]", "f32[4]"],
+    );
+    let mut v = json(&good);
+    v["b1"]["data"] = serde_json::json!([1, 2]);
+    fails(
+        &[
+            "eval",
+            &mlp,
+            "--inputs",
+            &write_temp("len.json", &v.to_string()),
+        ],
+        "",
+        1,
+        &["`b1`", "8 elements"],
+    );
+    fails(
+        &[
+            "eval",
+            &mlp,
+            "--inputs",
+            &write_temp("bad.json", "{not json"),
+        ],
+        "",
+        1,
+        &["invalid JSON"],
+    );
+    fails(
+        &["eval", &mlp, "--inputs", "/nonexistent/in.json"],
+        "",
+        1,
+        &["/nonexistent/in.json"],
+    );
+
+    fails(&["grad", &mlp, "--wrt", "w7"], "", 1, &["`w7`"]);
+    fails(
+        &["grad", &mlp, "--wrt", "w1", "--of", "nope"],
+        "",
+        1,
+        &["`nope`"],
+    );
+    fails(
+        &["grad", "/nonexistent/f.wg", "--wrt", "x"],
+        "",
+        1,
+        &["/nonexistent/f.wg"],
+    );
+    fails(
+        &["grad", "-", "--wrt", "x"],
+        "%0 = input x : f32[2]\n%1 = frob %0 : f32[2]\n",
+        1,
+        &["<stdin>:2:6", "unknown op `frob`"],
+    );
+    fails(
+        &["grad", "-", "--wrt", "x"],
+        "%0 = input x : f32[2]\noutput y = %0\n",
+        1,
+        &["scalar", "vjp"],
+    );
+    fails(
+        &["grad", "-", "--wrt", "x"],
+        "%0 = input x : f32[]\noutput a = %0\noutput b = %0\n",
+        1,
+        &["--of", "`a`", "`b`"],
+    );
+    fails(
+        &["jvp", "-", "--wrt", "n"],
+        "%0 = input n : i32[]\n%1 = input x : f32[]\noutput y = %1\n",
+        1,
+        &["`n`", "i32"],
+    );
+}
+
+#[test]
+fn bad_usage_exits_with_code_2() {
+    fails(&[], "", 2, &["Usage"]);
+    fails(&["grad", &prog("mlp.wg")], "", 2, &["--wrt"]);
+    fails(&["frobnicate"], "", 2, &["frobnicate"]);
+    fails(&["eval", &prog("mlp.wg")], "", 2, &["--inputs"]);
+}
