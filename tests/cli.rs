@@ -354,3 +354,19 @@ fn bad_usage_exits_with_code_2() {
     fails(&["frobnicate"], "", 2, &["frobnicate"]);
     fails(&["eval", &prog("mlp.wg")], "", 2, &["--inputs"]);
 }
+
+#[test]
+fn an_input_that_does_not_reach_the_output_gets_a_zero_gradient() {
+    let program = "%0 = input x : f32[2]\n%1 = input unused : f32[2,2]\n%2 = reduce_sum %0 axes=[0] : f32[]\noutput y = %2\n";
+    let printed = ok(&["grad", "-", "--wrt", "x,unused"], program);
+    let ins = write_temp(
+        "zero_grad.json",
+        r#"{"x": {"shape": [2], "dtype": "f32", "data": [1, 2]}, "unused": {"shape": [2,2], "dtype": "f32", "data": [1, 2, 3, 4]}}"#,
+    );
+    let v = json(&ok(&["eval", "-", "--inputs", &ins], &printed));
+    assert_eq!(v["grad.x"]["data"], serde_json::json!([1.0, 1.0]));
+    assert_eq!(
+        v["grad.unused"],
+        serde_json::json!({"shape": [2, 2], "dtype": "f32", "data": [0.0, 0.0, 0.0, 0.0]})
+    );
+}

@@ -218,26 +218,23 @@ fn case(which: usize, seed: u64) -> Case {
             })
         }
         10 => {
-            // Batched dot with one batch axis, one contracted axis, and free axes on
-            // both sides, contracted in transposed positions.
-            let (bt, m, k, n) = (
-                1 + rng.below(2),
-                1 + rng.below(3),
-                1 + rng.below(3),
-                1 + rng.below(3),
-            );
+            // Batched dot with one batch axis, two contracted axes paired in crossed
+            // order, and free axes on both sides: a[k1, bt, m, k2] · b[bt, k2, n, k1].
+            let d = |rng: &mut Rng| 1 + rng.below(3);
+            let (bt, m, n, k1, k2) = (d(rng), d(rng), d(rng), d(rng), d(rng));
+            let (sa, sb) = ([k1, bt, m, k2], [bt, k2, n, k1]);
             let mut ins = inputs(vec![
-                ("a", smooth_input(rng, &[k, bt, m], false)),
-                ("b", smooth_input(rng, &[bt, n, k], false)),
+                ("a", smooth_input(rng, &sa, false)),
+                ("b", smooth_input(rng, &sb, false)),
             ]);
             let mut b = Builder::new();
-            let a = b.input("a", Type::f32(&[k, bt, m])).unwrap();
-            let c = b.input("b", Type::f32(&[bt, n, k])).unwrap();
+            let a = b.input("a", Type::f32(&sa)).unwrap();
+            let c = b.input("b", Type::f32(&sb)).unwrap();
             let dims = DotDims {
                 lhs_batch: vec![1],
                 rhs_batch: vec![0],
-                lhs_contract: vec![0],
-                rhs_contract: vec![2],
+                lhs_contract: vec![0, 3],
+                rhs_contract: vec![3, 1],
             };
             let y = b.dot(a, c, dims).unwrap();
             Case {

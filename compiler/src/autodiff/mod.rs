@@ -177,7 +177,7 @@ pub fn backward(
             continue;
         }
         if matches!(node.op, Op::Loop { .. } | Op::Get { .. }) {
-            return Err(loop_error(v));
+            return Err(loop_error(&g, v));
         }
         let partials = vjp_rules::rule(b, &g, v, ct)?;
         for (a, p) in node.args.iter().zip(partials) {
@@ -211,7 +211,7 @@ pub fn forward(
         }
         let v = Value(i as u32);
         if matches!(node.op, Op::Loop { .. } | Op::Get { .. }) {
-            return Err(loop_error(v));
+            return Err(loop_error(&g, v));
         }
         let ts: Vec<Option<Value>> = node.args.iter().map(|a| tangents[a.index()]).collect();
         tangents[i] = jvp_rules::rule(b, &g, v, &ts)?;
@@ -228,7 +228,12 @@ fn sum_once(b: &mut Builder, parts: &[Value]) -> Result<Value> {
     Ok(acc)
 }
 
-fn loop_error(v: Value) -> Error {
+fn loop_error(g: &Graph, v: Value) -> Error {
+    // A `get` reads a loop's result: name the loop itself.
+    let v = match g.node(v).op {
+        Op::Get { .. } => g.node(v).args[0],
+        _ => v,
+    };
     Error::Diff(format!(
         "the loop at {v} lies on a path being differentiated; derivatives of loops are not supported yet"
     ))
