@@ -7,7 +7,7 @@
 //! integer ops, `sign`, `one_hot`, `iota` and `stop_gradient` contribute zero.
 
 use crate::error::{Error, Result};
-use crate::ir::{BinaryOp, Builder, DotDims, Graph, Op, ReduceKind, Scalar, Type, UnaryOp, Value};
+use crate::ir::{BinaryOp, Builder, DotDims, Graph, Op, ReduceKind, Scalar, Type, Value};
 
 /// The cotangent contributions of `v`'s operands given the cotangent `ct` of `v`.
 pub fn rule(b: &mut Builder, g: &Graph, v: Value, ct: Value) -> Result<Vec<Option<Value>>> {
@@ -19,50 +19,9 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, ct: Value) -> Result<Vec<Optio
     let y = v;
     Ok(match &node.op {
         Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. } => vec![],
-        Op::Unary(u) => vec![match u {
-            UnaryOp::Neg => Some(b.neg(ct)?),
-            UnaryOp::Exp => Some(b.mul(ct, y)?),
-            UnaryOp::Log => Some(b.div(ct, x[0])?),
-            UnaryOp::Sin => {
-                let c = b.cos(x[0])?;
-                Some(b.mul(ct, c)?)
-            }
-            UnaryOp::Cos => {
-                let s = b.sin(x[0])?;
-                let p = b.mul(ct, s)?;
-                Some(b.neg(p)?)
-            }
-            // tanh' = 1 - y².
-            UnaryOp::Tanh => {
-                let one = b.full_like(1.0, y)?;
-                let yy = b.mul(y, y)?;
-                let d = b.sub(one, yy)?;
-                Some(b.mul(ct, d)?)
-            }
-            // sqrt' = 1 / (2y).
-            UnaryOp::Sqrt => {
-                let half = scaled(b, ct, 0.5)?;
-                Some(b.div(half, y)?)
-            }
-            // rsqrt' = -y / (2x).
-            UnaryOp::Rsqrt => {
-                let p = scaled(b, ct, -0.5)?;
-                let p = b.mul(p, y)?;
-                Some(b.div(p, x[0])?)
-            }
-            // recip' = -y².
-            UnaryOp::Recip => {
-                let yy = b.mul(y, y)?;
-                let p = b.mul(ct, yy)?;
-                Some(b.neg(p)?)
-            }
-            // abs' = sign(x), so abs'(0) = 0.
-            UnaryOp::Abs => {
-                let s = b.sign(x[0])?;
-                Some(b.mul(ct, s)?)
-            }
-            UnaryOp::Sign => None,
-        }],
+        // An elementwise function's Jacobian is diagonal, hence symmetric: its
+        // transpose applied to the cotangent is the forward rule applied to it.
+        Op::Unary(_) => vec![super::jvp_rules::rule(b, g, v, &[Some(ct)])?],
         Op::Binary(op) => {
             let (l, r) = (x[0], x[1]);
             match op {

@@ -525,9 +525,10 @@ impl Builder {
         self.add(r, l)
     }
 
-    /// `log Σ_axis e^x`, with the maximum subtracted first for stability. The axis is
-    /// removed from the shape.
-    pub fn logsumexp(&mut self, x: Value, axis: usize) -> Result<Value> {
+    /// `e^(x - m)` and `Σ_axis e^(x - m)` where `m = max_axis x` (held constant for
+    /// differentiation, since the result does not depend on it): the stable core of
+    /// `logsumexp` and `softmax`. Returns the exponentials, their sum and `m`.
+    fn shifted_exp(&mut self, x: Value, axis: usize) -> Result<(Value, Value, Value)> {
         let shape = self.shape(x);
         let m = self.reduce_max(x, &[axis])?;
         let m = self.stop_gradient(m)?;
@@ -535,6 +536,13 @@ impl Builder {
         let d = self.sub(x, mb)?;
         let e = self.exp(d)?;
         let s = self.sum(e, &[axis])?;
+        Ok((e, s, m))
+    }
+
+    /// `log Σ_axis e^x`, with the maximum subtracted first for stability. The axis is
+    /// removed from the shape.
+    pub fn logsumexp(&mut self, x: Value, axis: usize) -> Result<Value> {
+        let (_, s, m) = self.shifted_exp(x, axis)?;
         let l = self.log(s)?;
         self.add(l, m)
     }
@@ -550,12 +558,7 @@ impl Builder {
     /// `e^x / Σ_axis e^x`, with the maximum subtracted first.
     pub fn softmax(&mut self, x: Value, axis: usize) -> Result<Value> {
         let shape = self.shape(x);
-        let m = self.reduce_max(x, &[axis])?;
-        let m = self.stop_gradient(m)?;
-        let mb = self.unsqueeze_to(m, &shape, axis)?;
-        let d = self.sub(x, mb)?;
-        let e = self.exp(d)?;
-        let s = self.sum(e, &[axis])?;
+        let (e, s, _) = self.shifted_exp(x, axis)?;
         let s = self.unsqueeze_to(s, &shape, axis)?;
         self.div(e, s)
     }
