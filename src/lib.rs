@@ -28,6 +28,7 @@
 //! # Ok::<(), wgrad::Error>(())
 //! ```
 
+pub mod dump;
 pub mod json;
 
 pub use wgrad_compiler::autodiff::{
@@ -36,7 +37,22 @@ pub use wgrad_compiler::autodiff::{
 pub use wgrad_compiler::ir::{
     Builder, DType, Graph, Tensor, Type, Value, eval, parse, print, verify,
 };
-pub use wgrad_compiler::{Error, Result, autodiff, ir, passes};
+pub use wgrad_compiler::lower::{Options, Program, Target};
+pub use wgrad_compiler::{Error, Result, autodiff, ir, lower, passes};
+pub use wgrad_runtime as runtime;
+pub use wgrad_runtime::{Executable, Runtime, RuntimeOptions};
+
+/// Compiles a program for `options.target` (no device needed). When the environment
+/// variable `WGRAD_DUMP` names a directory, the IR after every pass, every kernel's
+/// WGSL, the buffer plan and `stats.json` are written there.
+pub fn compile(graph: &Graph, options: &Options) -> Result<Program> {
+    let (program, passes) = lower::compile(graph, options)?;
+    if let Some(dir) = std::env::var_os("WGRAD_DUMP") {
+        dump::write(std::path::Path::new(&dir), &program, &passes)
+            .map_err(|e| Error::Compile(format!("cannot write the dump: {e}")))?;
+    }
+    Ok(program)
+}
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -7,8 +7,9 @@
 
 use clap::{Parser, Subcommand};
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use wgrad::{Error, Graph, json};
+use wgrad::{Error, Graph, Options, Target, json};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +72,25 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         wrt: Option<Vec<String>>,
     },
+    /// Compile a program (or, with `--wrt`, its gradient) to WGSL kernels for a target;
+    /// print the kernels and statistics, and with `--dump` write every pass's IR, each
+    /// kernel, the buffer plan and `stats.json`.
+    Compile {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// With --wrt: the output to differentiate (default: the only output).
+        #[arg(long, requires = "wrt")]
+        of: Option<String>,
+        /// Compile the gradient with respect to these inputs.
+        #[arg(long, value_delimiter = ',')]
+        wrt: Option<Vec<String>>,
+        /// The target preset.
+        #[arg(long, default_value = "software-vulkan", value_parser = Target::PRESETS)]
+        target: String,
+        /// Write the dump into this directory.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+    },
     /// Parse, verify and print a program back in canonical form.
     Print {
         /// The program file (`-` reads standard input).
@@ -119,18 +139,54 @@ fn run(command: Command) -> Result<String, String> {
             of,
             wrt,
         } => {
-            let mut g = load(&file)?;
-            if let Some(wrt) = wrt {
-                let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-                g = wgrad::grad(&g, of.as_deref(), &wrt).map_err(user)?;
-            }
+            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
             let text = read(&inputs)?;
             let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
             json::check_inputs(&g, &inputs).map_err(user)?;
             let out = wgrad::eval(&g, &inputs).map_err(user)?;
             Ok(json::format_tensors(&out))
         }
+        Command::Compile {
+            file,
+            of,
+            wrt,
+            target,
+            dump,
+        } => {
+            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
+            let target =
+                Target::preset(&target).ok_or_else(|| format!("unknown target `{target}`"))?;
+            let (program, passes) = wgrad::lower::compile(&g, &Options { target }).map_err(user)?;
+            if let Some(dir) = dump {
+                wgrad::dump::write(&dir, &program, &passes)
+                    .map_err(|e| format!("cannot write the dump to `{}`: {e}", dir.display()))?;
+            }
+            let mut text = String::new();
+            for k in &program.kernels {
+                text.push_str(&format!(
+                    "{:<40} {:<14} dispatch {:?}, {} bindings\n",
+                    k.name,
+                    k.variant,
+                    k.dispatch,
+                    k.bindings.len()
+                ));
+            }
+            text.push_str(&wgrad::dump::stats_json(&program));
+            Ok(text)
+        }
         Command::Print { file } => Ok(wgrad::print(&load(&file)?)),
+    }
+}
+
+/// Loads a program and, when `wrt` is given, replaces it by its gradient.
+fn load_derived(file: &str, of: Option<&str>, wrt: Option<&[String]>) -> Result<Graph, String> {
+    let g = load(file)?;
+    match wrt {
+        Some(wrt) => {
+            let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
+            wgrad::grad(&g, of, &wrt).map_err(user)
+        }
+        None => Ok(g),
     }
 }
 

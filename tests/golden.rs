@@ -111,3 +111,53 @@ fn vjp_takes_an_explicit_cotangent() {
         wgrad::print(&wgrad::vjp(&f, None, &["a", "b"]).unwrap()),
     );
 }
+
+/// The kernels of `text` compiled for the software-Vulkan preset, one file per kernel.
+fn check_kernels(prefix: &str, text: &str) {
+    let g = parse(text);
+    let program = wgrad::compile(&g, &wgrad::Options::default()).unwrap();
+    for k in &program.kernels {
+        check(&format!("{prefix}_{}", k.name), k.wgsl.clone());
+    }
+}
+
+#[test]
+fn fused_elementwise_kernel() {
+    // tanh(x·2 + broadcast(b)) in one kernel.
+    check_kernels(
+        "wgsl_elementwise",
+        "%0 = input x : f32[4,3]\n\
+         %1 = input b : f32[3]\n\
+         %2 = constant 2.0 : f32[4,3]\n\
+         %3 = mul %0, %2 : f32[4,3]\n\
+         %4 = broadcast %1 dims=[1] : f32[4,3]\n\
+         %5 = add %3, %4 : f32[4,3]\n\
+         %6 = tanh %5 : f32[4,3]\n\
+         output y = %6\n",
+    );
+}
+
+#[test]
+fn reduction_with_fused_operand_kernel() {
+    // Σ_row exp(x - 1): the exp and the subtraction run inside the reduction's loop.
+    check_kernels(
+        "wgsl_reduce",
+        "%0 = input x : f32[4,3]\n\
+         %1 = constant 1.0 : f32[4,3]\n\
+         %2 = sub %0, %1 : f32[4,3]\n\
+         %3 = exp %2 : f32[4,3]\n\
+         %4 = reduce_sum %3 axes=[1] : f32[4]\n\
+         output s = %4\n",
+    );
+}
+
+#[test]
+fn tiled_matmul_kernel() {
+    check_kernels(
+        "wgsl_matmul",
+        "%0 = input a : f32[16,8]\n\
+         %1 = input b : f32[8,12]\n\
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[16,12]\n\
+         output c = %2\n",
+    );
+}

@@ -81,6 +81,31 @@ pub enum Error {
     /// Evaluation failed for a reason other than bad inputs.
     #[error("evaluation failed: {0}")]
     Eval(String),
+    /// Lowering to kernels failed: an unsupported construct, a tensor too large for the
+    /// target, or (a compiler bug) a generated shader that naga rejects.
+    #[error("compile error: {0}")]
+    Compile(String),
+    /// No GPU or software adapter is available.
+    #[error("no usable adapter: {reason}\nhint: {hint}")]
+    NoAdapter {
+        /// What was tried.
+        reason: String,
+        /// What to install or set.
+        hint: String,
+    },
+    /// A program needs more of some device limit than the adapter offers.
+    #[error("the program needs {what} = {needed}, but the adapter offers {available}")]
+    Limits {
+        /// The limit's name.
+        what: String,
+        /// What the program needs.
+        needed: u64,
+        /// What the adapter offers.
+        available: u64,
+    },
+    /// The device reported an error while running a program.
+    #[error("device error: {0}")]
+    Device(String),
 }
 
 /// Result with the compiler's [`Error`].

@@ -10,6 +10,7 @@
 pub mod autodiff;
 pub mod error;
 pub mod ir;
+pub mod lower;
 pub mod passes;
 
 pub use error::{Error, Result};

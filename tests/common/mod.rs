@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod cases;
+pub mod gpu;
+
 use std::collections::HashMap;
 use wgrad::{Builder, GradcheckOptions, Graph, Tensor, Type, Value};
 

@@ -4,3 +4,4 @@
 //! changed the graph, and keeps the verifier's invariants.
 
 pub mod dce;
+pub mod unroll;

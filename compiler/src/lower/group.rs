@@ -1,0 +1,159 @@
+//! Fusion: decides which values get a buffer of their own and which are computed inline
+//! inside the kernel that consumes them.
+//!
+//! Every kernel computes one *root* value. A root is a program input or output, a value
+//! that needs its own loop structure (`reduce`, `dot`, `scatter_add`), a value consumed
+//! by more than one kernel, or an operand of a `dot` that is more than a re-indexing of
+//! a buffer (a product reads each operand element many times, so its operands are
+//! computed once). Everything else — chains of elementwise ops, broadcasts, reshapes,
+//! slices, pads, gathers — is fused into the kernel of its only consumer, including
+//! elementwise chains feeding a reduction. Constants and iotas are never stored: every
+//! kernel that reads one computes it.
+
+use crate::ir::{Graph, Op, Value};
+
+/// The kernel a value belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A program input: a buffer the host fills.
+    Input,
+    /// The root of its own kernel, stored in a buffer.
+    Root,
+    /// Computed inside the kernel of this root.
+    Fused(Value),
+    /// Recomputed wherever it is read: constants, iotas, and cheap re-indexings of
+    /// stored values.
+    Everywhere,
+    /// Read by nothing.
+    Dead,
+}
+
+/// Places every value of a loop-free graph; values marked in `split` become roots
+/// too (used to split kernels that would bind too many buffers).
+pub fn place(g: &Graph, split: &[bool]) -> Vec<Placement> {
+    let n = g.len();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, node) in g.nodes.iter().enumerate() {
+        for a in &node.args {
+            users[a.index()].push(i);
+        }
+    }
+    let mut forced = split.to_vec();
+    forced.resize(n, false);
+    for (_, v) in &g.outputs {
+        forced[v.index()] = true;
+    }
+    for node in &g.nodes {
+        if let Op::Dot(_) = node.op {
+            for &a in &node.args {
+                forced[reindexed_source(g, a).index()] = true;
+            }
+        }
+    }
+    let mut place = vec![Placement::Dead; n];
+    for i in (0..n).rev() {
+        let op = &g.nodes[i].op;
+        place[i] = match op {
+            Op::Input { .. } => Placement::Input,
+            Op::Constant { .. } | Op::Iota { .. } if !forced[i] => Placement::Everywhere,
+            Op::Reduce { .. } | Op::Dot(_) | Op::ScatterAdd { .. } => Placement::Root,
+            _ if forced[i] => Placement::Root,
+            _ => {
+                let mut kernels = users[i].iter().filter_map(|&u| match place[u] {
+                    Placement::Root => Some(Value(u as u32)),
+                    Placement::Fused(r) => Some(r),
+                    _ => None,
+                });
+                match kernels.next() {
+                    None => Placement::Dead,
+                    Some(first) if kernels.all(|k| k == first) => Placement::Fused(first),
+                    Some(_) => Placement::Root,
+                }
+            }
+        };
+    }
+    // Cheap values need no kernel of their own even when several kernels read them: a
+    // re-indexing of a stored value, or an elementwise function of constants, is
+    // recomputed by each reader.
+    for i in 0..n {
+        let node = &g.nodes[i];
+        if place[i] != Placement::Root || forced_output(g, i) {
+            continue;
+        }
+        let stored_or_cheap = |a: &Value| {
+            matches!(
+                place[a.index()],
+                Placement::Input | Placement::Root | Placement::Everywhere
+            )
+        };
+        let cheap = match node.op {
+            Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::StopGradient => stored_or_cheap(&node.args[0]),
+            Op::Reduce { .. } | Op::Dot(_) | Op::ScatterAdd { .. } | Op::Gather { .. } => false,
+            _ => node
+                .args
+                .iter()
+                .all(|a| place[a.index()] == Placement::Everywhere),
+        };
+        if cheap {
+            place[i] = Placement::Everywhere;
+        }
+    }
+    place
+}
+
+/// A value fused into `root` to compute in a kernel of its own, so that `root`'s
+/// kernel binds fewer buffers: the fused value whose expression reads the most buffers
+/// (short of all of them), or `None` when no split helps.
+pub fn split_candidate(g: &Graph, place: &[Placement], root: Value) -> Option<Value> {
+    let n = g.len();
+    let mut reads: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut fused = Vec::new();
+    for i in 0..=root.index().min(n.saturating_sub(1)) {
+        if place[i] != Placement::Fused(root) && i != root.index() {
+            continue;
+        }
+        let mut set: Vec<usize> = Vec::new();
+        for a in &g.nodes[i].args {
+            match place[a.index()] {
+                Placement::Input | Placement::Root => set.push(a.index()),
+                Placement::Fused(_) => set.extend(&reads[a.index()]),
+                _ => {}
+            }
+        }
+        set.sort_unstable();
+        set.dedup();
+        reads[i] = set;
+        if i != root.index() {
+            fused.push(i);
+        }
+    }
+    let total = reads[root.index()].len();
+    fused
+        .into_iter()
+        .filter(|&i| (2..total).contains(&reads[i].len()))
+        .max_by_key(|&i| reads[i].len())
+        .map(|i| Value(i as u32))
+}
+
+fn forced_output(g: &Graph, i: usize) -> bool {
+    g.outputs.iter().any(|(_, v)| v.index() == i)
+}
+
+/// Follows re-indexing ops (broadcast, reshape, transpose, slice, stop_gradient) back
+/// from `v` to the value whose elements they read.
+fn reindexed_source(g: &Graph, mut v: Value) -> Value {
+    loop {
+        match g.node(v).op {
+            Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::StopGradient => v = g.node(v).args[0],
+            _ => return v,
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Lowering: IR → kernel groups → WGSL, for a [`Target`].
+//!
+//! Compilation needs no device. [`compile`] unrolls loops and removes dead code, places
+//! every value in a fusion group ([`group`]), generates one kernel per group root
+//! ([`kernel`], written by [`wgsl`]), validates every kernel's WGSL with naga, and plans
+//! one buffer per input and per root. The result is a [`Program`] of plain data: kernels
+//! with their WGSL text, bindings, dispatch grids, the buffer plan, and statistics.
+
+mod group;
+mod kernel;
+mod matmul;
+mod program;
+mod target;
+mod validate;
+mod wgsl;
+
+pub use group::Placement;
+pub use program::{
+    Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats,
+};
+pub use target::{AdapterClass, Target, TargetFeatures};
+pub use validate::validate_wgsl;
+
+use crate::error::{Error, Result};
+use crate::ir::{Graph, NodeType, Value, print, verify};
+use crate::passes;
+
+/// What to compile for, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The target; the software-Vulkan preset by default.
+    pub target: Target,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            target: Target::software_vulkan(),
+        }
+    }
+}
+
+/// The IR after one step of the pipeline, for dumps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassDump {
+    /// The pass's name.
+    pub pass: String,
+    /// The printed IR after it.
+    pub ir: String,
+}
+
+/// Compiles `graph` for `options.target`. Also returns the IR after every pass.
+pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDump>)> {
+    verify(graph)?;
+    let target = &options.target;
+    let mut g = graph.clone();
+    let mut dumps = vec![PassDump {
+        pass: "input".into(),
+        ir: print(&g),
+    }];
+    let mut step = |name: &str, g: &Graph, changed: bool| -> Result<()> {
+        if changed {
+            if cfg!(debug_assertions) {
+                verify(g)?;
+            }
+            dumps.push(PassDump {
+                pass: name.into(),
+                ir: print(g),
+            });
+        }
+        Ok(())
+    };
+    let changed = passes::unroll::run(&mut g)?;
+    step("unroll", &g, changed)?;
+    let changed = passes::dce::run(&mut g);
+    step("dce", &g, changed)?;
+
+    // Place values in kernels; a kernel that would bind more buffers than the target
+    // allows gets part of its expression split into a kernel of its own.
+    let mut split = vec![false; g.len()];
+    let (buffers, buffer_of, kernels) = loop {
+        let place = group::place(&g, &split);
+        let (buffers, buffer_of) = plan_buffers(&g, &place, target)?;
+        match generate_kernels(&g, &place, &buffer_of, target) {
+            Ok(kernels) => break (buffers, buffer_of, kernels),
+            Err((root, e)) => match root.and_then(|r| group::split_candidate(&g, &place, r)) {
+                Some(v) => split[v.index()] = true,
+                None => return Err(e),
+            },
+        }
+    };
+
+    let io = |list: &[(String, crate::ir::Value)]| -> Result<Vec<IoBinding>> {
+        list.iter()
+            .map(|(name, v)| {
+                let buffer = buffer_of[v.index()]
+                    .ok_or_else(|| Error::Compile(format!("`{name}` ({v}) has no buffer")))?;
+                Ok(IoBinding {
+                    name: name.clone(),
+                    buffer,
+                    ty: g.ty(*v).clone(),
+                })
+            })
+            .collect()
+    };
+    let inputs = io(&g.inputs)?;
+    let outputs = io(&g.outputs)?;
+    let state = outputs
+        .iter()
+        .filter_map(|o| {
+            let input = o.name.strip_prefix("new.")?;
+            let i = inputs.iter().find(|i| i.name == input)?;
+            (i.ty == o.ty).then(|| StatePair {
+                input: input.to_string(),
+                output: o.name.clone(),
+            })
+        })
+        .collect();
+    let stats = statistics(&buffers, &kernels, &outputs);
+    Ok((
+        Program {
+            graph: g,
+            target: target.clone(),
+            buffers,
+            kernels,
+            inputs,
+            outputs,
+            state,
+            stats,
+        },
+        dumps,
+    ))
+}
+
+/// One buffer per input and per kernel root.
+fn plan_buffers(
+    g: &Graph,
+    place: &[Placement],
+    target: &Target,
+) -> Result<(Vec<Buffer>, Vec<Option<BufferId>>)> {
+    let mut buffers = Vec::new();
+    let mut buffer_of = vec![None; g.len()];
+    for (i, p) in place.iter().enumerate() {
+        let role = match p {
+            Placement::Input => {
+                let name = g
+                    .inputs
+                    .iter()
+                    .find(|(_, v)| v.index() == i)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default();
+                BufferRole::Input(name)
+            }
+            Placement::Root => BufferRole::Computed,
+            _ => continue,
+        };
+        let ty = match &g.nodes[i].ty {
+            NodeType::Tensor(t) => t.clone(),
+            NodeType::Tuple(_) => {
+                return Err(Error::Compile(format!("%{i}: a loop survived unrolling")));
+            }
+        };
+        let bytes = (ty.numel() * ty.dtype.size_bytes()) as u64;
+        if bytes > target.max_storage_buffer_binding_size {
+            return Err(Error::Compile(format!(
+                "%{i} ({ty}) takes {bytes} bytes, more than the target's max_storage_buffer_binding_size of {} bytes",
+                target.max_storage_buffer_binding_size
+            )));
+        }
+        buffer_of[i] = Some(BufferId(buffers.len() as u32));
+        buffers.push(Buffer {
+            ty,
+            bytes: bytes.max(4),
+            role,
+        });
+    }
+    Ok((buffers, buffer_of))
+}
+
+/// One kernel per root, in order; on failure, the root whose kernel failed.
+fn generate_kernels(
+    g: &Graph,
+    place: &[Placement],
+    buffer_of: &[Option<BufferId>],
+    target: &Target,
+) -> std::result::Result<Vec<Kernel>, (Option<Value>, Error)> {
+    let mut kernels = Vec::new();
+    for (i, p) in place.iter().enumerate() {
+        if *p != Placement::Root {
+            continue;
+        }
+        let root = Value(i as u32);
+        let tiled = matmul::generate(g, place, buffer_of, root, kernels.len(), target);
+        let kernel = match tiled {
+            Some(k) => Some(k),
+            None => kernel::generate(g, place, buffer_of, root, kernels.len(), target)
+                .map_err(|e| (Some(root), e))?,
+        };
+        if let Some(k) = kernel {
+            validate_wgsl(&k.name, &k.wgsl, target).map_err(|e| (None, e))?;
+            kernels.push(k);
+        }
+    }
+    Ok(kernels)
+}
+
+fn statistics(buffers: &[Buffer], kernels: &[Kernel], outputs: &[IoBinding]) -> Stats {
+    let is_output = |k: usize| outputs.iter().any(|o| o.buffer.0 as usize == k);
+    Stats {
+        kernels: kernels.len() as u64,
+        matmul_kernels: kernels
+            .iter()
+            .filter(|k| k.variant.starts_with("matmul"))
+            .count() as u64,
+        flops: kernels.iter().map(|k| k.flops).sum(),
+        bytes_moved: kernels.iter().map(|k| k.bytes_moved).sum(),
+        peak_bytes: buffers.iter().map(|b| b.bytes).sum(),
+        temp_bytes: buffers
+            .iter()
+            .enumerate()
+            .filter(|(k, b)| b.role == BufferRole::Computed && !is_output(*k))
+            .map(|(_, b)| b.bytes)
+            .sum(),
+    }
+}

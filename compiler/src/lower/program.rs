@@ -1,0 +1,157 @@
+//! The compiled program: plain data that the runtime executes.
+//!
+//! A [`Program`] lists its buffers, its kernels in dispatch order (each with WGSL text,
+//! bindings, workgroup size and dispatch grid), where inputs are uploaded and outputs
+//! read back, which outputs replace which inputs on the device after a run (state), and
+//! statistics computed from the kernels themselves.
+
+use super::target::Target;
+use crate::ir::{Graph, Type};
+
+/// Index of a buffer in [`Program::buffers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufferId(pub u32);
+
+/// Why a buffer exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BufferRole {
+    /// Holds the program input of this name; uploaded by the host.
+    Input(String),
+    /// Holds an intermediate or output value computed by a kernel.
+    Computed,
+}
+
+/// One device buffer. Every element takes 4 bytes (`bool` is stored as `u32`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Buffer {
+    /// The tensor type stored.
+    pub ty: Type,
+    /// Size in bytes (at least 4: empty tensors still get a binding).
+    pub bytes: u64,
+    /// Why it exists.
+    pub role: BufferRole,
+}
+
+/// A buffer bound to a kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelBinding {
+    /// The `@binding` index in group 0.
+    pub binding: u32,
+    /// The buffer bound.
+    pub buffer: BufferId,
+    /// Whether the kernel writes it (`read_write`); otherwise it is `read`.
+    pub writable: bool,
+}
+
+/// One compute dispatch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    /// A readable name, unique in the program (also the dump file's name).
+    pub name: String,
+    /// Which template or generator produced it, e.g. `elementwise`, `reduce`,
+    /// `matmul.naive`, `matmul.tiled8x8`.
+    pub variant: String,
+    /// The complete WGSL module, validated by naga at compile time.
+    pub wgsl: String,
+    /// The entry point.
+    pub entry_point: String,
+    /// Bindings in group 0, in binding order.
+    pub bindings: Vec<KernelBinding>,
+    /// `@workgroup_size`.
+    pub workgroup_size: [u32; 3],
+    /// Workgroups dispatched along x, y, z.
+    pub dispatch: [u32; 3],
+    /// Floating-point (and integer) operations it performs.
+    pub flops: u64,
+    /// Bytes it reads from and writes to buffers.
+    pub bytes_moved: u64,
+}
+
+/// A named tensor and the buffer holding it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoBinding {
+    /// The program's name for it.
+    pub name: String,
+    /// The buffer.
+    pub buffer: BufferId,
+    /// Its type.
+    pub ty: Type,
+}
+
+/// An output that replaces an input on the device after every run: output
+/// `new.<name>` and input `<name>`, of equal type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatePair {
+    /// The input replaced.
+    pub input: String,
+    /// The output that replaces it.
+    pub output: String,
+}
+
+/// Statistics computed from the compiled kernels and buffers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Compute dispatches per run.
+    pub kernels: u64,
+    /// Dispatches that contract (dot).
+    pub matmul_kernels: u64,
+    /// Operations performed by all kernels.
+    pub flops: u64,
+    /// Bytes read plus written by all kernels.
+    pub bytes_moved: u64,
+    /// Bytes of all buffers.
+    pub peak_bytes: u64,
+    /// Bytes of buffers that are neither inputs nor outputs.
+    pub temp_bytes: u64,
+}
+
+/// A compiled program for one [`Target`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// The IR that was lowered (after every pass).
+    pub graph: Graph,
+    /// The target compiled for.
+    pub target: Target,
+    /// Every buffer.
+    pub buffers: Vec<Buffer>,
+    /// Kernels in dispatch order.
+    pub kernels: Vec<Kernel>,
+    /// Where each input is uploaded, in declared order.
+    pub inputs: Vec<IoBinding>,
+    /// Where each output is read back, in declared order.
+    pub outputs: Vec<IoBinding>,
+    /// Outputs that replace inputs after each run.
+    pub state: Vec<StatePair>,
+    /// Statistics.
+    pub stats: Stats,
+}
+
+impl Program {
+    /// The buffer behind a handle.
+    pub fn buffer(&self, id: BufferId) -> &Buffer {
+        &self.buffers[id.0 as usize]
+    }
+
+    /// The most storage buffers any kernel binds.
+    pub fn max_bindings(&self) -> u32 {
+        self.kernels
+            .iter()
+            .map(|k| k.bindings.len() as u32)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The largest workgroup any kernel uses, in invocations.
+    pub fn max_workgroup_invocations(&self) -> u32 {
+        self.kernels
+            .iter()
+            .map(|k| k.workgroup_size.iter().product::<u32>())
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The largest buffer, in bytes.
+    pub fn max_buffer_bytes(&self) -> u64 {
+        self.buffers.iter().map(|b| b.bytes).max().unwrap_or(0)
+    }
+}

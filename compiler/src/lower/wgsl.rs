@@ -1,0 +1,565 @@
+//! The WGSL writer: turns one fusion group into one compute kernel.
+//!
+//! A kernel computes its root value one element per invocation. [`Emitter::at`] writes
+//! the expression for any fused value at symbolic coordinates (WGSL `u32` expressions),
+//! turning re-indexing ops (broadcast, reshape, transpose, slice, pad, concat, gather)
+//! into index arithmetic and reading buffers for inputs and other kernels' roots. Each
+//! (value, coordinates) pair is emitted once per scope as a `let`, so a value used twice
+//! in a kernel is computed once. Reductions, products and scatters wrap their operand's
+//! expression in a loop.
+
+use super::group::Placement;
+use super::program::BufferId;
+use crate::error::{Error, Result};
+use crate::ir::{
+    BinaryOp, CmpOp, DType, DotDims, Graph, Op, ReduceKind, Scalar, Type, UnaryOp, Value,
+};
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// Emits the body of one kernel.
+pub struct Emitter<'a> {
+    g: &'a Graph,
+    place: &'a [Placement],
+    buffer_of: &'a [Option<BufferId>],
+    /// The buffers bound, in binding order, and whether each is written.
+    pub bindings: Vec<(BufferId, Type, bool)>,
+    lines: Vec<String>,
+    indent: usize,
+    memo: HashMap<(Value, Vec<String>), String>,
+    next: usize,
+    /// Arithmetic operations emitted in the current scope (for the flop count).
+    pub ops: u64,
+}
+
+/// The WGSL scalar type of a dtype in registers.
+pub fn wgsl_type(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::I32 => "i32",
+        DType::U32 => "u32",
+        DType::Bool => "bool",
+    }
+}
+
+/// The WGSL element type of a dtype in a storage buffer (`bool` is stored as `u32`).
+pub fn storage_type(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "u32",
+        other => wgsl_type(other),
+    }
+}
+
+/// Row-major strides of a shape.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+impl<'a> Emitter<'a> {
+    /// An emitter over graph `g` with the given placement and buffers.
+    pub fn new(
+        g: &'a Graph,
+        place: &'a [Placement],
+        buffer_of: &'a [Option<BufferId>],
+    ) -> Emitter<'a> {
+        Emitter {
+            g,
+            place,
+            buffer_of,
+            bindings: Vec::new(),
+            lines: Vec::new(),
+            indent: 1,
+            memo: HashMap::new(),
+            next: 0,
+            ops: 0,
+        }
+    }
+
+    /// Appends one statement at the current indentation.
+    pub fn line(&mut self, s: impl AsRef<str>) {
+        self.lines
+            .push(format!("{}{}", "    ".repeat(self.indent), s.as_ref()));
+    }
+
+    /// Opens a block (`for`, `if`): later lines are indented and memoized values
+    /// computed inside are forgotten when it closes.
+    pub fn open(&mut self, header: impl AsRef<str>) -> HashMap<(Value, Vec<String>), String> {
+        self.line(format!("{} {{", header.as_ref()));
+        self.indent += 1;
+        self.memo.clone()
+    }
+
+    /// Closes a block opened by [`Emitter::open`].
+    pub fn close(&mut self, saved: HashMap<(Value, Vec<String>), String>) {
+        self.indent -= 1;
+        self.line("}");
+        self.memo = saved;
+    }
+
+    /// A fresh identifier.
+    pub fn fresh(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}{}", self.next)
+    }
+
+    /// Binds `expr` to a fresh `let` of WGSL type `ty` and returns its name.
+    pub fn let_(&mut self, ty: &str, expr: String) -> String {
+        let name = self.fresh("t");
+        self.line(format!("let {name}: {ty} = {expr};"));
+        name
+    }
+
+    /// The binding name of a buffer, binding it on first use.
+    pub fn bind(&mut self, buffer: BufferId, ty: &Type, writable: bool) -> String {
+        let k = match self.bindings.iter().position(|(b, _, _)| *b == buffer) {
+            Some(k) => k,
+            None => {
+                self.bindings.push((buffer, ty.clone(), writable));
+                self.bindings.len() - 1
+            }
+        };
+        format!("b{k}")
+    }
+
+    /// Coordinates of the linear index `i` in `shape` (let-bound), one per axis.
+    pub fn unravel(&mut self, i: &str, shape: &[usize], prefix: &str) -> Vec<String> {
+        let st = strides(shape);
+        (0..shape.len())
+            .map(|k| {
+                if shape[k] == 1 {
+                    return "0u".to_string();
+                }
+                if k == 0 && st[0] == 1 {
+                    return i.to_string();
+                }
+                let name = self.fresh(prefix);
+                let e = if k == 0 {
+                    format!("{i} / {}u", st[0])
+                } else if st[k] == 1 {
+                    format!("{i} % {}u", shape[k])
+                } else {
+                    format!("({i} / {}u) % {}u", st[k], shape[k])
+                };
+                self.line(format!("let {name}: u32 = {e};"));
+                name
+            })
+            .collect()
+    }
+
+    /// The row-major linear index of `coords` in `shape`, as an expression.
+    pub fn linear(&self, coords: &[String], shape: &[usize]) -> String {
+        let st = strides(shape);
+        let terms: Vec<String> = (0..shape.len())
+            .filter(|&k| shape[k] != 1 && coords[k] != "0u")
+            .map(|k| {
+                if st[k] == 1 {
+                    coords[k].clone()
+                } else {
+                    format!("{} * {}u", coords[k], st[k])
+                }
+            })
+            .collect();
+        if terms.is_empty() {
+            "0u".into()
+        } else {
+            terms.join(" + ")
+        }
+    }
+
+    /// Writes `value` (of dtype `d`) to element `index` of buffer `name`.
+    pub fn store(&mut self, name: &str, index: &str, d: DType, value: &str) {
+        let v = match d {
+            DType::Bool => format!("select(0u, 1u, {value})"),
+            _ => value.to_string(),
+        };
+        self.line(format!("{name}[{index}] = {v};"));
+    }
+
+    /// The expression of value `v` at `coords`.
+    pub fn at(&mut self, v: Value, coords: &[String]) -> Result<String> {
+        let key = (v, coords.to_vec());
+        if let Some(name) = self.memo.get(&key) {
+            return Ok(name.clone());
+        }
+        let name = self.compute(v, coords)?;
+        self.memo.insert(key, name.clone());
+        Ok(name)
+    }
+
+    fn compute(&mut self, v: Value, coords: &[String]) -> Result<String> {
+        if matches!(self.place[v.index()], Placement::Input | Placement::Root) {
+            return self.load(v, coords);
+        }
+        self.root_expr(v, coords)
+    }
+
+    /// The expression of `v` at `coords` computed here, even when `v` is a root: what
+    /// the root's own kernel evaluates.
+    pub fn root_expr(&mut self, v: Value, coords: &[String]) -> Result<String> {
+        let g = self.g;
+        let node = g.node(v);
+        let ty = g.ty(v).clone();
+        let t = wgsl_type(ty.dtype);
+        let x = &node.args;
+        let e = match &node.op {
+            Op::Input { .. }
+            | Op::Reduce { .. }
+            | Op::Dot(_)
+            | Op::ScatterAdd { .. }
+            | Op::Loop { .. }
+            | Op::Get { .. } => {
+                return Err(Error::Compile(format!(
+                    "{v} ({}) must be computed by its own kernel",
+                    node.op.name()
+                )));
+            }
+            Op::Constant { value, .. } => return Ok(self.literal(*value)),
+            Op::Iota { axis, .. } => match ty.dtype {
+                DType::U32 => coords[*axis].clone(),
+                d => format!("{}({})", wgsl_type(d), coords[*axis]),
+            },
+            Op::Unary(u) => {
+                let a = self.at(x[0], coords)?;
+                self.ops += 1;
+                unary(*u, ty.dtype, &a)
+            }
+            Op::Binary(op) => {
+                let a = self.at(x[0], coords)?;
+                let b = self.at(x[1], coords)?;
+                self.ops += 1;
+                binary(*op, ty.dtype, &a, &b)
+            }
+            Op::Compare(c) => {
+                let a = self.at(x[0], coords)?;
+                let b = self.at(x[1], coords)?;
+                self.ops += 1;
+                let sym = match c {
+                    CmpOp::Eq => "==",
+                    CmpOp::Ne => "!=",
+                    CmpOp::Lt => "<",
+                    CmpOp::Le => "<=",
+                    CmpOp::Gt => ">",
+                    CmpOp::Ge => ">=",
+                };
+                format!("{a} {sym} {b}")
+            }
+            Op::Select => {
+                let c = self.at(x[0], coords)?;
+                let a = self.at(x[1], coords)?;
+                let b = self.at(x[2], coords)?;
+                self.ops += 1;
+                format!("select({b}, {a}, {c})")
+            }
+            Op::Cast { dtype } => {
+                let a = self.at(x[0], coords)?;
+                cast(g.ty(x[0]).dtype, *dtype, &a)
+            }
+            Op::StopGradient => return self.at(x[0], coords),
+            Op::Broadcast { dims, .. } => {
+                let s = &g.ty(x[0]).shape;
+                let oc: Vec<String> = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| {
+                        if s[i] == 1 {
+                            "0u".into()
+                        } else {
+                            coords[d].clone()
+                        }
+                    })
+                    .collect();
+                return self.at(x[0], &oc);
+            }
+            Op::Reshape { shape } => {
+                let lin = self.linear(coords, shape);
+                let lin = if lin.contains(' ') {
+                    self.let_("u32", lin)
+                } else {
+                    lin
+                };
+                let s = g.ty(x[0]).shape.clone();
+                let oc = self.unravel(&lin, &s, "r");
+                return self.at(x[0], &oc);
+            }
+            Op::Transpose { perm } => {
+                let mut oc = vec![String::new(); perm.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    oc[p] = coords[i].clone();
+                }
+                return self.at(x[0], &oc);
+            }
+            Op::Slice { start, .. } => {
+                let oc: Vec<String> = coords
+                    .iter()
+                    .zip(start)
+                    .map(|(c, &s)| {
+                        if s == 0 {
+                            c.clone()
+                        } else {
+                            format!("({c} + {s}u)")
+                        }
+                    })
+                    .collect();
+                return self.at(x[0], &oc);
+            }
+            Op::Pad { low, value, .. } => {
+                let s = g.ty(x[0]).shape.clone();
+                if s.contains(&0) {
+                    return Ok(self.literal(*value));
+                }
+                let mut inside = Vec::new();
+                let mut oc = Vec::new();
+                for k in 0..s.len() {
+                    let c = &coords[k];
+                    if low[k] == 0 && ty.shape[k] == s[k] {
+                        oc.push(c.clone());
+                        continue;
+                    }
+                    if low[k] > 0 {
+                        inside.push(format!("{c} >= {}u", low[k]));
+                    }
+                    inside.push(format!("{c} < {}u", low[k] + s[k]));
+                    oc.push(format!("min({c} - {}u, {}u)", low[k], s[k] - 1));
+                }
+                let a = self.at(x[0], &oc)?;
+                if inside.is_empty() {
+                    return Ok(a);
+                }
+                let pv = self.literal(*value);
+                format!("select({pv}, {a}, {})", inside.join(" && "))
+            }
+            Op::Concat { axis } => {
+                let mut pieces = Vec::new();
+                let mut off = 0usize;
+                for &a in x {
+                    let size = g.ty(a).shape[*axis];
+                    if size > 0 {
+                        let mut oc = coords.to_vec();
+                        oc[*axis] = format!("min({} - {off}u, {}u)", coords[*axis], size - 1);
+                        pieces.push((self.at(a, &oc)?, off + size));
+                    }
+                    off += size;
+                }
+                let mut acc = match pieces.pop() {
+                    Some((p, _)) => p,
+                    None => return Err(Error::Compile(format!("{v}: concat of empty operands"))),
+                };
+                for (p, end) in pieces.into_iter().rev() {
+                    acc = format!("select({acc}, {p}, {} < {end}u)", coords[*axis]);
+                }
+                acc
+            }
+            Op::OneHot { .. } => {
+                let idx = self.at(x[0], &coords[..coords.len() - 1])?;
+                let last = &coords[coords.len() - 1];
+                let hit = match g.ty(x[0]).dtype {
+                    DType::I32 => format!("{idx} >= 0i && u32({idx}) == {last}"),
+                    _ => format!("{idx} == {last}"),
+                };
+                let (zero, one) = (
+                    self.literal(Scalar::of(ty.dtype, 0.0)),
+                    self.literal(Scalar::of(ty.dtype, 1.0)),
+                );
+                format!("select({zero}, {one}, {hit})")
+            }
+            Op::Gather { axis } => {
+                let extent = g.ty(x[0]).shape[*axis];
+                let zero = self.literal(Scalar::of(ty.dtype, 0.0));
+                if extent == 0 {
+                    return Ok(zero);
+                }
+                let idx = self.at(x[1], coords)?;
+                let (ok, u) = match g.ty(x[1]).dtype {
+                    DType::I32 => (
+                        format!("{idx} >= 0i && u32({idx}) < {extent}u"),
+                        format!("u32({idx})"),
+                    ),
+                    _ => (format!("{idx} < {extent}u"), idx.clone()),
+                };
+                let mut oc = coords.to_vec();
+                oc[*axis] = format!("min({u}, {}u)", extent - 1);
+                let a = self.at(x[0], &oc)?;
+                format!("select({zero}, {a}, {ok})")
+            }
+        };
+        Ok(self.let_(t, e))
+    }
+
+    /// Reads element `coords` of the buffer holding `v`.
+    fn load(&mut self, v: Value, coords: &[String]) -> Result<String> {
+        let ty = self.g.ty(v).clone();
+        let Some(buffer) = self.buffer_of[v.index()] else {
+            return Err(Error::Compile(format!("{v} has no buffer")));
+        };
+        let name = self.bind(buffer, &ty, false);
+        let idx = self.linear(coords, &ty.shape);
+        let e = match ty.dtype {
+            DType::Bool => format!("{name}[{idx}] != 0u"),
+            _ => format!("{name}[{idx}]"),
+        };
+        Ok(self.let_(wgsl_type(ty.dtype), e))
+    }
+
+    /// A literal, written so that naga's constant evaluator accepts it.
+    pub fn literal(&mut self, s: Scalar) -> String {
+        match s {
+            Scalar::Float(bits) => {
+                let x = f64::from_bits(bits) as f32;
+                if x.is_finite() {
+                    format!("{x:?}f")
+                } else {
+                    // Non-finite values are not valid constants: build them at run time.
+                    let k = self.fresh("k");
+                    self.line(format!("var {k}: u32 = {:#010x}u;", x.to_bits()));
+                    format!("bitcast<f32>({k})")
+                }
+            }
+            Scalar::Int(i) if i == i32::MIN => "(-2147483647i - 1i)".into(),
+            Scalar::Int(i) => format!("{i}i"),
+            Scalar::Uint(u) => format!("{u}u"),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+
+    /// The finished statements.
+    pub fn body(&self) -> String {
+        let mut s = String::new();
+        for l in &self.lines {
+            let _ = writeln!(s, "{l}");
+        }
+        s
+    }
+
+    /// The `@group(0) @binding(k)` declarations.
+    pub fn declarations(&self) -> String {
+        let mut s = String::new();
+        for (k, (_, ty, writable)) in self.bindings.iter().enumerate() {
+            let access = if *writable { "read_write" } else { "read" };
+            let _ = writeln!(
+                s,
+                "@group(0) @binding({k}) var<storage, {access}> b{k}: array<{}>; // {ty}",
+                storage_type(ty.dtype)
+            );
+        }
+        s
+    }
+}
+
+fn unary(u: UnaryOp, d: DType, a: &str) -> String {
+    match u {
+        UnaryOp::Neg => match d {
+            DType::U32 => format!("0u - {a}"),
+            _ => format!("-{a}"),
+        },
+        UnaryOp::Exp => format!("exp({a})"),
+        UnaryOp::Log => format!("log({a})"),
+        UnaryOp::Sin => format!("sin({a})"),
+        UnaryOp::Cos => format!("cos({a})"),
+        // tanh(±9) is ±1 in f32; clamping keeps implementations that compute tanh from
+        // exponentials away from inf/inf.
+        UnaryOp::Tanh => format!("tanh(clamp({a}, -9.0f, 9.0f))"),
+        UnaryOp::Sqrt => format!("sqrt({a})"),
+        UnaryOp::Rsqrt => format!("inverseSqrt({a})"),
+        UnaryOp::Recip => format!("1.0f / {a}"),
+        UnaryOp::Abs => format!("abs({a})"),
+        UnaryOp::Sign => match d {
+            DType::F32 => format!("select(select(0.0f, -1.0f, {a} < 0.0f), 1.0f, {a} > 0.0f)"),
+            DType::I32 => format!("select(select(0i, -1i, {a} < 0i), 1i, {a} > 0i)"),
+            _ => format!("select(0u, 1u, {a} > 0u)"),
+        },
+    }
+}
+
+fn binary(op: BinaryOp, _d: DType, a: &str, b: &str) -> String {
+    match op {
+        BinaryOp::Add => format!("{a} + {b}"),
+        BinaryOp::Sub => format!("{a} - {b}"),
+        BinaryOp::Mul => format!("{a} * {b}"),
+        BinaryOp::Div => format!("{a} / {b}"),
+        BinaryOp::Max => format!("max({a}, {b})"),
+        BinaryOp::Min => format!("min({a}, {b})"),
+        BinaryOp::Pow => format!("pow({a}, {b})"),
+    }
+}
+
+/// A conversion with the interpreter's semantics: floats to integers truncate and
+/// saturate, NaN gives 0; between i32 and u32 the bits are kept; to bool tests `!= 0`.
+fn cast(from: DType, to: DType, a: &str) -> String {
+    use DType::*;
+    match (from, to) {
+        (F32, F32) | (I32, I32) | (U32, U32) | (Bool, Bool) => a.to_string(),
+        (F32, I32) => format!(
+            "select(select(i32(clamp({a}, -2147483648.0f, 2147483520.0f)), 2147483647i, {a} >= 2147483648.0f), 0i, {a} != {a})"
+        ),
+        (F32, U32) => format!(
+            "select(select(u32(clamp({a}, 0.0f, 4294967040.0f)), 4294967295u, {a} >= 4294967296.0f), 0u, {a} != {a})"
+        ),
+        (I32, F32) | (U32, F32) => format!("f32({a})"),
+        (I32, U32) => format!("bitcast<u32>({a})"),
+        (U32, I32) => format!("bitcast<i32>({a})"),
+        (F32, Bool) => format!("{a} != 0.0f"),
+        (I32, Bool) => format!("{a} != 0i"),
+        (U32, Bool) => format!("{a} != 0u"),
+        (Bool, F32) => format!("select(0.0f, 1.0f, {a})"),
+        (Bool, I32) => format!("select(0i, 1i, {a})"),
+        (Bool, U32) => format!("select(0u, 1u, {a})"),
+    }
+}
+
+/// The identity of a reduction and the statement folding `x` into `acc`.
+pub fn reduce_parts(
+    e: &mut Emitter<'_>,
+    kind: ReduceKind,
+    d: DType,
+) -> (String, fn(&str, &str) -> String) {
+    let init = match (kind, d) {
+        (ReduceKind::Sum, _) => e.literal(Scalar::of(d, 0.0)),
+        (ReduceKind::Max, DType::F32) => e.literal(Scalar::float(f64::NEG_INFINITY)),
+        (ReduceKind::Min, DType::F32) => e.literal(Scalar::float(f64::INFINITY)),
+        (ReduceKind::Max, DType::I32) => e.literal(Scalar::Int(i32::MIN)),
+        (ReduceKind::Min, DType::I32) => e.literal(Scalar::Int(i32::MAX)),
+        (ReduceKind::Max, _) => e.literal(Scalar::Uint(0)),
+        (ReduceKind::Min, _) => e.literal(Scalar::Uint(u32::MAX)),
+    };
+    let fold: fn(&str, &str) -> String = match kind {
+        ReduceKind::Sum => |acc, x| format!("{acc} = {acc} + {x};"),
+        ReduceKind::Max => |acc, x| format!("{acc} = max({acc}, {x});"),
+        ReduceKind::Min => |acc, x| format!("{acc} = min({acc}, {x});"),
+    };
+    (init, fold)
+}
+
+/// Splits a dot's result coordinates into the operands' coordinates, given the
+/// coordinates of the contracted axes.
+pub fn dot_operand_coords(
+    d: &DotDims,
+    lhs_rank: usize,
+    rhs_rank: usize,
+    out: &[String],
+    contract: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let nb = d.lhs_batch.len();
+    let lf = DotDims::free_axes(lhs_rank, &d.lhs_batch, &d.lhs_contract);
+    let rf = DotDims::free_axes(rhs_rank, &d.rhs_batch, &d.rhs_contract);
+    let mut lc = vec![String::new(); lhs_rank];
+    let mut rc = vec![String::new(); rhs_rank];
+    for i in 0..nb {
+        lc[d.lhs_batch[i]] = out[i].clone();
+        rc[d.rhs_batch[i]] = out[i].clone();
+    }
+    for (j, &a) in lf.iter().enumerate() {
+        lc[a] = out[nb + j].clone();
+    }
+    for (j, &a) in rf.iter().enumerate() {
+        rc[a] = out[nb + lf.len() + j].clone();
+    }
+    for (k, c) in contract.iter().enumerate() {
+        lc[d.lhs_contract[k]] = c.clone();
+        rc[d.rhs_contract[k]] = c.clone();
+    }
+    (lc, rc)
+}

@@ -1,0 +1,74 @@
+//! Loop unrolling: replaces every `loop` by copies of its body, one per iteration.
+//!
+//! Kernels have no control flow across dispatches, so lowering runs this pass first:
+//! each iteration's index becomes a constant and its carried values flow from one copy
+//! of the body to the next. Nested loops unroll from the inside out. The result has no
+//! regions; a loop whose unrolled size would exceed [`MAX_UNROLLED_NODES`] is an error
+//! rather than an enormous program.
+
+use crate::error::{Error, Result};
+use crate::ir::{Builder, Graph, Op, Scalar, Value};
+
+/// The largest number of nodes unrolling may create.
+pub const MAX_UNROLLED_NODES: usize = 200_000;
+
+/// Unrolls every loop. Returns whether the graph had any.
+pub fn run(graph: &mut Graph) -> Result<bool> {
+    if graph.regions.is_empty() {
+        return Ok(false);
+    }
+    let mut b = Builder::new();
+    let inputs = graph
+        .inputs
+        .iter()
+        .map(|(name, v)| b.input(name, graph.ty(*v).clone()))
+        .collect::<Result<Vec<Value>>>()?;
+    let outs = inline(&mut b, graph, &inputs)?;
+    for ((name, _), v) in graph.outputs.iter().zip(outs) {
+        b.output(name, v)?;
+    }
+    *graph = b.finish()?;
+    Ok(true)
+}
+
+/// Copies `g`'s nodes into `b` with its inputs bound to `inputs`, unrolling loops;
+/// returns the values of `g`'s outputs.
+fn inline(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
+    let mut map: Vec<Vec<Value>> = Vec::with_capacity(g.len());
+    for node in &g.nodes {
+        if b.graph().len() > MAX_UNROLLED_NODES {
+            return Err(Error::Compile(format!(
+                "unrolling loops would create more than {MAX_UNROLLED_NODES} nodes"
+            )));
+        }
+        let args: Vec<Value> = node.args.iter().map(|a| map[a.index()][0]).collect();
+        let mapped = match &node.op {
+            Op::Input { index } => vec![inputs[*index as usize]],
+            Op::Loop {
+                trips,
+                carried,
+                body,
+            } => {
+                let body = g.region(*body);
+                let carried = *carried as usize;
+                let mut state: Vec<Value> = args[..carried].to_vec();
+                let invariants = &args[carried..];
+                for i in 0..*trips {
+                    let index = b.constant(Scalar::Int(i as i32), &[])?;
+                    let mut body_inputs = vec![index];
+                    body_inputs.extend(&state);
+                    body_inputs.extend(invariants);
+                    state = inline(b, body, &body_inputs)?;
+                }
+                state
+            }
+            Op::Get { index } => {
+                let tuple = &map[node.args[0].index()];
+                vec![tuple[*index as usize]]
+            }
+            op => vec![b.push(op.clone(), &args)?],
+        };
+        map.push(mapped);
+    }
+    Ok(g.outputs.iter().map(|(_, v)| map[v.index()][0]).collect())
+}

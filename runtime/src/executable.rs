@@ -1,0 +1,673 @@
+//! A loaded program: its device buffers, bind groups and pipelines, and how a run goes.
+//!
+//! Loading allocates one storage buffer per program buffer and one bind group per kernel.
+//! A run uploads the inputs it is given, records every kernel dispatch into one compute
+//! pass of one command encoder, copies the outputs the caller sees into one staging
+//! buffer, copies each state output onto the input it replaces (so parameters and
+//! optimizer moments never leave the device), submits once, and maps the staging buffer
+//! once. Outputs are copied out before state is replaced, so an output that shares a
+//! buffer with a state input still shows this run's value; a state output whose buffer is
+//! itself replaced by another pair goes through a scratch buffer, so swaps work too.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use wgrad_compiler::ir::Tensor;
+use wgrad_compiler::lower::{IoBinding, Program};
+use wgrad_compiler::{Error, Result};
+
+use crate::check::check_program;
+use crate::convert::{from_bytes, to_bytes};
+use crate::runtime::{CachedPipeline, Runtime, TimestampMode};
+
+/// A kernel ready to dispatch.
+struct LoadedKernel {
+    name: String,
+    pipeline: Arc<CachedPipeline>,
+    bind_group: wgpu::BindGroup,
+    dispatch: [u32; 3],
+}
+
+impl LoadedKernel {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        let [x, y, z] = self.dispatch;
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+/// A state output copied onto the input it replaces after each run.
+struct StateCopy {
+    from: usize,
+    to: usize,
+    bytes: u64,
+    /// Holds the output while other copies run, when its buffer is itself replaced.
+    scratch: Option<wgpu::Buffer>,
+}
+
+/// Where the outputs a run returns land in the staging buffer.
+struct Readback {
+    staging: Option<wgpu::Buffer>,
+    size: u64,
+    /// `(buffer, offset in staging, bytes)`: each buffer is copied once.
+    copies: Vec<(usize, u64, u64)>,
+    /// `(output, offset in staging)` for each returned output, in declared order.
+    results: Vec<(usize, u64)>,
+}
+
+/// Timestamp queries for [`Executable::run_profiled`].
+struct Profiler {
+    query_set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    count: u32,
+}
+
+/// A program loaded on a [`Runtime`]'s device, ready to run any number of times.
+///
+/// Made by [`Runtime::load`]. Buffers (and so state such as trained parameters) live as
+/// long as the executable.
+pub struct Executable<'r> {
+    runtime: &'r Runtime,
+    buffers: Vec<wgpu::Buffer>,
+    kernels: Vec<LoadedKernel>,
+    inputs: Vec<IoBinding>,
+    outputs: Vec<IoBinding>,
+    /// Per input: whether a state output replaces it after each run.
+    is_state: Vec<bool>,
+    /// Per input: whether it holds a value (uploaded, or replaced by a state output).
+    uploaded: Vec<bool>,
+    state_copies: Vec<StateCopy>,
+    readback: Readback,
+    profiler: Option<Profiler>,
+}
+
+impl std::fmt::Debug for Executable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |list: &[IoBinding]| list.iter().map(|io| io.name.clone()).collect();
+        let inputs: Vec<String> = names(&self.inputs);
+        let outputs: Vec<String> = names(&self.outputs);
+        f.debug_struct("Executable")
+            .field("kernels", &self.kernels.len())
+            .field("buffers", &self.buffers.len())
+            .field("inputs", &inputs)
+            .field("outputs", &outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> Executable<'r> {
+    pub(crate) fn new(runtime: &'r Runtime, program: &Program) -> Result<Executable<'r>> {
+        check_program(program, runtime.limits())?;
+        let device = runtime.device();
+        let scopes = runtime.error_scopes();
+
+        let buffers: Vec<wgpu::Buffer> = program
+            .buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let label = match &b.role {
+                    wgrad_compiler::lower::BufferRole::Input(name) => name.clone(),
+                    wgrad_compiler::lower::BufferRole::Computed => format!("buffer{i}"),
+                };
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&label),
+                    size: b.bytes,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+
+        let mut kernels = Vec::with_capacity(program.kernels.len());
+        for kernel in &program.kernels {
+            let pipeline = runtime.pipeline(kernel)?;
+            let entries: Vec<wgpu::BindGroupEntry<'_>> = kernel
+                .bindings
+                .iter()
+                .map(|b| wgpu::BindGroupEntry {
+                    binding: b.binding,
+                    resource: buffers[b.buffer.0 as usize].as_entire_binding(),
+                })
+                .collect();
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&kernel.name),
+                layout: &pipeline.layout,
+                entries: &entries,
+            });
+            kernels.push(LoadedKernel {
+                name: kernel.name.clone(),
+                pipeline,
+                bind_group,
+                dispatch: kernel.dispatch,
+            });
+        }
+
+        let input_buffer = |name: &str| {
+            program
+                .inputs
+                .iter()
+                .find(|io| io.name == name)
+                .map(|io| io.buffer.0 as usize)
+        };
+        let output_of = |name: &str| program.outputs.iter().find(|io| io.name == name);
+        let replaced: HashSet<usize> = program
+            .state
+            .iter()
+            .filter_map(|pair| input_buffer(&pair.input))
+            .collect();
+        let mut state_copies = Vec::new();
+        for pair in &program.state {
+            // `check_program` made sure both ends exist.
+            let (Some(to), Some(output)) = (input_buffer(&pair.input), output_of(&pair.output))
+            else {
+                continue;
+            };
+            let from = output.buffer.0 as usize;
+            let bytes = output.ty.numel() as u64 * 4;
+            if from == to || bytes == 0 {
+                continue;
+            }
+            let scratch = replaced.contains(&from).then(|| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("{} (scratch)", pair.output)),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            });
+            state_copies.push(StateCopy {
+                from,
+                to,
+                bytes,
+                scratch,
+            });
+        }
+
+        let state_outputs: HashSet<&str> =
+            program.state.iter().map(|p| p.output.as_str()).collect();
+        let mut offsets: HashMap<usize, u64> = HashMap::new();
+        let mut copies = Vec::new();
+        let mut results = Vec::new();
+        let mut size = 0;
+        for (i, output) in program.outputs.iter().enumerate() {
+            if state_outputs.contains(output.name.as_str()) {
+                continue;
+            }
+            let buffer = output.buffer.0 as usize;
+            let offset = *offsets.entry(buffer).or_insert_with(|| {
+                let offset = size;
+                let bytes = program.buffers[buffer].bytes;
+                copies.push((buffer, offset, bytes));
+                size += bytes;
+                offset
+            });
+            results.push((i, offset));
+        }
+        let staging = (size > 0).then(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgrad readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+
+        scopes.finish("loading the program")?;
+        let is_state = program
+            .inputs
+            .iter()
+            .map(|io| program.state.iter().any(|p| p.input == io.name))
+            .collect();
+        Ok(Executable {
+            runtime,
+            buffers,
+            kernels,
+            inputs: program.inputs.clone(),
+            outputs: program.outputs.clone(),
+            is_state,
+            uploaded: vec![false; program.inputs.len()],
+            state_copies,
+            readback: Readback {
+                staging,
+                size,
+                copies,
+                results,
+            },
+            profiler: None,
+        })
+    }
+
+    /// Runs the program once and returns its outputs in declared order, except the state
+    /// outputs, which replace their inputs on the device instead of being read back.
+    ///
+    /// Every input must be given, except a state input that already holds a value from
+    /// an earlier run or from [`Executable::set`]. Fails with [`Error::Name`] for a name
+    /// that is not an input, with [`Error::Input`] for a missing input or one of the
+    /// wrong type (`expected f32[2,3], got f32[3]`), and with [`Error::Device`] when the
+    /// device reports an error. Nothing is uploaded unless every input is valid.
+    pub fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
+        self.execute(inputs, false).map(|(outputs, _)| outputs)
+    }
+
+    /// Runs the program like [`Executable::run`] and also times each kernel with
+    /// timestamp queries, returning `(kernel name, nanoseconds)` in dispatch order.
+    ///
+    /// The timings are empty when the runtime was created without
+    /// [`RuntimeOptions::timestamps`](crate::RuntimeOptions::timestamps) or the adapter
+    /// cannot write timestamps (see `Runtime::target().features.timestamps`). When the
+    /// adapter can write timestamps only at pass boundaries, each kernel gets a compute
+    /// pass of its own for this run.
+    #[allow(clippy::type_complexity)]
+    pub fn run_profiled(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<(Vec<(String, Tensor)>, Vec<(String, u64)>)> {
+        self.execute(inputs, true)
+    }
+
+    /// Uploads one input, e.g. the initial value of a parameter.
+    ///
+    /// Fails with [`Error::Name`] when `name` is not an input and with [`Error::Input`]
+    /// when the tensor has the wrong type.
+    pub fn set(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
+        let index = self.input_index(name)?;
+        check_input(&self.inputs[index], tensor)?;
+        let scopes = self.runtime.error_scopes();
+        self.upload(index, tensor);
+        scopes.finish(&format!("uploading `{name}`"))?;
+        self.uploaded[index] = true;
+        Ok(())
+    }
+
+    /// Reads back the current contents of an input or output buffer, e.g. a parameter
+    /// after training.
+    ///
+    /// Fails with [`Error::Name`] when `name` is neither an input nor an output.
+    pub fn read(&self, name: &str) -> Result<Tensor> {
+        let io = self
+            .inputs
+            .iter()
+            .chain(&self.outputs)
+            .find(|io| io.name == name)
+            .ok_or_else(|| {
+                Error::Name(format!(
+                    "`{name}` is neither an input nor an output of this program ({})",
+                    self.names()
+                ))
+            })?;
+        let bytes = io.ty.numel() as u64 * 4;
+        if bytes == 0 {
+            return Ok(from_bytes(&io.ty, &[]));
+        }
+        let device = self.runtime.device();
+        let scopes = self.runtime.error_scopes();
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrad read"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgrad read"),
+        });
+        encoder.copy_buffer_to_buffer(&self.buffers[io.buffer.0 as usize], 0, &staging, 0, bytes);
+        let submission = self.runtime.queue().submit([encoder.finish()]);
+        let mapped = map_read(device, &[(&staging, bytes)], submission);
+        scopes.finish(&format!("reading `{name}`"))?;
+        let data = mapped?;
+        Ok(from_bytes(&io.ty, &data[0]))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn execute(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+        profile: bool,
+    ) -> Result<(Vec<(String, Tensor)>, Vec<(String, u64)>)> {
+        let given = self.validate(inputs)?;
+        let timing = match self.runtime.timestamps() {
+            Some(mode) if profile && !self.kernels.is_empty() => {
+                if self.profiler.is_none() {
+                    self.profiler = Some(self.new_profiler()?);
+                }
+                Some(mode)
+            }
+            _ => None,
+        };
+
+        let runtime = self.runtime;
+        let device = runtime.device();
+        let scopes = runtime.error_scopes();
+        for &(index, tensor) in &given {
+            self.upload(index, tensor);
+        }
+
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("wgrad run"),
+        });
+        let profiler = self.profiler.as_ref().filter(|_| timing.is_some());
+        match (timing, profiler) {
+            (Some(TimestampMode::PerPass), Some(p)) => {
+                for (i, kernel) in self.kernels.iter().enumerate() {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(&kernel.name),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: &p.query_set,
+                            beginning_of_pass_write_index: Some(2 * i as u32),
+                            end_of_pass_write_index: Some(2 * i as u32 + 1),
+                        }),
+                    });
+                    kernel.record(&mut pass);
+                }
+            }
+            _ => {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("wgrad run"),
+                    timestamp_writes: None,
+                });
+                for (i, kernel) in self.kernels.iter().enumerate() {
+                    if let Some(p) = profiler {
+                        pass.write_timestamp(&p.query_set, 2 * i as u32);
+                    }
+                    kernel.record(&mut pass);
+                    if let Some(p) = profiler {
+                        pass.write_timestamp(&p.query_set, 2 * i as u32 + 1);
+                    }
+                }
+            }
+        }
+        if let Some(p) = profiler {
+            encoder.resolve_query_set(&p.query_set, 0..p.count, &p.resolve, 0);
+            encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.staging, 0, u64::from(p.count) * 8);
+        }
+        // Outputs are copied out before state replaces inputs they may share a buffer with.
+        if let Some(staging) = &self.readback.staging {
+            for &(buffer, offset, bytes) in &self.readback.copies {
+                encoder.copy_buffer_to_buffer(&self.buffers[buffer], 0, staging, offset, bytes);
+            }
+        }
+        for copy in &self.state_copies {
+            if let Some(scratch) = &copy.scratch {
+                encoder.copy_buffer_to_buffer(&self.buffers[copy.from], 0, scratch, 0, copy.bytes);
+            }
+        }
+        for copy in &self.state_copies {
+            let source = copy.scratch.as_ref().unwrap_or(&self.buffers[copy.from]);
+            encoder.copy_buffer_to_buffer(source, 0, &self.buffers[copy.to], 0, copy.bytes);
+        }
+        let submission = runtime.queue().submit([encoder.finish()]);
+
+        let mut to_map = Vec::new();
+        if let Some(staging) = &self.readback.staging {
+            to_map.push((staging, self.readback.size));
+        }
+        if let Some(p) = profiler {
+            to_map.push((&p.staging, u64::from(p.count) * 8));
+        }
+        let mapped = map_read(device, &to_map, submission);
+        scopes.finish("running the program")?;
+        let mut mapped = mapped?.into_iter();
+
+        for (index, _) in given {
+            self.uploaded[index] = true;
+        }
+        for (i, is_state) in self.is_state.iter().enumerate() {
+            // A state input holds a value from now on, even if this run did not set it.
+            if *is_state {
+                self.uploaded[i] = true;
+            }
+        }
+
+        let mut outputs = Vec::with_capacity(self.readback.results.len());
+        if self.readback.staging.is_some() {
+            let data = mapped.next().unwrap_or_default();
+            for &(output, offset) in &self.readback.results {
+                let io = &self.outputs[output];
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                outputs.push((io.name.clone(), from_bytes(&io.ty, &data[start..])));
+            }
+        }
+        let mut timings = Vec::new();
+        if profiler.is_some() {
+            let ticks: Vec<u64> = mapped
+                .next()
+                .unwrap_or_default()
+                .chunks_exact(8)
+                .map(bytemuck::pod_read_unaligned::<u64>)
+                .collect();
+            let period = f64::from(runtime.queue().get_timestamp_period());
+            for (i, kernel) in self.kernels.iter().enumerate() {
+                let (start, end) = match (ticks.get(2 * i), ticks.get(2 * i + 1)) {
+                    (Some(&s), Some(&e)) => (s, e),
+                    _ => (0, 0),
+                };
+                let ns = (end.saturating_sub(start) as f64 * period).round() as u64;
+                timings.push((kernel.name.clone(), ns));
+            }
+        }
+        Ok((outputs, timings))
+    }
+
+    /// Checks the given inputs against the program's and returns them by input index.
+    fn validate<'t>(&self, given: &'t HashMap<String, Tensor>) -> Result<Vec<(usize, &'t Tensor)>> {
+        let mut unknown: Vec<&String> = given
+            .keys()
+            .filter(|name| !self.inputs.iter().any(|io| &io.name == *name))
+            .collect();
+        unknown.sort();
+        if let Some(name) = unknown.first() {
+            return Err(Error::Name(format!(
+                "`{name}` is not an input of this program (inputs: {})",
+                list(&self.inputs)
+            )));
+        }
+        let mut out = Vec::with_capacity(given.len());
+        for (index, io) in self.inputs.iter().enumerate() {
+            match given.get(&io.name) {
+                Some(tensor) => {
+                    check_input(io, tensor)?;
+                    out.push((index, tensor));
+                }
+                None if self.is_state[index] && self.uploaded[index] => {}
+                None if self.is_state[index] => {
+                    return Err(Error::Input {
+                        name: io.name.clone(),
+                        message: "missing (a state input must be given to the first run or \
+                                  uploaded with `set`)"
+                            .to_string(),
+                    });
+                }
+                None => {
+                    return Err(Error::Input {
+                        name: io.name.clone(),
+                        message: "missing".to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn input_index(&self, name: &str) -> Result<usize> {
+        self.inputs
+            .iter()
+            .position(|io| io.name == name)
+            .ok_or_else(|| {
+                Error::Name(format!(
+                    "`{name}` is not an input of this program (inputs: {})",
+                    list(&self.inputs)
+                ))
+            })
+    }
+
+    fn upload(&self, index: usize, tensor: &Tensor) {
+        let bytes = to_bytes(tensor);
+        if !bytes.is_empty() {
+            let buffer = &self.buffers[self.inputs[index].buffer.0 as usize];
+            self.runtime.queue().write_buffer(buffer, 0, &bytes);
+        }
+    }
+
+    fn new_profiler(&self) -> Result<Profiler> {
+        let needed = 2 * self.kernels.len() as u64;
+        let available = u64::from(wgpu::QUERY_SET_MAX_QUERIES);
+        if needed > available {
+            return Err(Error::Limits {
+                what: "timestamp queries per query set".to_string(),
+                needed,
+                available,
+            });
+        }
+        let count = needed as u32;
+        let device = self.runtime.device();
+        let scopes = self.runtime.error_scopes();
+        let query_set = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("wgrad timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let bytes = u64::from(count) * 8;
+        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrad timestamps (resolve)"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrad timestamps (readback)"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        scopes.finish("creating timestamp queries")?;
+        Ok(Profiler {
+            query_set,
+            resolve,
+            staging,
+            count,
+        })
+    }
+
+    fn names(&self) -> String {
+        format!(
+            "inputs: {}; outputs: {}",
+            list(&self.inputs),
+            list(&self.outputs)
+        )
+    }
+}
+
+/// Checks one input value against its declaration.
+fn check_input(io: &IoBinding, tensor: &Tensor) -> Result<()> {
+    if tensor.ty != io.ty {
+        return Err(Error::Input {
+            name: io.name.clone(),
+            message: format!("expected {}, got {}", io.ty, tensor.ty),
+        });
+    }
+    if tensor.data.len() != io.ty.numel() {
+        return Err(Error::Input {
+            name: io.name.clone(),
+            message: format!(
+                "expected {} elements for {}, got {}",
+                io.ty.numel(),
+                io.ty,
+                tensor.data.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The names in a list of bindings, comma-separated.
+fn list(ios: &[IoBinding]) -> String {
+    if ios.is_empty() {
+        return "none".to_string();
+    }
+    ios.iter()
+        .map(|io| format!("`{}`", io.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Maps each `(buffer, size)` for reading once `submission` has completed, and returns a
+/// copy of their first `size` bytes.
+fn map_read(
+    device: &wgpu::Device,
+    buffers: &[(&wgpu::Buffer, u64)],
+    submission: wgpu::SubmissionIndex,
+) -> Result<Vec<Vec<u8>>> {
+    if buffers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (sender, receiver) = mpsc::channel();
+    for (i, &(buffer, size)) in buffers.iter().enumerate() {
+        let sender = sender.clone();
+        buffer.map_async(wgpu::MapMode::Read, 0..size, move |result| {
+            // The receiver outlives every callback unless the device is lost.
+            let _ = sender.send((i, result));
+        });
+    }
+    drop(sender);
+    device
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(submission),
+            timeout: None,
+        })
+        .map_err(|e| Error::Device(format!("waiting for the device: {e}")))?;
+
+    // Per buffer: `Some(true)` mapped, `Some(false)` failed, `None` still pending.
+    // When several threads share the device, another thread's poll may be the one that
+    // runs our callbacks, a moment after our own poll returned: wait for them, polling
+    // again, rather than assuming they already ran.
+    let mut mapped: Vec<Option<bool>> = vec![None; buffers.len()];
+    let mut failed = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mapped.contains(&None) {
+        match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
+            Ok((i, result)) => {
+                if let Err(e) = &result {
+                    failed.get_or_insert(format!("mapping readback buffer {i} failed: {e}"));
+                }
+                mapped[i] = Some(result.is_ok());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if std::time::Instant::now() < deadline => {
+                device
+                    .poll(wgpu::PollType::Poll)
+                    .map_err(|e| Error::Device(format!("waiting for the device: {e}")))?;
+            }
+            Err(_) => {
+                failed.get_or_insert("a readback buffer was not mapped".to_string());
+                break;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(buffers.len());
+    for (&(buffer, size), state) in buffers.iter().zip(&mapped) {
+        if *state == Some(true) && failed.is_none() {
+            match buffer.slice(0..size).get_mapped_range() {
+                Ok(view) => out.push(view.to_vec()),
+                Err(e) => {
+                    failed.get_or_insert(format!("reading a mapped buffer failed: {e}"));
+                }
+            }
+        }
+        // Unmapping a mapped buffer releases it; unmapping a pending one aborts the
+        // mapping; a buffer whose mapping failed is not mapped and must not be unmapped.
+        if *state != Some(false) {
+            buffer.unmap();
+        }
+    }
+    match failed {
+        Some(message) => Err(Error::Device(message)),
+        None => Ok(out),
+    }
+}

@@ -1,0 +1,390 @@
+//! The runtime: one adapter, one device, and the pipelines compiled for it.
+//!
+//! [`Runtime::new`] selects an adapter, then requests a device whose limits are raised to
+//! what the adapter offers where compiled programs need it (storage buffers per kernel,
+//! workgroup size, buffer sizes); wgpu's defaults (8 storage buffers, 256 invocations) are
+//! lower than what most adapters, lavapipe included, can do. Optional features are enabled
+//! only when the adapter has them: `f16` and subgroups (the compiler may use them when the
+//! target says so) and, when [`RuntimeOptions::timestamps`] asks for it, timestamp queries.
+//!
+//! Compute pipelines are cached by a hash of their WGSL text, entry point and binding
+//! layout, so loading a program twice, or two programs sharing kernels, compiles nothing
+//! new. Every device call that can fail validation runs inside error scopes, and what they
+//! catch is returned as [`Error::Device`]; an error that escapes a scope is logged rather
+//! than panicking, as wgpu's default handler would.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use wgrad_compiler::lower::{Kernel, Program, Target};
+use wgrad_compiler::{Error, Result};
+
+use crate::adapter::{self, AdapterSummary};
+use crate::executable::Executable;
+use crate::target::target_from_adapter;
+
+/// How a [`Runtime`] is set up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// Enables timestamp queries, when the adapter supports them, so that
+    /// [`Executable::run_profiled`] can time each kernel.
+    pub timestamps: bool,
+}
+
+/// How kernels are timed, when they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimestampMode {
+    /// Timestamps written between dispatches of one compute pass.
+    InsidePasses,
+    /// One compute pass per kernel, with timestamps at its beginning and end.
+    PerPass,
+}
+
+/// A compiled compute pipeline and the layout of its bind group 0.
+#[derive(Debug)]
+pub(crate) struct CachedPipeline {
+    /// What the pipeline was compiled from, compared on a cache hit to rule out a hash
+    /// collision.
+    source: PipelineSource,
+    /// The pipeline.
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    /// The layout of bind group 0, matching the kernel's bindings.
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+/// The parts of a kernel that decide its pipeline.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PipelineSource {
+    wgsl: String,
+    entry_point: String,
+    /// `(binding, writable)` for every binding, in order.
+    bindings: Vec<(u32, bool)>,
+}
+
+impl PipelineSource {
+    fn of(kernel: &Kernel) -> PipelineSource {
+        PipelineSource {
+            wgsl: kernel.wgsl.clone(),
+            entry_point: kernel.entry_point.clone(),
+            bindings: kernel
+                .bindings
+                .iter()
+                .map(|b| (b.binding, b.writable))
+                .collect(),
+        }
+    }
+
+    fn hash64(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// An open device on the selected adapter, ready to load programs.
+///
+/// A runtime may be shared between threads; each [`Executable`] borrows it.
+pub struct Runtime {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    summary: AdapterSummary,
+    target: Target,
+    limits: wgpu::Limits,
+    timestamps: Option<TimestampMode>,
+    pipelines: Mutex<HashMap<u64, Arc<CachedPipeline>>>,
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("adapter", &self.summary)
+            .field("target", &self.target)
+            .field("cached_pipelines", &self.cached_pipelines())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Selects an adapter and opens a device on it.
+    ///
+    /// Fails with [`Error::NoAdapter`] when no adapter exists (the hint names the driver
+    /// to install) or when `WGPU_ADAPTER_NAME` matches none, and with [`Error::Device`]
+    /// when the adapter refuses to open a device.
+    pub fn new(options: &RuntimeOptions) -> Result<Runtime> {
+        let instance = adapter::instance_from_env();
+        let adapter = adapter::select_adapter(&instance)?;
+        let summary = AdapterSummary::from_info(&adapter.get_info());
+        log::info!(
+            "wgrad: using adapter `{}` (backend {}, device type {})",
+            summary.name,
+            summary.backend,
+            summary.device_type
+        );
+
+        let offered = adapter.limits();
+        let required_limits = required_limits(&offered);
+        let available = adapter.features();
+        let mut required_features = wgpu::Features::empty();
+        for feature in [wgpu::Features::SHADER_F16, wgpu::Features::SUBGROUP] {
+            if available.contains(feature) {
+                required_features |= feature;
+            }
+        }
+        let mut timestamps = None;
+        if options.timestamps && available.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+            if available.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES) {
+                required_features |= wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+                timestamps = Some(TimestampMode::InsidePasses);
+            } else {
+                timestamps = Some(TimestampMode::PerPass);
+            }
+        } else if options.timestamps {
+            log::warn!(
+                "wgrad: timestamps were requested but `{}` does not support timestamp queries",
+                summary.name
+            );
+        }
+
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgrad"),
+            required_features,
+            required_limits,
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Device(format!("could not open a device on {summary}: {e}")))?;
+
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            log::error!("wgrad: uncaptured device error: {error}");
+            lock(&sink).push(error.to_string());
+        }));
+
+        let limits = device.limits();
+        let mut target = target_from_adapter(&adapter);
+        target.max_storage_buffers_per_shader_stage = limits.max_storage_buffers_per_shader_stage;
+        target.max_compute_invocations_per_workgroup = limits.max_compute_invocations_per_workgroup;
+        target.max_compute_workgroups_per_dimension = limits.max_compute_workgroups_per_dimension;
+        target.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
+        target.max_buffer_size = limits.max_buffer_size;
+        target.features.timestamps = timestamps.is_some();
+
+        Ok(Runtime {
+            device,
+            queue,
+            summary,
+            target,
+            limits,
+            timestamps,
+            pipelines: Mutex::new(HashMap::new()),
+            uncaptured,
+        })
+    }
+
+    /// The target this runtime's device satisfies: compile programs for it.
+    ///
+    /// Its limits are the device's; `features.timestamps` says whether
+    /// [`Executable::run_profiled`] can time kernels on this runtime.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The adapter in use.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// Prepares a program to run: checks it against the device limits, compiles (or takes
+    /// from the cache) a pipeline per kernel, and allocates its buffers.
+    ///
+    /// Fails with [`Error::Limits`] naming the first limit the program exceeds (e.g.
+    /// `max_storage_buffers_per_shader_stage`), with [`Error::Compile`] when the program
+    /// is malformed (a binding names a buffer that does not exist, ...), and with
+    /// [`Error::Device`] when the device rejects a shader or pipeline.
+    pub fn load(&self, program: &Program) -> Result<Executable<'_>> {
+        Executable::new(self, program)
+    }
+
+    /// The number of distinct pipelines compiled so far.
+    pub fn cached_pipelines(&self) -> usize {
+        lock(&self.pipelines).len()
+    }
+
+    pub(crate) fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub(crate) fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    pub(crate) fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    pub(crate) fn timestamps(&self) -> Option<TimestampMode> {
+        self.timestamps
+    }
+
+    /// Opens error scopes that catch every error of the device calls made until
+    /// [`ErrorScopes::finish`].
+    pub(crate) fn error_scopes(&self) -> ErrorScopes<'_> {
+        let guards = [
+            wgpu::ErrorFilter::Validation,
+            wgpu::ErrorFilter::OutOfMemory,
+            wgpu::ErrorFilter::Internal,
+        ]
+        .into_iter()
+        .map(|filter| self.device.push_error_scope(filter))
+        .collect();
+        ErrorScopes {
+            runtime: self,
+            guards,
+        }
+    }
+
+    /// The pipeline for `kernel`, compiled now unless an identical one is cached.
+    pub(crate) fn pipeline(&self, kernel: &Kernel) -> Result<Arc<CachedPipeline>> {
+        let source = PipelineSource::of(kernel);
+        let key = source.hash64();
+        if let Some(hit) = lock(&self.pipelines).get(&key) {
+            if hit.source == source {
+                return Ok(Arc::clone(hit));
+            }
+            // A 64-bit hash collision: compile without caching rather than run the wrong
+            // shader.
+            log::warn!(
+                "wgrad: pipeline cache collision for kernel `{}`",
+                kernel.name
+            );
+            return self.compile(kernel, source).map(Arc::new);
+        }
+        // Compiled without holding the lock, so that threads loading other programs are
+        // not held up; if two threads compile the same kernel at once, the first to
+        // finish is kept.
+        let compiled = Arc::new(self.compile(kernel, source)?);
+        let mut cache = lock(&self.pipelines);
+        Ok(Arc::clone(cache.entry(key).or_insert(compiled)))
+    }
+
+    fn compile(&self, kernel: &Kernel, source: PipelineSource) -> Result<CachedPipeline> {
+        let scopes = self.error_scopes();
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+            .bindings
+            .iter()
+            .map(|b| wgpu::BindGroupLayoutEntry {
+                binding: b.binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: !b.writable,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let label = kernel.name.as_str();
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &entries,
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(kernel.wgsl.as_str().into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(kernel.entry_point.as_str()),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        scopes.finish(&format!("compiling kernel `{}`", kernel.name))?;
+        log::debug!("wgrad: compiled kernel `{}`", kernel.name);
+        Ok(CachedPipeline {
+            source,
+            pipeline,
+            layout,
+        })
+    }
+}
+
+/// Error scopes pushed by [`Runtime::error_scopes`].
+pub(crate) struct ErrorScopes<'r> {
+    runtime: &'r Runtime,
+    guards: Vec<wgpu::ErrorScopeGuard>,
+}
+
+impl ErrorScopes<'_> {
+    /// Pops the scopes and returns the first error they caught, or one reported outside
+    /// any scope meanwhile, as [`Error::Device`] prefixed by `what`.
+    pub(crate) fn finish(mut self, what: &str) -> Result<()> {
+        let mut first = None;
+        // Scopes pop in reverse order of their pushing.
+        while let Some(guard) = self.guards.pop() {
+            if let Some(error) = pollster::block_on(guard.pop()) {
+                first.get_or_insert(error.to_string().trim_end().to_string());
+            }
+        }
+        let escaped = std::mem::take(&mut *lock(&self.runtime.uncaptured));
+        match first.or_else(|| escaped.into_iter().next()) {
+            Some(message) => Err(Error::Device(format!("{what}: {message}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ErrorScopes<'_> {
+    fn drop(&mut self) {
+        // Dropping a guard pops its scope; they must go in reverse order.
+        while let Some(guard) = self.guards.pop() {
+            drop(guard);
+        }
+    }
+}
+
+/// The limits to request: wgpu's defaults (lowered where the adapter offers less), raised
+/// to everything the adapter offers for the limits compiled programs depend on.
+fn required_limits(offered: &wgpu::Limits) -> wgpu::Limits {
+    let mut limits = wgpu::Limits::default().or_worse_values_from(offered);
+    limits.max_storage_buffers_per_shader_stage = offered.max_storage_buffers_per_shader_stage;
+    // Storage buffers also count against this combined limit (28 by default).
+    limits.max_buffers_and_acceleration_structures_per_shader_stage =
+        offered.max_buffers_and_acceleration_structures_per_shader_stage;
+    limits.max_compute_invocations_per_workgroup = offered.max_compute_invocations_per_workgroup;
+    limits.max_compute_workgroup_size_x = offered.max_compute_workgroup_size_x;
+    limits.max_compute_workgroup_size_y = offered.max_compute_workgroup_size_y;
+    limits.max_compute_workgroup_size_z = offered.max_compute_workgroup_size_z;
+    limits.max_compute_workgroups_per_dimension = offered.max_compute_workgroups_per_dimension;
+    limits.max_storage_buffer_binding_size = offered.max_storage_buffer_binding_size;
+    limits.max_buffer_size = offered.max_buffer_size;
+    limits
+}
+
+/// Locks a mutex, recovering the data if another thread panicked while holding it (the
+/// cache and the error list stay consistent at every point a panic could occur).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,47 @@
+//! Reading a compilation [`Target`] off a real adapter.
+//!
+//! The compiler chooses kernel variants per target without touching a device; this module
+//! is the bridge that describes an actual adapter in the compiler's terms: its class, the
+//! limits kernels must respect, its optional features, and the matmul tile of the preset
+//! for that class.
+
+use wgrad_compiler::lower::{AdapterClass, Target, TargetFeatures};
+
+/// Describes `adapter` as a compilation target.
+///
+/// The class follows the device type (a virtual or unknown device is
+/// [`AdapterClass::Other`]); the limits are what the adapter offers, which is also what a
+/// [`Runtime`](crate::Runtime) requests for its device; the matmul tile is that of
+/// [`Target::software_vulkan`] for a CPU adapter and of [`Target::discrete_gpu`] otherwise.
+pub fn target_from_adapter(adapter: &wgpu::Adapter) -> Target {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let features = adapter.features();
+    let class = match info.device_type {
+        wgpu::DeviceType::Cpu => AdapterClass::Cpu,
+        wgpu::DeviceType::DiscreteGpu => AdapterClass::DiscreteGpu,
+        wgpu::DeviceType::IntegratedGpu => AdapterClass::IntegratedGpu,
+        wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => AdapterClass::Other,
+    };
+    let preset = match class {
+        AdapterClass::Cpu => Target::software_vulkan(),
+        _ => Target::discrete_gpu(),
+    };
+    Target {
+        name: info.name,
+        class,
+        max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        features: TargetFeatures {
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            timestamps: features.contains(
+                wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+            ),
+        },
+        matmul_tile: preset.matmul_tile,
+    }
+}

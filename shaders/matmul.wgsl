@@ -1,0 +1,37 @@
+// Register-tiled matrix product C[b] = A[b] · B[b], with no workgroup memory and no
+// barriers (barriers are very slow on CPU adapters such as lavapipe). Each invocation
+// computes a TM×TN tile of C held in registers; every register index is a compile-time
+// constant because the compiler unrolls the tile into straight-line code.
+//
+// Placeholders, filled in by the compiler (compiler/src/lower/matmul.rs):
+//   {{HEADER}}    comment naming the kernel and the IR value it computes
+//   {{B_TYPE}}    f32, or vec4<f32> when rows of B are loaded four at a time
+//   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
+//   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
+//   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile
+{{HEADER}}
+@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<{{B_TYPE}}>;
+
+const M: u32 = {{M}}u;
+const N: u32 = {{N}}u;
+const K: u32 = {{K}}u;
+
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * {{TM}}u;
+    let col0 = gid.x * {{TN}}u;
+    if row0 >= M || col0 >= N {
+        return;
+    }
+    let a_base = gid.z * {{A_STRIDE}}u;
+    let b_base = gid.z * {{B_STRIDE}}u;
+    let c_base = gid.z * {{C_STRIDE}}u;
+{{ACC}}
+    for (var k: u32 = 0u; k < K; k = k + 1u) {
+{{LOADS}}
+{{FMAS}}
+    }
+{{STORES}}
+}

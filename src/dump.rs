@@ -1,0 +1,105 @@
+//! Dumps: what a compiled program became, as files a person reads.
+//!
+//! A dump directory holds `ir/NN_<pass>.wg` (the IR after every pass),
+//! `kernels/NNN_<name>.wgsl` (each kernel, as validated), `buffers.txt` (the buffer plan
+//! and which kernels read and write each buffer) and `stats.json`.
+
+use crate::lower::{BufferRole, PassDump, Program};
+use std::fmt::Write;
+use std::path::Path;
+
+/// Writes the dump of `program` into `dir`, creating it.
+pub fn write(dir: &Path, program: &Program, passes: &[PassDump]) -> std::io::Result<()> {
+    let ir = dir.join("ir");
+    let kernels = dir.join("kernels");
+    std::fs::create_dir_all(&ir)?;
+    std::fs::create_dir_all(&kernels)?;
+    // Files of an earlier dump would read as part of this one.
+    remove_files(&ir, "wg")?;
+    remove_files(&kernels, "wgsl")?;
+    for (k, p) in passes.iter().enumerate() {
+        std::fs::write(ir.join(format!("{k:02}_{}.wg", p.pass)), &p.ir)?;
+    }
+    for k in &program.kernels {
+        std::fs::write(kernels.join(format!("{}.wgsl", k.name)), &k.wgsl)?;
+    }
+    std::fs::write(dir.join("buffers.txt"), buffer_plan(program))?;
+    std::fs::write(dir.join("stats.json"), stats_json(program))?;
+    Ok(())
+}
+
+fn remove_files(dir: &Path, extension: &str) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == extension) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The buffer plan as text: one line per buffer with its role, type, size, and the
+/// kernels that write and read it.
+pub fn buffer_plan(program: &Program) -> String {
+    let mut s = format!(
+        "# target {} ({}), {} buffers, {} kernels\n",
+        program.target.name,
+        program.target.class.name(),
+        program.buffers.len(),
+        program.kernels.len()
+    );
+    for (i, b) in program.buffers.iter().enumerate() {
+        let role = match &b.role {
+            BufferRole::Input(name) => format!("input `{name}`"),
+            BufferRole::Computed => "computed".to_string(),
+        };
+        let outputs: Vec<&str> = program
+            .outputs
+            .iter()
+            .filter(|o| o.buffer.0 as usize == i)
+            .map(|o| o.name.as_str())
+            .collect();
+        let users = |writable: bool| -> Vec<&str> {
+            program
+                .kernels
+                .iter()
+                .filter(|k| {
+                    k.bindings
+                        .iter()
+                        .any(|bd| bd.buffer.0 as usize == i && bd.writable == writable)
+                })
+                .map(|k| k.name.as_str())
+                .collect()
+        };
+        let _ = write!(s, "buffer {i:3}: {} {} bytes, {role}", b.ty, b.bytes);
+        if !outputs.is_empty() {
+            let _ = write!(s, ", output {}", outputs.join(", "));
+        }
+        let (w, r) = (users(true), users(false));
+        if !w.is_empty() {
+            let _ = write!(s, "; written by {}", w.join(", "));
+        }
+        if !r.is_empty() {
+            let _ = write!(s, "; read by {}", r.join(", "));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The statistics as a JSON object with fixed keys.
+pub fn stats_json(program: &Program) -> String {
+    let s = &program.stats;
+    let v = serde_json::json!({
+        "target": program.target.name,
+        "kernels": s.kernels,
+        "matmul_kernels": s.matmul_kernels,
+        "flops": s.flops,
+        "bytes_moved": s.bytes_moved,
+        "peak_bytes": s.peak_bytes,
+        "temp_bytes": s.temp_bytes,
+    });
+    let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,275 @@
+//! The GPU path: every primitive, every derivative rule and every composite runs on the
+//! adapter and matches the f64 interpreter within the tolerance table of
+//! `tests/common/gpu.rs`; random programs do too; results are bit-identical across
+//! runs. Without an adapter these tests skip, except under `CI=true`, where they fail.
+
+mod common;
+
+use common::cases::{CASES, case};
+use common::gpu::assert_gpu_matches;
+use common::{Rng, inputs};
+use proptest::prelude::*;
+use std::sync::OnceLock;
+use wgrad::runtime::{Runtime, testing::runtime_or_skip};
+use wgrad::{Builder, DType, Options, Tensor, Type};
+
+/// One runtime for the whole test binary: adapters are slow to open.
+fn rt() -> Option<&'static Runtime> {
+    static RT: OnceLock<Option<Runtime>> = OnceLock::new();
+    RT.get_or_init(runtime_or_skip).as_ref()
+}
+
+#[test]
+fn every_primitive_and_its_derivatives_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    for which in 0..CASES {
+        for seed in 0..2 {
+            let c = case(which, seed);
+            assert_gpu_matches(rt, &c.graph, &c.inputs);
+            let vjp = wgrad::grad(&c.graph, Some("loss"), &c.wrt).unwrap();
+            assert_gpu_matches(rt, &vjp, &c.inputs);
+            let jvp = wgrad::jvp(&c.graph, Some("loss"), &c.wrt).unwrap();
+            let mut ins = c.inputs.clone();
+            let mut rng = Rng::new(seed);
+            for w in &c.wrt {
+                ins.insert(
+                    format!("tan.{w}"),
+                    rng.tensor(&c.inputs[*w].ty.shape, -1.0, 1.0),
+                );
+            }
+            assert_gpu_matches(rt, &jvp, &ins);
+        }
+    }
+}
+
+#[test]
+fn composites_and_their_gradients_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    let mut rng = Rng::new(9);
+    let z = rng.tensor(&[4, 5], -3.0, 3.0);
+    let t = rng.tensor(&[4, 5], 0.0, 1.0);
+    let labels = Tensor::new(Type::new(DType::I32, &[4]), vec![0.0, 4.0, 2.0, 2.0]).unwrap();
+    let mut b = Builder::new();
+    let x = b.input("z", Type::f32(&[4, 5])).unwrap();
+    let y = b.input("t", Type::f32(&[4, 5])).unwrap();
+    let l = b.input("labels", Type::new(DType::I32, &[4])).unwrap();
+    let parts = [
+        b.relu(x).unwrap(),
+        b.sigmoid(x).unwrap(),
+        b.softplus(x).unwrap(),
+        b.softmax(x, 1).unwrap(),
+        b.log_softmax(x, 1).unwrap(),
+    ];
+    let mut total = b.scalar(0.0).unwrap();
+    for p in parts {
+        let p = b.mul(p, y).unwrap();
+        let s = b.sum_all(p).unwrap();
+        total = b.add(total, s).unwrap();
+    }
+    let lse = b.logsumexp(x, 1).unwrap();
+    let lse = b.sum_all(lse).unwrap();
+    let ce = b.cross_entropy(x, l).unwrap();
+    let ced = b.cross_entropy_dense(x, y).unwrap();
+    let mse = b.mse(x, y).unwrap();
+    for v in [lse, ce, ced, mse] {
+        total = b.add(total, v).unwrap();
+    }
+    b.output("loss", total).unwrap();
+    let g = b.finish().unwrap();
+    let ins = inputs(vec![("z", z), ("t", t), ("labels", labels)]);
+    assert_gpu_matches(rt, &g, &ins);
+    assert_gpu_matches(rt, &wgrad::grad(&g, None, &["z", "t"]).unwrap(), &ins);
+}
+
+fn example(name: &str) -> wgrad::Graph {
+    let path = format!("{}/examples/programs/{name}", env!("CARGO_MANIFEST_DIR"));
+    wgrad::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn example_programs_and_their_gradients_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    let mlp_inputs = wgrad::json::parse_tensors(
+        &std::fs::read_to_string(format!(
+            "{}/examples/programs/mlp.inputs.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mlp = example("mlp.wg");
+    assert_gpu_matches(rt, &mlp, &mlp_inputs);
+    assert_gpu_matches(
+        rt,
+        &wgrad::grad(&mlp, None, &["w1", "b1", "w2", "b2"]).unwrap(),
+        &mlp_inputs,
+    );
+
+    let mut rng = Rng::new(3);
+    let sm = example("softmax_regression.wg");
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[4, 5], -1.0, 1.0)),
+        ("w", rng.tensor(&[5, 3], -1.0, 1.0)),
+        (
+            "onehot",
+            Tensor::new(
+                Type::f32(&[4, 3]),
+                vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 1., 0., 0.],
+            )
+            .unwrap(),
+        ),
+    ]);
+    assert_gpu_matches(rt, &wgrad::grad(&sm, None, &["w"]).unwrap(), &ins);
+
+    let w5 = example("w5.wg");
+    let g = wgrad::grad(&w5, None, &["x"]).unwrap();
+    let hvp = wgrad::jvp(&g, Some("grad.x"), &["x"]).unwrap();
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[4], -2.0, 2.0)),
+        ("tan.x", rng.tensor(&[4], -1.0, 1.0)),
+    ]);
+    assert_gpu_matches(rt, &hvp, &ins);
+
+    let lp = example("normalize_loop.wg");
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[8], -1.0, 1.0)),
+        ("c", rng.tensor(&[8], -1.0, 1.0)),
+    ]);
+    assert_gpu_matches(rt, &lp, &ins);
+}
+
+#[test]
+fn repeated_runs_are_bit_identical() {
+    let Some(rt) = rt() else { return };
+    let mlp = example("mlp.wg");
+    let g = wgrad::grad(&mlp, None, &["w1", "b1", "w2", "b2"]).unwrap();
+    let ins = common::gpu::as_f32(
+        &wgrad::json::parse_tensors(
+            &std::fs::read_to_string(format!(
+                "{}/examples/programs/mlp.inputs.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap(),
+    );
+    let program = wgrad::compile(
+        &g,
+        &Options {
+            target: rt.target().clone(),
+        },
+    )
+    .unwrap();
+    let mut exe = rt.load(&program).unwrap();
+    let first = exe.run(&ins).unwrap();
+    for _ in 0..5 {
+        let again = exe.run(&ins).unwrap();
+        for ((n, a), (_, b)) in first.iter().zip(&again) {
+            let bits = |t: &Tensor| {
+                t.data
+                    .iter()
+                    .map(|x| (*x as f32).to_bits())
+                    .collect::<Vec<u32>>()
+            };
+            assert_eq!(bits(a), bits(b), "output `{n}` changed between runs");
+        }
+    }
+    // A second executable of the same program reuses every cached pipeline (on a
+    // runtime of its own: the shared one is filling its cache from other tests).
+    let own = runtime_or_skip().unwrap();
+    let _first = own.load(&program).unwrap();
+    let cached = own.cached_pipelines();
+    assert!(cached > 0);
+    let _second = own.load(&program).unwrap();
+    assert_eq!(own.cached_pipelines(), cached);
+}
+
+#[test]
+fn large_dispatches_split_into_a_two_dimensional_grid() {
+    let Some(rt) = rt() else { return };
+    // A target allowing only 4 workgroups per dimension forces a 2-D grid on 4096
+    // elements (16 workgroups of 256).
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[4096])).unwrap();
+    let two = b.full_like(2.0, x).unwrap();
+    let y = b.mul(x, two).unwrap();
+    b.output("y", y).unwrap();
+    let g = b.finish().unwrap();
+    let mut target = rt.target().clone();
+    target.max_compute_workgroups_per_dimension = 4;
+    let program = wgrad::compile(&g, &Options { target }).unwrap();
+    assert_eq!(program.kernels[0].dispatch, [4, 4, 1]);
+    let data: Vec<f64> = (0..4096).map(f64::from).collect();
+    let mut exe = rt.load(&program).unwrap();
+    let out = exe
+        .run(&inputs(vec![(
+            "x",
+            Tensor::new(Type::f32(&[4096]), data.clone()).unwrap(),
+        )]))
+        .unwrap();
+    let want: Vec<f64> = data.iter().map(|x| 2.0 * x).collect();
+    assert_eq!(out[0].1.data, want);
+}
+
+/// A random program of elementwise, broadcast, reduction and product ops with inputs
+/// kept in the transcendental ranges of the tolerance table.
+fn random_program(seed: u64) -> (wgrad::Graph, std::collections::HashMap<String, Tensor>) {
+    let mut rng = Rng::new(seed);
+    let (m, n) = (1 + rng.below(4), 1 + rng.below(4));
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[m, n])).unwrap();
+    let y = b.input("y", Type::f32(&[n])).unwrap();
+    let mut pool = vec![x, y];
+    for _ in 0..(2 + rng.below(6)) {
+        let a = pool[rng.below(pool.len())];
+        let c = pool[rng.below(pool.len())];
+        // Squash each new value into (-1, 1) so later transcendental ops stay in range.
+        let v = match rng.below(9) {
+            0 => b.add(a, c).unwrap(),
+            1 => b.mul(a, c).unwrap(),
+            2 => b.sub(a, c).unwrap(),
+            3 => b.sin(a).unwrap(),
+            4 => b.exp(a).unwrap(),
+            5 => b.max(a, c).unwrap(),
+            6 => {
+                let r = b.ty(a).rank();
+                let s = b.sum(a, &[0][..r.min(1)]).unwrap();
+                b.mul(s, c).unwrap()
+            }
+            7 => {
+                if b.ty(a).rank() == 2 {
+                    let t = b.transpose(a, &[1, 0]).unwrap();
+                    let p = b.matmul(a, t).unwrap();
+                    let r = b.reduce_max(p, &[1]).unwrap();
+                    b.reshape(r, &[m, 1]).unwrap()
+                } else {
+                    b.neg(a).unwrap()
+                }
+            }
+            _ => b.sigmoid(a).unwrap(),
+        };
+        pool.push(b.tanh(v).unwrap());
+    }
+    let last = *pool.last().unwrap();
+    let s = b.sum_all(last).unwrap();
+    b.output("out", s).unwrap();
+    let g = b.finish().unwrap();
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[m, n], -1.0, 1.0)),
+        ("y", rng.tensor(&[n], -1.0, 1.0)),
+    ]);
+    (g, ins)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_programs_and_gradients_match_the_interpreter(seed in any::<u64>()) {
+        let Some(rt) = rt() else { return Ok(()) };
+        let (g, ins) = random_program(seed);
+        assert_gpu_matches(rt, &g, &ins);
+        let d = wgrad::grad(&g, None, &["x", "y"]).unwrap();
+        assert_gpu_matches(rt, &d, &ins);
+    }
+}
