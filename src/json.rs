@@ -7,7 +7,7 @@
 //! the strings `"NaN"`, `"inf"` and `"-inf"`; bools as `true`/`false`.
 
 use crate::{DType, Error, Graph, Result, Tensor, Type};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 
 /// Parses a JSON object of named tensors.
@@ -134,34 +134,47 @@ pub fn check_inputs(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<(
     Ok(())
 }
 
+/// How precisely float values were computed, which decides how they print: each value
+/// is written as the shortest decimal that round-trips it *at that precision*.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Computed in f64 (the reference interpreter).
+    F64,
+    /// Computed in f32 (a device).
+    F32,
+}
+
 /// Writes named tensors as one JSON object, one tensor per line, in the given order.
-pub fn format_tensors(tensors: &[(String, Tensor)]) -> String {
+pub fn format_tensors(tensors: &[(String, Tensor)], precision: Precision) -> String {
     let mut out = String::from("{");
     for (i, (name, t)) in tensors.iter().enumerate() {
-        let mut obj = Map::new();
-        obj.insert("shape".into(), json!(t.ty.shape));
-        obj.insert("dtype".into(), json!(t.ty.dtype.name()));
-        let data: Vec<Json> = t
+        let data: Vec<String> = t
             .data
             .iter()
-            .map(|&x| element_json(t.ty.dtype, x))
+            .map(|&x| element_text(t.ty.dtype, x, precision))
             .collect();
-        obj.insert("data".into(), Json::Array(data));
         out.push_str(if i == 0 { "\n  " } else { ",\n  " });
-        out.push_str(&Json::String(name.clone()).to_string());
-        out.push_str(": ");
-        out.push_str(&Json::Object(obj).to_string());
+        out.push_str(&format!(
+            "{}: {{\"shape\":{},\"dtype\":\"{}\",\"data\":[{}]}}",
+            Json::String(name.clone()),
+            json!(t.ty.shape),
+            t.ty.dtype.name(),
+            data.join(",")
+        ));
     }
     out.push_str("\n}\n");
     out
 }
 
-fn element_json(dtype: DType, x: f64) -> Json {
+/// One element as JSON text. Rust's `{:?}` writes the shortest decimal that parses back
+/// to the same value of that float type, always with a `.` or an exponent.
+fn element_text(dtype: DType, x: f64, precision: Precision) -> String {
     match dtype {
-        DType::F32 if x.is_nan() => json!("NaN"),
-        DType::F32 if x.is_infinite() => json!(if x > 0.0 { "inf" } else { "-inf" }),
-        DType::F32 => json!(x),
-        DType::I32 | DType::U32 => json!(x as i64),
-        DType::Bool => json!(x != 0.0),
+        DType::F32 if x.is_nan() => "\"NaN\"".into(),
+        DType::F32 if x.is_infinite() => if x > 0.0 { "\"inf\"" } else { "\"-inf\"" }.into(),
+        DType::F32 if precision == Precision::F32 => format!("{:?}", x as f32),
+        DType::F32 => format!("{x:?}"),
+        DType::I32 | DType::U32 => format!("{}", x as i64),
+        DType::Bool => (x != 0.0).to_string(),
     }
 }

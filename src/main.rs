@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wgrad::{Error, Graph, Options, Target, json};
+use wgrad::json::Precision;
+use wgrad::{Error, Graph, Options, Runtime, RuntimeOptions, Target, json};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +73,21 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         wrt: Option<Vec<String>>,
     },
+    /// Run the program (or, with `--wrt`, its gradient) on the GPU and print every output
+    /// as JSON, like `eval`.
+    Run {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// A JSON file mapping each input name to {"shape", "dtype", "data"}.
+        #[arg(long)]
+        inputs: String,
+        /// With --wrt: the output to differentiate (default: the only output).
+        #[arg(long, requires = "wrt")]
+        of: Option<String>,
+        /// Run the gradient with respect to these inputs.
+        #[arg(long, value_delimiter = ',')]
+        wrt: Option<Vec<String>>,
+    },
     /// Compile a program (or, with `--wrt`, its gradient) to WGSL kernels for a target;
     /// print the kernels and statistics, and with `--dump` write every pass's IR, each
     /// kernel, the buffer plan and `stats.json`.
@@ -91,6 +107,9 @@ enum Command {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// Print the adapter the runtime chooses (honouring WGPU_BACKEND and
+    /// WGPU_ADAPTER_NAME) and the target it describes.
+    Adapter,
     /// Parse, verify and print a program back in canonical form.
     Print {
         /// The program file (`-` reads standard input).
@@ -99,6 +118,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,wgpu_hal=off"),
+    )
+    .init();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(text) => {
@@ -144,7 +167,31 @@ fn run(command: Command) -> Result<String, String> {
             let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
             json::check_inputs(&g, &inputs).map_err(user)?;
             let out = wgrad::eval(&g, &inputs).map_err(user)?;
-            Ok(json::format_tensors(&out))
+            Ok(json::format_tensors(&out, Precision::F64))
+        }
+        Command::Run {
+            file,
+            inputs,
+            of,
+            wrt,
+        } => {
+            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
+            let text = read(&inputs)?;
+            let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
+            json::check_inputs(&g, &inputs).map_err(user)?;
+            let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
+            let program = wgrad::compile(
+                &g,
+                &Options {
+                    target: rt.target().clone(),
+                },
+            )
+            .map_err(user)?;
+            let out = rt
+                .load(&program)
+                .and_then(|mut exe| exe.run(&inputs))
+                .map_err(user)?;
+            Ok(json::format_tensors(&out, Precision::F32))
         }
         Command::Compile {
             file,
@@ -173,6 +220,21 @@ fn run(command: Command) -> Result<String, String> {
             }
             text.push_str(&wgrad::dump::stats_json(&program));
             Ok(text)
+        }
+        Command::Adapter => {
+            let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
+            let t = rt.target();
+            Ok(format!(
+                "{}\ntarget: class {}, {} storage buffers per stage, {} invocations per workgroup, \
+                 {} bytes per storage binding, matmul tile {}x{}\n",
+                rt.adapter(),
+                t.class.name(),
+                t.max_storage_buffers_per_shader_stage,
+                t.max_compute_invocations_per_workgroup,
+                t.max_storage_buffer_binding_size,
+                t.matmul_tile[0],
+                t.matmul_tile[1]
+            ))
         }
         Command::Print { file } => Ok(wgrad::print(&load(&file)?)),
     }
