@@ -273,3 +273,67 @@ proptest! {
         assert_gpu_matches(rt, &d, &ins);
     }
 }
+
+#[test]
+fn integer_bool_and_index_ops_match_the_interpreter_exactly() {
+    let Some(rt) = rt() else { return };
+    let i32s = |v: &[i64]| Tensor::new(Type::new(DType::I32, &[v.len()]), v.iter().map(|&x| x as f64).collect()).unwrap();
+    let u32s = |v: &[u64]| Tensor::new(Type::new(DType::U32, &[v.len()]), v.iter().map(|&x| x as f64).collect()).unwrap();
+    let n = 8;
+    let mut b = Builder::new();
+    let a = b.input("a", Type::new(DType::I32, &[n])).unwrap();
+    let c = b.input("c", Type::new(DType::I32, &[n])).unwrap();
+    let u = b.input("u", Type::new(DType::U32, &[n])).unwrap();
+    let v = b.input("v", Type::new(DType::U32, &[n])).unwrap();
+    let f = b.input("f", Type::f32(&[n])).unwrap();
+    let mut outs = Vec::new();
+    for (name, x, y) in [("i", a, c), ("u", u, v)] {
+        outs.push((format!("{name}.add"), b.add(x, y).unwrap()));
+        outs.push((format!("{name}.sub"), b.sub(x, y).unwrap()));
+        outs.push((format!("{name}.mul"), b.mul(x, y).unwrap()));
+        outs.push((format!("{name}.div"), b.div(x, y).unwrap()));
+        outs.push((format!("{name}.max"), b.max(x, y).unwrap()));
+        outs.push((format!("{name}.min"), b.min(x, y).unwrap()));
+        outs.push((format!("{name}.neg"), b.neg(x).unwrap()));
+        outs.push((format!("{name}.abs"), b.abs(x).unwrap()));
+        outs.push((format!("{name}.sign"), b.sign(x).unwrap()));
+        outs.push((format!("{name}.lt"), b.lt(x, y).unwrap()));
+        outs.push((format!("{name}.eq"), b.eq(x, y).unwrap()));
+        outs.push((format!("{name}.sum"), b.sum(x, &[0]).unwrap()));
+    }
+    outs.push(("f.to_i32".into(), b.cast(f, DType::I32).unwrap()));
+    outs.push(("f.to_u32".into(), b.cast(f, DType::U32).unwrap()));
+    outs.push(("i.to_u32".into(), b.cast(a, DType::U32).unwrap()));
+    outs.push(("u.to_i32".into(), b.cast(u, DType::I32).unwrap()));
+    outs.push(("i.to_f32".into(), b.cast(a, DType::F32).unwrap()));
+    outs.push(("i.to_bool".into(), b.cast(a, DType::Bool).unwrap()));
+    let onehot_idx = b.input("k", Type::new(DType::I32, &[4])).unwrap();
+    outs.push(("one_hot".into(), b.one_hot(onehot_idx, 3, DType::F32).unwrap()));
+    outs.push(("iota".into(), b.iota(DType::I32, &[2, 3], 1).unwrap()));
+    let lt = b.lt(a, c).unwrap();
+    outs.push(("select".into(), b.select(lt, u, v).unwrap()));
+    for (name, v) in &outs {
+        b.output(name, *v).unwrap();
+    }
+    let g = b.finish().unwrap();
+    let min = i32::MIN as i64;
+    let ins = inputs(vec![
+        ("a", i32s(&[7, -7, min, min, 2147483647, 5, 0, -3])),
+        ("c", i32s(&[2, 2, -1, 1, 1, 0, 0, 3])),
+        ("u", u32s(&[7, 0, 4294967295, 1, 3, 5, 0, 100])),
+        ("v", u32s(&[2, 1, 2, 4294967295, 3, 0, 0, 7])),
+        (
+            "f",
+            Tensor::new(Type::f32(&[n]), vec![1.9, -1.9, 3e9, -3e9, 0.0, -0.5, 2147483520.0, 7.0]).unwrap(),
+        ),
+        ("k", i32s(&[0, 2, -1, 3])),
+    ]);
+    let got = assert_gpu_matches(rt, &g, &ins);
+    // Integer and bool results (and f32 ones computed exactly) agree bit for bit.
+    let want = wgrad::eval(&g, &common::gpu::as_f32(&ins)).unwrap();
+    for ((name, a), (_, b)) in got.iter().zip(&want) {
+        if name != "i.to_f32" {
+            assert_eq!(a.data, b.data, "output `{name}`");
+        }
+    }
+}

@@ -5,8 +5,11 @@
 //! with the sum classes scaled by the longest reduction, then multiplied by
 //! [`PROPAGATION`] for error carried through chains of ops (derivative programs are
 //! several ops deep). Inputs are rounded to f32 first, so both sides see the same values.
-//! - Exact (re-indexing, select, comparisons, casts, integer arithmetic, `max`/`min`,
-//!   `neg`, `abs`, `sign`): the GPU moves or compares the same f32 bits: 0.
+//! - Exact (re-indexing, select, comparisons, casts between integers and from floats,
+//!   integer arithmetic, `max`/`min`, `neg`, `abs`, `sign`): the GPU moves or compares
+//!   the same bits: 0.
+//! - A cast from an integer to f32 rounds to 24 bits, where the f64 reference is exact:
+//!   `rel = 2⁻²⁴ ≈ 6e-8`.
 //! - Rounded (`add`, `sub`, `mul` are correctly rounded in f32; `div` is within 2.5 ULP
 //!   in Vulkan): 4 ULP relative, `rel = 4·2⁻²³ ≈ 5e-7`, plus `abs = 1e-7` near zero.
 //! - Transcendental on the stated ranges — `exp` on |x| ≤ 3 (Vulkan: 3 + 2|x| ULP),
@@ -53,6 +56,7 @@ pub fn tolerance(g: &Graph) -> (f64, f64) {
                 BinaryOp::Pow => widen(1e-6, 2e-6),
                 _ => widen(1e-7, 5e-7),
             },
+            Op::Cast { .. } => widen(0.0, 6e-8),
             Op::Reduce { axes, .. } => {
                 let shape = &g.ty(node.args[0]).shape;
                 let n: usize = axes.iter().map(|&a| shape[a]).product();
