@@ -80,7 +80,10 @@ fn w1(rng: &mut StdRng) -> wgrad::Result<(Graph, Vec<&'static str>, Inputs)> {
         let (wn, bn) = (format!("w{}", layer + 1), format!("b{}", layer + 1));
         let w = b.input(&wn, Type::f32(&[fan_in, fan_out]))?;
         let bias = b.input(&bn, Type::f32(&[fan_out]))?;
-        inputs.insert(wn, normal(rng, &[fan_in, fan_out], (2.0 / fan_in as f64).sqrt()));
+        inputs.insert(
+            wn,
+            normal(rng, &[fan_in, fan_out], (2.0 / fan_in as f64).sqrt()),
+        );
         inputs.insert(bn, normal(rng, &[fan_out], 0.1));
         h = b.linear(h, w, bias)?;
         if layer < 2 {
@@ -95,7 +98,11 @@ fn w1(rng: &mut StdRng) -> wgrad::Result<(Graph, Vec<&'static str>, Inputs)> {
         "labels".into(),
         Tensor::new(Type::new(DType::I32, &[B]), label_data)?,
     );
-    Ok((b.finish()?, vec!["w1", "b1", "w2", "b2", "w3", "b3"], inputs))
+    Ok((
+        b.finish()?,
+        vec!["w1", "b1", "w2", "b2", "w3", "b3"],
+        inputs,
+    ))
 }
 
 /// W2: softmax log-loss written literally from primitives, no max subtraction.
@@ -268,7 +275,10 @@ fn measure(
         } else {
             let finite = t.data.iter().all(|v| v.is_finite());
             let norm = t.data.iter().map(|v| v * v).sum::<f64>().sqrt();
-            println!("  {name}: {} values, |.|₂ = {norm:.6e}, all finite: {finite}", t.data.len());
+            println!(
+                "  {name}: {} values, |.|₂ = {norm:.6e}, all finite: {finite}",
+                t.data.len()
+            );
         }
     }
     after(&first, &mut exe)?;
@@ -278,7 +288,11 @@ fn measure(
         let reference = wgrad::eval(graph, inputs)?;
         let mut worst: f64 = 0.0;
         for ((name, gpu), (_, cpu)) in first.iter().zip(&reference) {
-            let scale = cpu.data.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+            let scale = cpu
+                .data
+                .iter()
+                .fold(0.0f64, |m, v| m.max(v.abs()))
+                .max(1e-30);
             let err = gpu
                 .data
                 .iter()
@@ -290,7 +304,10 @@ fn measure(
             );
             worst = worst.max(err / scale);
         }
-        println!("  interpreter took {:.0} ms; worst relative error {worst:.3e}", ms(t));
+        println!(
+            "  interpreter took {:.0} ms; worst relative error {worst:.3e}",
+            ms(t)
+        );
     }
 
     for _ in 0..s.warmup {
@@ -313,14 +330,23 @@ fn measure(
         let (_, timings) = exe.run_profiled(inputs)?;
         let total: u64 = timings.iter().map(|(_, ns)| ns).sum();
         kernel_sum_ms = Some(total as f64 / 1e6);
-        println!("  profile (one run; kernel times sum to {:.2} ms):", total as f64 / 1e6);
+        println!(
+            "  profile (one run; kernel times sum to {:.2} ms):",
+            total as f64 / 1e6
+        );
         println!(
             "    {:>8}  {:>5}  {:>8}  {:>7}  {:<28} {:<20} dispatch",
             "ms", "%", "GFLOP/s", "GB/s", "kernel", "variant"
         );
         for ((name, ns), kernel) in timings.iter().zip(&program.kernels) {
             let secs = *ns as f64 / 1e9;
-            let rate = |x: u64| if secs > 0.0 { x as f64 / secs / 1e9 } else { 0.0 };
+            let rate = |x: u64| {
+                if secs > 0.0 {
+                    x as f64 / secs / 1e9
+                } else {
+                    0.0
+                }
+            };
             println!(
                 "    {:>8.3}  {:>5.1}  {:>8.2}  {:>7.2}  {:<28} {:<20} {:?} x wg {:?}",
                 *ns as f64 / 1e6,
@@ -389,7 +415,11 @@ fn main() -> BoxResult<()> {
     let t = Instant::now();
     let rt = Runtime::new(&RuntimeOptions::default())?;
     println!("adapter: {}", rt.adapter());
-    println!("target: {} ({})", rt.target().name, rt.target().class.name());
+    println!(
+        "target: {} ({})",
+        rt.target().name,
+        rt.target().class.name()
+    );
     println!("opening the device took {:.0} ms", ms(t));
     drop(rt);
     println!(
@@ -404,7 +434,10 @@ fn main() -> BoxResult<()> {
         ("W1 MLP", w1(&mut rng)?),
         ("W2 softmax-logloss", w2(&mut rng)?),
         ("W3a shared W, Σtanh(x1·W + x2·W)", w3(&mut rng, true)?),
-        ("W3b shared W, Σtanh(x1·W) + Σtanh(x2·W)", w3(&mut rng, false)?),
+        (
+            "W3b shared W, Σtanh(x1·W) + Σtanh(x2·W)",
+            w3(&mut rng, false)?,
+        ),
     ];
     for (name, (forward, wrt, inputs)) in &workloads {
         let fwd_label = format!("{name} forward");
@@ -414,34 +447,42 @@ fn main() -> BoxResult<()> {
                 profile: false,
                 ..s
             };
-            results.push(measure(&fwd_label, forward, inputs, &no_profile, None, &mut no_extra)?);
+            results.push(measure(
+                &fwd_label,
+                forward,
+                inputs,
+                &no_profile,
+                None,
+                &mut no_extra,
+            )?);
         }
         if wanted(&grad_label) {
             let graph = wgrad::grad(forward, None, wrt)?;
-            let mut extra = |_: &[(String, Tensor)], exe: &mut wgrad::Executable<'_>| -> BoxResult<()> {
-                if !name.starts_with("W2") {
-                    return Ok(());
-                }
-                // The goal asks for a finite loss and gradient with logits of magnitude
-                // ~1e3; the literal formula overflows exp unless rewritten.
-                let mut big = inputs.clone();
-                let w = big.get_mut("w").expect("W2 has input w");
-                for v in &mut w.data {
-                    *v *= 1000.0;
-                }
-                let out = exe.run(&big)?;
-                let finite = |n: &str| {
-                    out.iter()
-                        .find(|(k, _)| k == n)
-                        .is_some_and(|(_, t)| t.data.iter().all(|v| v.is_finite()))
+            let mut extra =
+                |_: &[(String, Tensor)], exe: &mut wgrad::Executable<'_>| -> BoxResult<()> {
+                    if !name.starts_with("W2") {
+                        return Ok(());
+                    }
+                    // The goal asks for a finite loss and gradient with logits of magnitude
+                    // ~1e3; the literal formula overflows exp unless rewritten.
+                    let mut big = inputs.clone();
+                    let w = big.get_mut("w").expect("W2 has input w");
+                    for v in &mut w.data {
+                        *v *= 1000.0;
+                    }
+                    let out = exe.run(&big)?;
+                    let finite = |n: &str| {
+                        out.iter()
+                            .find(|(k, _)| k == n)
+                            .is_some_and(|(_, t)| t.data.iter().all(|v| v.is_finite()))
+                    };
+                    println!(
+                        "  with W × 1000 (logits ≈ 1e3): loss finite: {}, grad.w finite: {}",
+                        finite("loss"),
+                        finite("grad.w")
+                    );
+                    Ok(())
                 };
-                println!(
-                    "  with W × 1000 (logits ≈ 1e3): loss finite: {}, grad.w finite: {}",
-                    finite("loss"),
-                    finite("grad.w")
-                );
-                Ok(())
-            };
             results.push(measure(&grad_label, &graph, inputs, &s, None, &mut extra)?);
         }
     }
@@ -462,10 +503,19 @@ fn main() -> BoxResult<()> {
                     .sum();
                 worst = worst.max((c[i * n + j] - exact).abs());
             }
-            println!("  spot check of 64 entries: max |gpu − f64| = {worst:.3e} (entries are ~N(0, 1024))");
+            println!(
+                "  spot check of 64 entries: max |gpu − f64| = {worst:.3e} (entries are ~N(0, 1024))"
+            );
             Ok(())
         };
-        results.push(measure("matmul 1024³", &graph, &inputs, &s, Some(flops), &mut spot)?);
+        results.push(measure(
+            "matmul 1024³",
+            &graph,
+            &inputs,
+            &s,
+            Some(flops),
+            &mut spot,
+        )?);
     }
 
     println!("\n## Results (wall clock around `Executable::run`: upload, one submit, readback)\n");
@@ -506,7 +556,12 @@ fn main() -> BoxResult<()> {
         );
     }
     let ratio = |g: &str, f: &str| {
-        let find = |l: &str| results.iter().find(|m| m.label == l).map(Measurement::median);
+        let find = |l: &str| {
+            results
+                .iter()
+                .find(|m| m.label == l)
+                .map(Measurement::median)
+        };
         match (find(g), find(f)) {
             (Some(g), Some(f)) => Some(g / f),
             _ => None,

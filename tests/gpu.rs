@@ -277,8 +277,20 @@ proptest! {
 #[test]
 fn integer_bool_and_index_ops_match_the_interpreter_exactly() {
     let Some(rt) = rt() else { return };
-    let i32s = |v: &[i64]| Tensor::new(Type::new(DType::I32, &[v.len()]), v.iter().map(|&x| x as f64).collect()).unwrap();
-    let u32s = |v: &[u64]| Tensor::new(Type::new(DType::U32, &[v.len()]), v.iter().map(|&x| x as f64).collect()).unwrap();
+    let i32s = |v: &[i64]| {
+        Tensor::new(
+            Type::new(DType::I32, &[v.len()]),
+            v.iter().map(|&x| x as f64).collect(),
+        )
+        .unwrap()
+    };
+    let u32s = |v: &[u64]| {
+        Tensor::new(
+            Type::new(DType::U32, &[v.len()]),
+            v.iter().map(|&x| x as f64).collect(),
+        )
+        .unwrap()
+    };
     let n = 8;
     let mut b = Builder::new();
     let a = b.input("a", Type::new(DType::I32, &[n])).unwrap();
@@ -308,7 +320,10 @@ fn integer_bool_and_index_ops_match_the_interpreter_exactly() {
     outs.push(("i.to_f32".into(), b.cast(a, DType::F32).unwrap()));
     outs.push(("i.to_bool".into(), b.cast(a, DType::Bool).unwrap()));
     let onehot_idx = b.input("k", Type::new(DType::I32, &[4])).unwrap();
-    outs.push(("one_hot".into(), b.one_hot(onehot_idx, 3, DType::F32).unwrap()));
+    outs.push((
+        "one_hot".into(),
+        b.one_hot(onehot_idx, 3, DType::F32).unwrap(),
+    ));
     outs.push(("iota".into(), b.iota(DType::I32, &[2, 3], 1).unwrap()));
     let lt = b.lt(a, c).unwrap();
     outs.push(("select".into(), b.select(lt, u, v).unwrap()));
@@ -324,7 +339,11 @@ fn integer_bool_and_index_ops_match_the_interpreter_exactly() {
         ("v", u32s(&[2, 1, 2, 4294967295, 3, 0, 0, 7])),
         (
             "f",
-            Tensor::new(Type::f32(&[n]), vec![1.9, -1.9, 3e9, -3e9, 0.0, -0.5, 2147483520.0, 7.0]).unwrap(),
+            Tensor::new(
+                Type::f32(&[n]),
+                vec![1.9, -1.9, 3e9, -3e9, 0.0, -0.5, 2147483520.0, 7.0],
+            )
+            .unwrap(),
         ),
         ("k", i32s(&[0, 2, -1, 3])),
     ]);
@@ -336,4 +355,41 @@ fn integer_bool_and_index_ops_match_the_interpreter_exactly() {
             assert_eq!(a.data, b.data, "output `{name}`");
         }
     }
+}
+
+#[test]
+fn long_reductions_run_in_two_deterministic_stages() {
+    let Some(rt) = rt() else { return };
+    // Σ exp(x)·x over 10000 elements and a max: partial runs of 1024, then a fold.
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[100, 100])).unwrap();
+    let e = b.exp(x).unwrap();
+    let p = b.mul(e, x).unwrap();
+    let s = b.sum_all(p).unwrap();
+    let m = b.reduce_max(p, &[0, 1]).unwrap();
+    b.output("s", s).unwrap();
+    b.output("m", m).unwrap();
+    let g = b.finish().unwrap();
+    let program = wgrad::compile(
+        &g,
+        &Options {
+            target: rt.target().clone(),
+        },
+    )
+    .unwrap();
+    let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
+    // exp(x)·x is read by both reductions, so it is stored once.
+    assert_eq!(
+        variants,
+        [
+            "elementwise",
+            "reduce_partial",
+            "reduce_final",
+            "reduce_partial",
+            "reduce_final"
+        ]
+    );
+    let mut rng = Rng::new(2);
+    let ins = inputs(vec![("x", rng.tensor(&[100, 100], -1.0, 1.0))]);
+    assert_gpu_matches(rt, &g, &ins);
 }

@@ -7,73 +7,48 @@
 //! inside those loops.
 
 use super::group::Placement;
-use super::program::{BufferId, Kernel, KernelBinding};
+use super::program::{Buffer, BufferId, BufferRole, Kernel, KernelBinding};
 use super::target::Target;
 use super::wgsl::{Emitter, dot_operand_coords, reduce_parts};
 use crate::error::{Error, Result};
-use crate::ir::{DType, Graph, Op, Scalar, Value};
+use crate::ir::{DType, Graph, Op, Scalar, Type, Value};
 
-/// Generates the kernel computing `root` into its buffer; `None` for an empty tensor.
+const REDUCE_TEMPLATE: &str = include_str!("../../../shaders/reduce.wgsl");
+
+/// Reductions at least this long with few outputs run in two stages.
+const SPLIT_REDUCTION: usize = 4096;
+/// Elements folded by one invocation of the first stage of a split reduction.
+const SPLIT_CHUNK: usize = 1024;
+
+/// Generates the kernels computing `root` into its buffer (none for an empty tensor).
+/// Scratch buffers a kernel needs are appended to `buffers`.
 pub fn generate(
     g: &Graph,
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
+    buffers: &mut Vec<Buffer>,
     root: Value,
     index: usize,
     target: &Target,
-) -> Result<Option<Kernel>> {
+) -> Result<Vec<Kernel>> {
     let ty = g.ty(root).clone();
     let n = ty.numel();
     if n == 0 {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let out_buffer = buffer_of[root.index()]
         .ok_or_else(|| Error::Compile(format!("root {root} has no buffer")))?;
-    let wg = target.workgroup_size();
-    let groups = n.div_ceil(wg as usize);
-    let max_dim = target.max_compute_workgroups_per_dimension as usize;
-    let gx = groups.min(max_dim);
-    let gy = groups.div_ceil(gx);
-    if gy > max_dim {
-        return Err(Error::Compile(format!(
-            "{root} {ty} needs {groups} workgroups, more than a {max_dim}×{max_dim} grid"
-        )));
+    if let Op::Reduce { .. } = g.node(root).op {
+        return reduce(g, place, buffer_of, buffers, root, index, target);
     }
+    let wg = target.workgroup_size();
+    let (gx, gy) = grid(n, target, root)?;
 
     let mut e = Emitter::new(g, place, buffer_of);
     let out = e.bind(out_buffer, &ty, true);
     let coords = e.unravel("i", &ty.shape, "c");
     let node = g.node(root);
     let (variant, per_element) = match &node.op {
-        Op::Reduce { kind, axes } => {
-            let src = &g.ty(node.args[0]).shape;
-            let reduced: Vec<usize> = axes.iter().map(|&a| src[a]).collect();
-            let (init, fold) = reduce_parts(&mut e, *kind, ty.dtype);
-            e.line(format!(
-                "var acc: {} = {init};",
-                super::wgsl::wgsl_type(ty.dtype)
-            ));
-            let trips: usize = reduced.iter().product();
-            let saved = e.open(format!("for (var r: u32 = 0u; r < {trips}u; r = r + 1u)"));
-            let rc = e.unravel("r", &reduced, "q");
-            let mut full = Vec::with_capacity(src.len());
-            let (mut kept, mut red) = (coords.iter(), rc.iter());
-            for a in 0..src.len() {
-                let c = if axes.contains(&a) {
-                    red.next()
-                } else {
-                    kept.next()
-                };
-                full.push(c.cloned().unwrap_or_else(|| "0u".into()));
-            }
-            e.ops = 0;
-            let x = e.at(node.args[0], &full)?;
-            e.line(fold("acc", &x));
-            let ops = e.ops + 1;
-            e.close(saved);
-            e.store(&out, "i", ty.dtype, "acc");
-            ("reduce", trips as u64 * ops)
-        }
         Op::Dot(dims) => {
             let (l, r) = (node.args[0], node.args[1]);
             let kshape: Vec<usize> = dims
@@ -176,7 +151,7 @@ pub fn generate(
             available: target.max_storage_buffers_per_shader_stage as u64,
         });
     }
-    Ok(Some(Kernel {
+    Ok(vec![Kernel {
         name,
         variant: variant.to_string(),
         wgsl,
@@ -186,5 +161,238 @@ pub fn generate(
         dispatch: [gx as u32, gy as u32, 1],
         flops: n as u64 * per_element,
         bytes_moved,
-    }))
+    }])
+}
+
+/// The dispatch grid for `n` invocations: 1-D, or 2-D when one dimension is not enough.
+fn grid(n: usize, target: &Target, root: Value) -> Result<(usize, usize)> {
+    let groups = n.div_ceil(target.workgroup_size() as usize);
+    let max_dim = target.max_compute_workgroups_per_dimension as usize;
+    let gx = groups.min(max_dim);
+    let gy = groups.div_ceil(gx.max(1));
+    if gy > max_dim {
+        return Err(Error::Compile(format!(
+            "{root} needs {groups} workgroups, more than a {max_dim}×{max_dim} grid"
+        )));
+    }
+    Ok((gx, gy))
+}
+
+/// The kernels of a reduction, from `shaders/reduce.wgsl`: one stage, or two when the
+/// reduction is long and has few outputs (partial runs, then a fold of the partials).
+fn reduce(
+    g: &Graph,
+    place: &[Placement],
+    buffer_of: &[Option<BufferId>],
+    buffers: &mut Vec<Buffer>,
+    root: Value,
+    index: usize,
+    target: &Target,
+) -> Result<Vec<Kernel>> {
+    let node = g.node(root);
+    let Op::Reduce { kind, axes } = &node.op else {
+        return Err(Error::Compile(format!("{root} is not a reduction")));
+    };
+    let ty = g.ty(root).clone();
+    let outputs = ty.numel();
+    let src = g.ty(node.args[0]).shape.clone();
+    let reduced: Vec<usize> = axes.iter().map(|&a| src[a]).collect();
+    let trips: usize = reduced.iter().product();
+    let parts = if trips >= SPLIT_REDUCTION && outputs < 256 {
+        trips.div_ceil(SPLIT_CHUNK)
+    } else {
+        1
+    };
+    let out_buffer = buffer_of[root.index()]
+        .ok_or_else(|| Error::Compile(format!("root {root} has no buffer")))?;
+    let t = super::wgsl::wgsl_type(ty.dtype);
+
+    // Stage 1 (or the only stage): fold runs of the fused operand.
+    let (stage_buffer, stage_ty) = if parts > 1 {
+        let scratch = Type::new(ty.dtype, &[outputs, parts]);
+        buffers.push(Buffer {
+            bytes: (scratch.numel() * 4) as u64,
+            ty: scratch.clone(),
+            role: BufferRole::Computed,
+        });
+        (BufferId(buffers.len() as u32 - 1), scratch)
+    } else {
+        (out_buffer, ty.clone())
+    };
+    let count = outputs * parts;
+    let mut e = Emitter::new(g, place, buffer_of);
+    e.bind(stage_buffer, &stage_ty, true);
+    if parts > 1 {
+        e.line(format!("let o: u32 = i / {parts}u;"));
+        e.line(format!("let start: u32 = (i % {parts}u) * {SPLIT_CHUNK}u;"));
+        e.line(format!(
+            "let end: u32 = min(start + {SPLIT_CHUNK}u, {trips}u);"
+        ));
+    } else {
+        e.line("let o: u32 = i;");
+        e.line("let start: u32 = 0u;");
+        e.line(format!("let end: u32 = {trips}u;"));
+    }
+    let coords = e.unravel("o", &ty.shape, "c");
+    let (init, fold) = reduce_parts(&mut e, *kind, ty.dtype);
+    let prologue = e.take_lines();
+    e.set_indent(2);
+    let rc = e.unravel("r", &reduced, "q");
+    let mut full = Vec::with_capacity(src.len());
+    let (mut kept, mut red) = (coords.iter(), rc.iter());
+    for a in 0..src.len() {
+        let c = if axes.contains(&a) {
+            red.next()
+        } else {
+            kept.next()
+        };
+        full.push(c.cloned().unwrap_or_else(|| "0u".into()));
+    }
+    e.ops = 0;
+    let x = e.at(node.args[0], &full)?;
+    e.line(fold("acc", &x));
+    let ops = e.ops + 1;
+    let body = e.take_lines();
+    let fused: Vec<String> = (0..g.len())
+        .filter(|&i| place[i] == Placement::Fused(root))
+        .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
+        .collect();
+    let variant = if parts > 1 {
+        "reduce_partial"
+    } else {
+        "reduce"
+    };
+    let name = format!("{index:03}_{variant}_{}", node.op.name());
+    let mut header = format!(
+        "// Kernel {name}: computes %{} = {} : {ty}",
+        root.0,
+        node.op.name()
+    );
+    if parts > 1 {
+        header.push_str(&format!(
+            ", stage 1 of 2: {parts} runs of {SPLIT_CHUNK} per output"
+        ));
+    }
+    header.push('.');
+    if !fused.is_empty() {
+        header.push_str(&format!("\n// Fused: {}.", fused.join(", ")));
+    }
+    let mut kernels = vec![reduce_kernel(
+        &e,
+        target,
+        root,
+        ReduceParts {
+            name,
+            variant,
+            header,
+            t,
+            init: &init,
+            count,
+            prologue,
+            body,
+            flops: (outputs * trips) as u64 * ops,
+        },
+    )?];
+    if parts == 1 {
+        return Ok(kernels);
+    }
+
+    // Stage 2: fold each output's partial results, in order.
+    let mut e = Emitter::new(g, place, buffer_of);
+    e.bind(out_buffer, &ty, true);
+    e.bind(stage_buffer, &stage_ty, false);
+    e.line("let start: u32 = 0u;");
+    e.line(format!("let end: u32 = {parts}u;"));
+    let (init, fold) = reduce_parts(&mut e, *kind, ty.dtype);
+    let prologue = e.take_lines();
+    e.set_indent(2);
+    e.line(fold("acc", &format!("b1[i * {parts}u + r]")));
+    let body = e.take_lines();
+    let name = format!("{:03}_reduce_final_{}", index + 1, node.op.name());
+    let header = format!(
+        "// Kernel {name}: computes %{} = {} : {ty}, stage 2 of 2: folds {parts} partial results per output.",
+        root.0,
+        node.op.name()
+    );
+    kernels.push(reduce_kernel(
+        &e,
+        target,
+        root,
+        ReduceParts {
+            name,
+            variant: "reduce_final",
+            header,
+            t,
+            init: &init,
+            count: outputs,
+            prologue,
+            body,
+            flops: (outputs * parts) as u64,
+        },
+    )?);
+    Ok(kernels)
+}
+
+/// What distinguishes one stage of a reduction.
+struct ReduceParts<'a> {
+    name: String,
+    variant: &'a str,
+    header: String,
+    t: &'a str,
+    init: &'a str,
+    count: usize,
+    prologue: String,
+    body: String,
+    flops: u64,
+}
+
+/// Specializes `shaders/reduce.wgsl` for one stage.
+fn reduce_kernel(
+    e: &Emitter<'_>,
+    target: &Target,
+    root: Value,
+    p: ReduceParts<'_>,
+) -> Result<Kernel> {
+    let wg = target.workgroup_size();
+    let (gx, gy) = grid(p.count, target, root)?;
+    let wgsl = REDUCE_TEMPLATE
+        .lines()
+        .skip_while(|line| line.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("{{HEADER}}", &p.header)
+        .replace("{{BINDINGS}}", e.declarations().trim_end())
+        .replace("{{WG}}", &wg.to_string())
+        .replace("{{ROW}}", &(gx * wg as usize).to_string())
+        .replace("{{COUNT}}", &p.count.to_string())
+        .replace("{{T}}", p.t)
+        .replace("{{INIT}}", p.init)
+        .replace("{{PROLOGUE}}", &p.prologue)
+        .replace("{{BODY}}", &p.body)
+        .replace("{{STORE}}", "acc")
+        + "\n";
+    Ok(Kernel {
+        name: p.name,
+        variant: p.variant.to_string(),
+        wgsl,
+        entry_point: "main".into(),
+        bindings: e
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(k, (buffer, _, writable))| KernelBinding {
+                binding: k as u32,
+                buffer: *buffer,
+                writable: *writable,
+            })
+            .collect(),
+        workgroup_size: [wg, 1, 1],
+        dispatch: [gx as u32, gy as u32, 1],
+        flops: p.flops,
+        bytes_moved: e
+            .bindings
+            .iter()
+            .map(|(_, t, _)| (t.numel() * t.dtype.size_bytes()) as u64)
+            .sum(),
+    })
 }

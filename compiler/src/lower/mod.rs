@@ -80,8 +80,8 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
     let mut split = vec![false; g.len()];
     let (buffers, buffer_of, kernels) = loop {
         let place = group::place(&g, &split);
-        let (buffers, buffer_of) = plan_buffers(&g, &place, target)?;
-        match generate_kernels(&g, &place, &buffer_of, target) {
+        let (mut buffers, buffer_of) = plan_buffers(&g, &place, target)?;
+        match generate_kernels(&g, &place, &buffer_of, &mut buffers, target) {
             Ok(kernels) => break (buffers, buffer_of, kernels),
             Err((root, e)) => match root.and_then(|r| group::split_candidate(&g, &place, r)) {
                 Some(v) => split[v.index()] = true,
@@ -182,6 +182,7 @@ fn generate_kernels(
     g: &Graph,
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
+    buffers: &mut Vec<Buffer>,
     target: &Target,
 ) -> std::result::Result<Vec<Kernel>, (Option<Value>, Error)> {
     let mut kernels = Vec::new();
@@ -191,12 +192,12 @@ fn generate_kernels(
         }
         let root = Value(i as u32);
         let tiled = matmul::generate(g, place, buffer_of, root, kernels.len(), target);
-        let kernel = match tiled {
-            Some(k) => Some(k),
-            None => kernel::generate(g, place, buffer_of, root, kernels.len(), target)
+        let generated = match tiled {
+            Some(k) => vec![k],
+            None => kernel::generate(g, place, buffer_of, buffers, root, kernels.len(), target)
                 .map_err(|e| (Some(root), e))?,
         };
-        if let Some(k) = kernel {
+        for k in generated {
             validate_wgsl(&k.name, &k.wgsl, target).map_err(|e| (None, e))?;
             kernels.push(k);
         }

@@ -425,6 +425,18 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// Sets the indentation of later statements.
+    pub fn set_indent(&mut self, indent: usize) {
+        self.indent = indent;
+    }
+
+    /// The statements written so far, which are then forgotten (the memo is kept).
+    pub fn take_lines(&mut self) -> String {
+        let s = self.body();
+        self.lines.clear();
+        s.trim_end().to_string()
+    }
+
     /// The finished statements.
     pub fn body(&self) -> String {
         let mut s = String::new();

@@ -1,0 +1,31 @@
+// Reduction: each invocation folds a run of reduced elements, in a fixed order, into one
+// accumulator, so results are bit-identical from run to run and no workgroup barrier is
+// needed (barriers are very slow on CPU adapters). A long reduction with few outputs
+// runs in two stages: this template once with many partial runs per output, then once
+// more over the partial results.
+//
+// Placeholders, filled in by the compiler (compiler/src/lower/kernel.rs):
+//   {{HEADER}}    comment naming the kernel and the IR value it computes
+//   {{BINDINGS}}  the storage buffers; binding 0 is the result
+//   {{WG}}        invocations per workgroup
+//   {{ROW}}       invocations per row of the dispatch grid (2-D grids for big outputs)
+//   {{COUNT}}     invocations that do work
+//   {{T}}         the accumulator's type, {{INIT}} its initial value
+//   {{PROLOGUE}}  coordinates of this invocation's output and the run `start..end`
+//   {{BODY}}      reads element `r` (fused producers inlined) and folds it into `acc`
+{{HEADER}}
+{{BINDINGS}}
+
+@compute @workgroup_size({{WG}})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i: u32 = gid.x + gid.y * {{ROW}}u;
+    if i >= {{COUNT}}u {
+        return;
+    }
+{{PROLOGUE}}
+    var acc: {{T}} = {{INIT}};
+    for (var r: u32 = start; r < end; r = r + 1u) {
+{{BODY}}
+    }
+    b0[i] = {{STORE}};
+}
