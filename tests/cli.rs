@@ -370,3 +370,95 @@ fn an_input_that_does_not_reach_the_output_gets_a_zero_gradient() {
         serde_json::json!({"shape": [2, 2], "dtype": "f32", "data": [0.0, 0.0, 0.0, 0.0]})
     );
 }
+
+#[test]
+fn compile_dumps_readable_ir_and_naga_valid_wgsl() {
+    let dir = std::env::temp_dir().join(format!("wgrad-dump-{}", std::process::id()));
+    let dir_s = dir.to_string_lossy().into_owned();
+    let out = ok(
+        &[
+            "compile",
+            &prog("mlp.wg"),
+            "--wrt",
+            "w1,b1,w2,b2",
+            "--dump",
+            &dir_s,
+        ],
+        "",
+    );
+    assert!(out.contains("\"kernels\""), "{out}");
+    let stats = json(&std::fs::read_to_string(dir.join("stats.json")).unwrap());
+    for key in [
+        "kernels",
+        "matmul_kernels",
+        "flops",
+        "bytes_moved",
+        "peak_bytes",
+        "temp_bytes",
+    ] {
+        assert!(stats[key].is_u64(), "stats.json lacks {key}: {stats}");
+    }
+    let mut passes: Vec<_> = std::fs::read_dir(dir.join("ir"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    passes.sort();
+    assert!(!passes.is_empty());
+    // Every per-pass dump is a program the parser accepts.
+    for p in &passes {
+        wgrad::parse(&std::fs::read_to_string(p).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    let kernels: Vec<_> = std::fs::read_dir(dir.join("kernels"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kernels.len() as u64, stats["kernels"].as_u64().unwrap());
+    let target = wgrad::Target::software_vulkan();
+    for k in &kernels {
+        let name = k.file_stem().unwrap().to_string_lossy();
+        wgrad::lower::validate_wgsl(&name, &std::fs::read_to_string(k).unwrap(), &target).unwrap();
+    }
+    assert!(
+        std::fs::read_to_string(dir.join("buffers.txt"))
+            .unwrap()
+            .contains("input `w1`")
+    );
+    fails(
+        &["compile", &prog("mlp.wg"), "--target", "abacus"],
+        "",
+        2,
+        &["abacus"],
+    );
+}
+
+#[test]
+fn run_on_the_gpu_agrees_with_eval() {
+    // Skips without an adapter (and fails under CI=true) like every GPU test.
+    if wgrad::runtime::testing::runtime_or_skip().is_none() {
+        return;
+    }
+    let inputs_path = prog("mlp.inputs.json");
+    let args = ["--inputs", inputs_path.as_str(), "--wrt", "w1,b1,w2,b2"];
+    let gpu = json(&ok(&[&["run", &prog("mlp.wg")][..], &args].concat(), ""));
+    let cpu = json(&ok(&[&["eval", &prog("mlp.wg")][..], &args].concat(), ""));
+    // The GPU computes in f32 from inputs rounded to f32: compare with the tolerance
+    // table of the GPU tests.
+    let f = wgrad::parse(&std::fs::read_to_string(prog("mlp.wg")).unwrap()).unwrap();
+    let (abs, rel) =
+        common::gpu::tolerance(&wgrad::grad(&f, None, &["w1", "b1", "w2", "b2"]).unwrap());
+    for name in ["loss", "grad.w1", "grad.b1", "grad.w2", "grad.b2"] {
+        let (a, b) = (
+            gpu[name]["data"].as_array().unwrap(),
+            cpu[name]["data"].as_array().unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= abs + rel * y.abs(),
+                "{name}: gpu {x} vs eval {y}"
+            );
+        }
+    }
+}
