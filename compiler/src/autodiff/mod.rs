@@ -11,7 +11,9 @@
 //! never materialized; only nodes on a path between the `wrt` inputs and the
 //! differentiated output are visited; cotangents reaching a value from several uses are
 //! collected and summed once, when that value is visited. Derivative rules emit the
-//! partials of every operand; dead-code elimination then removes those nothing needs.
+//! partials of every operand; the optimizer (`passes::optimize`, which ends with dead-code
+//! elimination) then removes those nothing needs and simplifies the rest. It also runs on
+//! the input program first, so the derivative is taken of the simplified program.
 //!
 //! Naming: `grad` adds one output `grad.<w>` per `w`; `vjp` adds the input `ct.<O>`;
 //! `jvp` adds inputs `tan.<w>` and the output `tan.<O>`. When a name is already taken
@@ -49,6 +51,7 @@ pub fn resolve_output(graph: &Graph, of: Option<&str>) -> Result<(String, Value)
 /// The gradient of the scalar output `of` (default: the only output) with respect to
 /// the inputs `wrt`: the program plus one output `grad.<w>` per `w`.
 pub fn grad(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
+    let graph = &optimized(graph)?;
     let (of_name, out) = resolve_output(graph, of)?;
     let ty = graph.ty(out).clone();
     if !ty.is_scalar() {
@@ -65,6 +68,7 @@ pub fn grad(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
 /// plus an input `ct.<of>` (the cotangent, of the output's type) and one output
 /// `grad.<w>` per `w`.
 pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
+    let graph = &optimized(graph)?;
     let (of_name, out) = resolve_output(graph, of)?;
     let ty = graph.ty(out).clone();
     let mut b = Builder::from_graph(graph.clone());
@@ -77,6 +81,7 @@ pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
 /// plus one input `tan.<w>` per `w` (the tangent, of `w`'s type) and the output
 /// `tan.<of>`.
 pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
+    let graph = &optimized(graph)?;
     let (of_name, out) = resolve_output(graph, of)?;
     check_float(graph, out, &of_name)?;
     let wrt_values = resolve_wrt(graph, wrt)?;
@@ -275,9 +280,18 @@ fn fresh(list: &[(String, Value)], name: &str) -> String {
     name
 }
 
+/// The derivative program: the builder's graph, optimized and verified.
 fn finish(b: Builder) -> Result<Graph> {
     let mut g = b.finish()?;
-    passes::dce::run(&mut g);
+    passes::optimize(&mut g)?;
     crate::ir::verify(&g)?;
+    Ok(g)
+}
+
+/// A copy of the program to differentiate, optimized first so that the derivative is
+/// taken of the simplified program; its inputs and outputs are unchanged.
+fn optimized(graph: &Graph) -> Result<Graph> {
+    let mut g = graph.clone();
+    passes::optimize(&mut g)?;
     Ok(g)
 }

@@ -1,10 +1,11 @@
 //! Lowering: IR → kernel groups → WGSL, for a [`Target`].
 //!
-//! Compilation needs no device. [`compile`] unrolls loops and removes dead code, places
-//! every value in a fusion group ([`group`]), generates one kernel per group root
-//! ([`kernel`], written by [`wgsl`]), validates every kernel's WGSL with naga, and plans
-//! one buffer per input and per root. The result is a [`Program`] of plain data: kernels
-//! with their WGSL text, bindings, dispatch grids, the buffer plan, and statistics.
+//! Compilation needs no device. [`compile`] unrolls loops, optimizes the program
+//! ([`passes::optimize`]), places every value in a fusion group ([`group`]), generates one
+//! kernel per group root ([`kernel`], written by [`wgsl`]), validates every kernel's WGSL
+//! with naga, and plans one buffer per input and per root. The result is a [`Program`]
+//! of plain data: kernels with their WGSL text, bindings, dispatch grids, the buffer
+//! plan, and statistics.
 
 mod group;
 mod kernel;
@@ -72,8 +73,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
     };
     let changed = passes::unroll::run(&mut g)?;
     step("unroll", &g, changed)?;
-    let changed = passes::dce::run(&mut g);
-    step("dce", &g, changed)?;
+    passes::optimize_with(&mut g, |pass, g| step(pass, g, true))?;
 
     // Place values in kernels; a kernel that would bind more buffers than the target
     // allows gets part of its expression split into a kernel of its own.

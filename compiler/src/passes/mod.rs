@@ -1,7 +1,67 @@
-//! Graph-to-graph passes, one file each.
+//! Graph-to-graph passes, one file each, and the pipeline that runs them.
 //!
 //! Every pass has one entry point, `run(&mut Graph) -> bool`, returning whether it
-//! changed the graph, and keeps the verifier's invariants.
+//! changed the graph, and keeps the verifier's invariants (`unroll`, which can fail,
+//! returns `Result<bool>`). The rewriting passes leave replaced nodes in the arena, dead,
+//! for `dce`; they share the machinery in `rewrite`.
+//!
+//! [`optimize`] is the pipeline. It runs before differentiation (so the derivative is
+//! taken of the simplified program), again on the derivative program, and in lowering.
+//! It keeps a program's inputs and outputs (names, order and types) exactly.
 
+pub mod cse;
 pub mod dce;
+pub mod fold;
+mod rewrite;
+pub mod simplify;
 pub mod unroll;
+
+use crate::error::Result;
+use crate::ir::{Graph, verify};
+
+/// The most rounds of fold, simplify and cse before the pipeline stops looking for more.
+pub const MAX_ROUNDS: usize = 16;
+
+/// Optimizes `graph` and returns the names of the passes that changed it, in order (a
+/// pass that changed it in several rounds appears once per round).
+pub fn optimize(graph: &mut Graph) -> Result<Vec<&'static str>> {
+    let mut changed = Vec::new();
+    optimize_with(graph, |pass, _| {
+        changed.push(pass);
+        Ok(())
+    })?;
+    Ok(changed)
+}
+
+/// [`optimize`], calling `after(pass, graph)` after every pass that changed the graph
+/// (lowering records a dump there).
+///
+/// Fold, simplify and cse feed each other (a folded constant enables a rule, a rule makes
+/// two nodes equal), so they repeat until a round changes nothing; dce then removes what
+/// they replaced. In debug builds the verifier runs after every pass that changed
+/// something.
+pub fn optimize_with(
+    graph: &mut Graph,
+    mut after: impl FnMut(&'static str, &Graph) -> Result<()>,
+) -> Result<()> {
+    let mut step = |pass: &'static str, changed: bool, graph: &Graph| -> Result<bool> {
+        if changed {
+            if cfg!(debug_assertions) {
+                verify(graph)?;
+            }
+            after(pass, graph)?;
+        }
+        Ok(changed)
+    };
+    for _ in 0..MAX_ROUNDS {
+        let mut changed = false;
+        changed |= step("fold", fold::run(graph), graph)?;
+        changed |= step("simplify", simplify::run(graph), graph)?;
+        changed |= step("cse", cse::run(graph), graph)?;
+        if !changed {
+            break;
+        }
+    }
+    step("dce", dce::run(graph), graph)?;
+    Ok(())
+}

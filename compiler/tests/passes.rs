@@ -1,0 +1,915 @@
+//! The optimizer: constant folding, algebraic simplification, common-subexpression
+//! elimination and dead-code elimination, as a pipeline.
+//!
+//! Most tests start from program text and compare the optimized program's text with the
+//! expected one (`check`), which also checks that optimizing again changes nothing and
+//! that the interpreter gives the same results before and after. The numeric tests run
+//! the example programs, their gradients and random graphs through the interpreter before
+//! and after optimization.
+
+use wgrad_compiler::autodiff::{self, backward, forward};
+use wgrad_compiler::ir::{
+    BinaryOp, Builder, CmpOp, DType, Graph, Op, ReduceKind, Scalar, Tensor, Type, UnaryOp, Value,
+    eval_graph, parse, print,
+};
+use wgrad_compiler::lower::{Options, compile};
+use wgrad_compiler::passes::{self, optimize};
+
+// ---- Helpers ----------------------------------------------------------------------
+
+/// `s` without the indentation its second and later lines share, and with a final
+/// newline, so that program text can be indented in the source.
+fn text(s: &str) -> String {
+    let indent = s
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    s.lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { l } else { &l[indent.min(l.len())..] })
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect()
+}
+
+/// Optimizes `input` and compares the printed result with `expect`. Also checks that a
+/// second run changes nothing and that both programs compute the same outputs.
+fn check(input: &str, expect: &str) {
+    let before = parse(&text(input)).unwrap_or_else(|e| panic!("{e}\n{input}"));
+    let mut after = before.clone();
+    optimize(&mut after).unwrap();
+    assert_eq!(print(&after), text(expect));
+    let mut again = after.clone();
+    assert_eq!(
+        optimize(&mut again).unwrap(),
+        Vec::<&str>::new(),
+        "not idempotent"
+    );
+    assert_eq!(again, after);
+    assert_same_results(&before, &after, 0);
+}
+
+/// A deterministic pseudo-random number generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())]
+    }
+}
+
+/// Inputs for every declared input of `g`: floats in [-1, 1), integers in 0..3 (valid
+/// labels for the example programs), bools alternating.
+fn inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
+    let mut r = Rng(seed);
+    g.inputs
+        .iter()
+        .map(|(_, v)| {
+            let ty = g.ty(*v).clone();
+            let data = (0..ty.numel())
+                .map(|k| match ty.dtype {
+                    DType::F32 => (r.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0,
+                    DType::I32 | DType::U32 => r.below(3) as f64,
+                    DType::Bool => (k % 2) as f64,
+                })
+                .collect();
+            Tensor::new(ty, data).unwrap()
+        })
+        .collect()
+}
+
+/// Whether two results agree: exactly, NaN with NaN, a zero with a zero of either sign
+/// (`x + 0 == x` keeps the sign of a zero), or else within 1e-12 relative.
+fn agree(a: f64, b: f64) -> bool {
+    a == b || a.is_nan() && b.is_nan() || (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+/// Checks that `before` and `after` have the same signature and compute the same
+/// outputs on the same pseudo-random inputs.
+fn assert_same_results(before: &Graph, after: &Graph, seed: u64) {
+    let sig = |g: &Graph, list: &[(String, Value)]| -> Vec<(String, Type)> {
+        list.iter()
+            .map(|(n, v)| (n.clone(), g.ty(*v).clone()))
+            .collect()
+    };
+    assert_eq!(sig(before, &before.inputs), sig(after, &after.inputs));
+    assert_eq!(sig(before, &before.outputs), sig(after, &after.outputs));
+    let args = inputs(before, seed);
+    let x = eval_graph(before, &args).unwrap();
+    let y = eval_graph(after, &args).unwrap();
+    for (((name, _), x), y) in before.outputs.iter().zip(&x).zip(&y) {
+        assert_eq!(x.ty, y.ty);
+        for (k, (&a, &b)) in x.data.iter().zip(&y.data).enumerate() {
+            assert!(
+                agree(a, b),
+                "output `{name}` element {k}: {a} before, {b} after\nbefore:\n{}\nafter:\n{}",
+                print(before),
+                print(after)
+            );
+        }
+    }
+}
+
+/// The gradient of `f`'s only output as the autodiff sweep emits it, before any
+/// optimization (only dead code removed).
+fn raw_grad(f: &Graph, wrt: &[&str]) -> Graph {
+    let (_, out) = autodiff::resolve_output(f, None).unwrap();
+    let mut b = Builder::from_graph(f.clone());
+    let seed = b.full(1.0, &f.ty(out).clone()).unwrap();
+    let ws: Vec<Value> = wrt.iter().map(|w| f.input(w).unwrap()).collect();
+    let grads = backward(&mut b, out, seed, &ws).unwrap();
+    for (w, g) in wrt.iter().zip(grads) {
+        let g = match g {
+            Some(g) => g,
+            None => b.full_like(0.0, f.input(w).unwrap()).unwrap(),
+        };
+        b.output(&format!("grad.{w}"), g).unwrap();
+    }
+    let mut g = b.finish().unwrap();
+    passes::dce::run(&mut g);
+    g
+}
+
+/// The JVP of `f`'s output `of` along every `wrt`, before any optimization.
+fn raw_jvp(f: &Graph, of: &str, wrt: &[&str]) -> Graph {
+    let out = f.output(of).unwrap();
+    let mut b = Builder::from_graph(f.clone());
+    let mut tangents = vec![None; f.len()];
+    for w in wrt {
+        let v = f.input(w).unwrap();
+        tangents[v.index()] = Some(b.input(&format!("tan.{w}"), f.ty(v).clone()).unwrap());
+    }
+    let t = forward(&mut b, &mut tangents, out).unwrap().unwrap();
+    b.output(&format!("tan.{of}"), t).unwrap();
+    let mut g = b.finish().unwrap();
+    passes::dce::run(&mut g);
+    g
+}
+
+fn example(name: &str) -> Graph {
+    let path = format!("{}/../examples/programs/{name}", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    parse(&source).unwrap_or_else(|e| panic!("{path}:{e}"))
+}
+
+/// Optimizes a copy of `g`, checks it computes what `g` does, that a second run changes
+/// nothing, and returns it.
+fn optimized(g: &Graph) -> Graph {
+    let mut o = g.clone();
+    optimize(&mut o).unwrap();
+    assert_same_results(g, &o, 7);
+    let mut again = o.clone();
+    assert_eq!(
+        optimize(&mut again).unwrap(),
+        Vec::<&str>::new(),
+        "not idempotent"
+    );
+    o
+}
+
+// ---- Simplification rules -----------------------------------------------------------
+
+#[test]
+fn multiplying_or_dividing_by_one_is_the_identity() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = constant 1.0 : f32[3]
+         %2 = mul %0, %1 : f32[3]
+         %3 = mul %1, %2 : f32[3]
+         %4 = div %3, %1 : f32[3]
+         %5 = input n : i32[]
+         %6 = constant 1 : i32[]
+         %7 = mul %6, %5 : i32[]
+         %8 = div %7, %6 : i32[]
+         output y = %4
+         output m = %8",
+        "%0 = input x : f32[3]
+         %1 = input n : i32[]
+         output y = %0
+         output m = %1",
+    );
+}
+
+#[test]
+fn adding_or_subtracting_zero_is_the_identity() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = constant 0.0 : f32[3]
+         %2 = add %0, %1 : f32[3]
+         %3 = add %1, %2 : f32[3]
+         %4 = sub %3, %1 : f32[3]
+         %5 = constant -0.0 : f32[3]
+         %6 = add %4, %5 : f32[3]
+         output y = %6",
+        "%0 = input x : f32[3]
+         output y = %0",
+    );
+}
+
+#[test]
+fn multiplying_by_zero_and_subtracting_a_value_from_itself_are_kept() {
+    // Both are NaN for an infinite x, so neither is zero.
+    check(
+        "%0 = input x : f32[3]
+         %1 = constant 0.0 : f32[3]
+         %2 = mul %0, %1 : f32[3]
+         %3 = sub %0, %0 : f32[3]
+         %4 = sub %1, %0 : f32[3]
+         output a = %2
+         output b = %3
+         output c = %4",
+        "%0 = input x : f32[3]
+         %1 = constant 0.0 : f32[3]
+         %2 = mul %0, %1 : f32[3]
+         %3 = sub %0, %0 : f32[3]
+         %4 = sub %1, %0 : f32[3]
+         output a = %2
+         output b = %3
+         output c = %4",
+    );
+}
+
+#[test]
+fn double_negation_cancels() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = neg %0 : f32[3]
+         %2 = neg %1 : f32[3]
+         %3 = neg %2 : f32[3]
+         %4 = input n : i32[2]
+         %5 = neg %4 : i32[2]
+         %6 = neg %5 : i32[2]
+         output y = %3
+         output m = %6",
+        "%0 = input x : f32[3]
+         %1 = neg %0 : f32[3]
+         %2 = input n : i32[2]
+         output y = %1
+         output m = %2",
+    );
+}
+
+#[test]
+fn stop_gradient_is_kept_but_not_repeated() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = stop_gradient %0 : f32[3]
+         %2 = stop_gradient %1 : f32[3]
+         output y = %2",
+        "%0 = input x : f32[3]
+         %1 = stop_gradient %0 : f32[3]
+         output y = %1",
+    );
+}
+
+#[test]
+fn casts_to_the_same_dtype_vanish() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = cast %0 : f32[3]
+         %2 = cast %1 : i32[3]
+         output y = %2",
+        "%0 = input x : f32[3]
+         %1 = cast %0 : i32[3]
+         output y = %1",
+    );
+}
+
+#[test]
+fn select_of_equal_branches_or_a_constant_condition_picks_a_branch() {
+    check(
+        "%0 = input c : bool[3]
+         %1 = input x : f32[3]
+         %2 = input y : f32[3]
+         %3 = select %0, %1, %1 : f32[3]
+         %4 = constant true : bool[3]
+         %5 = select %4, %1, %2 : f32[3]
+         %6 = constant false : bool[3]
+         %7 = select %6, %1, %2 : f32[3]
+         output a = %3
+         output b = %5
+         output c = %7",
+        "%0 = input c : bool[3]
+         %1 = input x : f32[3]
+         %2 = input y : f32[3]
+         output a = %1
+         output b = %1
+         output c = %2",
+    );
+}
+
+#[test]
+fn reshapes_compose_and_vanish_at_the_operands_shape() {
+    check(
+        "%0 = input x : f32[2,3]
+         %1 = reshape %0 : f32[6]
+         %2 = reshape %1 : f32[3,2]
+         %3 = reshape %0 : f32[6]
+         %4 = reshape %3 : f32[2,3]
+         output a = %2
+         output b = %4",
+        "%0 = input x : f32[2,3]
+         %1 = reshape %0 : f32[3,2]
+         output a = %1
+         output b = %0",
+    );
+}
+
+#[test]
+fn transposes_compose_and_the_identity_permutation_vanishes() {
+    check(
+        "%0 = input x : f32[2,3,4]
+         %1 = transpose %0 perm=[1,0,2] : f32[3,2,4]
+         %2 = transpose %1 perm=[0,2,1] : f32[3,4,2]
+         %3 = transpose %0 perm=[1,2,0] : f32[3,4,2]
+         %4 = transpose %3 perm=[2,0,1] : f32[2,3,4]
+         %5 = transpose %0 perm=[0,1,2] : f32[2,3,4]
+         output a = %2
+         output b = %4
+         output c = %5",
+        "%0 = input x : f32[2,3,4]
+         %1 = transpose %0 perm=[1,2,0] : f32[3,4,2]
+         output a = %1
+         output b = %0
+         output c = %0",
+    );
+}
+
+#[test]
+fn broadcasts_compose_and_vanish_at_the_operands_shape() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = broadcast %0 dims=[1] : f32[2,3]
+         %2 = broadcast %1 dims=[0,2] : f32[2,5,3]
+         %3 = input y : f32[1,3]
+         %4 = broadcast %3 dims=[0,1] : f32[1,3]
+         output a = %2
+         output b = %4",
+        "%0 = input x : f32[3]
+         %1 = broadcast %0 dims=[2] : f32[2,5,3]
+         %2 = input y : f32[1,3]
+         output a = %1
+         output b = %2",
+    );
+}
+
+#[test]
+fn shape_ops_that_do_nothing_vanish() {
+    check(
+        "%0 = input x : f32[2,3]
+         %1 = slice %0 start=[0,0] limit=[2,3] : f32[2,3]
+         %2 = pad %1 low=[0,0] high=[0,0] value=0.0 : f32[2,3]
+         %3 = reduce_sum %2 axes=[] : f32[2,3]
+         %4 = concat %3 axis=0 : f32[2,3]
+         %5 = slice %4 start=[0,1] limit=[2,3] : f32[2,2]
+         output y = %5",
+        "%0 = input x : f32[2,3]
+         %1 = slice %0 start=[0,1] limit=[2,3] : f32[2,2]
+         output y = %1",
+    );
+}
+
+// ---- Constant folding ---------------------------------------------------------------
+
+#[test]
+fn float_arithmetic_folds_to_the_interpreters_f64_value() {
+    check(
+        "%0 = constant 0.1 : f32[]
+         %1 = constant 0.2 : f32[]
+         %2 = add %0, %1 : f32[]
+         %3 = exp %1 : f32[]
+         %4 = constant 0.0 : f32[]
+         %5 = div %0, %4 : f32[]
+         %6 = sub %4, %4 : f32[]
+         %7 = div %6, %4 : f32[]
+         %8 = input x : f32[]
+         %9 = mul %8, %2 : f32[]
+         %10 = mul %9, %3 : f32[]
+         %11 = mul %10, %5 : f32[]
+         %12 = mul %11, %7 : f32[]
+         output y = %12",
+        "%0 = constant 0.30000000000000004 : f32[]
+         %1 = constant 1.2214027581601699 : f32[]
+         %2 = constant inf : f32[]
+         %3 = constant nan : f32[]
+         %4 = input x : f32[]
+         %5 = mul %4, %0 : f32[]
+         %6 = mul %5, %1 : f32[]
+         %7 = mul %6, %2 : f32[]
+         %8 = mul %7, %3 : f32[]
+         output y = %8",
+    );
+}
+
+#[test]
+fn integer_arithmetic_folds_with_wgsl_wrapping() {
+    check(
+        "%0 = constant 2147483647 : i32[]
+         %1 = constant 1 : i32[]
+         %2 = add %0, %1 : i32[]
+         %3 = neg %2 : i32[]
+         %4 = constant -1 : i32[]
+         %5 = div %2, %4 : i32[]
+         %6 = constant 0 : i32[]
+         %7 = div %0, %6 : i32[]
+         %8 = constant 0 : u32[]
+         %9 = constant 1 : u32[]
+         %10 = sub %8, %9 : u32[]
+         %11 = abs %2 : i32[]
+         %12 = mul %0, %0 : i32[]
+         output a = %2
+         output b = %3
+         output c = %5
+         output d = %7
+         output e = %10
+         output f = %11
+         output g = %12",
+        "%0 = constant -2147483648 : i32[]
+         %1 = constant 2147483647 : i32[]
+         %2 = constant 4294967295 : u32[]
+         %3 = constant 1 : i32[]
+         output a = %0
+         output b = %0
+         output c = %0
+         output d = %1
+         output e = %2
+         output f = %0
+         output g = %3",
+    );
+}
+
+#[test]
+fn comparisons_selects_and_casts_fold() {
+    check(
+        "%0 = constant 3.7 : f32[2]
+         %1 = constant nan : f32[2]
+         %2 = constant 10000000000.0 : f32[2]
+         %3 = cast %0 : i32[2]
+         %4 = cast %1 : i32[2]
+         %5 = cast %2 : i32[2]
+         %6 = cast %0 : bool[2]
+         %7 = lt %1, %0 : bool[2]
+         %8 = ne %1, %1 : bool[2]
+         %9 = select %8, %0, %2 : f32[2]
+         output a = %3
+         output b = %4
+         output c = %5
+         output d = %6
+         output e = %7
+         output f = %8
+         output g = %9",
+        "%0 = constant 3 : i32[2]
+         %1 = constant 0 : i32[2]
+         %2 = constant 2147483647 : i32[2]
+         %3 = constant true : bool[2]
+         %4 = constant false : bool[2]
+         %5 = constant 3.7 : f32[2]
+         output a = %0
+         output b = %1
+         output c = %2
+         output d = %3
+         output e = %4
+         output f = %3
+         output g = %5",
+    );
+}
+
+#[test]
+fn shape_ops_of_a_splat_fold_to_a_splat() {
+    check(
+        "%0 = constant 2.5 : f32[]
+         %1 = broadcast %0 dims=[] : f32[2,3]
+         %2 = transpose %1 perm=[1,0] : f32[3,2]
+         %3 = reshape %2 : f32[6]
+         %4 = slice %3 start=[1] limit=[4] : f32[3]
+         %5 = pad %4 low=[1] high=[0] value=2.5 : f32[4]
+         %6 = concat %5, %5 axis=0 : f32[8]
+         %7 = stop_gradient %6 : f32[8]
+         %8 = input x : f32[8]
+         %9 = add %8, %7 : f32[8]
+         output y = %9",
+        "%0 = constant 2.5 : f32[8]
+         %1 = input x : f32[8]
+         %2 = add %1, %0 : f32[8]
+         output y = %2",
+    );
+}
+
+#[test]
+fn results_that_are_not_splats_are_not_folded() {
+    check(
+        "%0 = constant 1.0 : f32[2]
+         %1 = pad %0 low=[1] high=[0] value=0.0 : f32[3]
+         %2 = constant 2.0 : f32[3]
+         %3 = concat %1, %2 axis=0 : f32[6]
+         %4 = iota axis=0 : f32[6]
+         %5 = add %3, %4 : f32[6]
+         output y = %5",
+        "%0 = constant 1.0 : f32[2]
+         %1 = pad %0 low=[1] high=[0] value=0.0 : f32[3]
+         %2 = constant 2.0 : f32[3]
+         %3 = concat %1, %2 axis=0 : f32[6]
+         %4 = iota axis=0 : f32[6]
+         %5 = add %3, %4 : f32[6]
+         output y = %5",
+    );
+}
+
+#[test]
+fn reductions_of_a_splat_fold_in_the_interpreters_order() {
+    // 0.1 added ten times one at a time is 0.9999999999999999, not 10 · 0.1 == 1.
+    check(
+        "%0 = constant 0.1 : f32[10]
+         %1 = reduce_sum %0 axes=[0] : f32[]
+         %2 = constant 0.25 : f32[4,3]
+         %3 = reduce_sum %2 axes=[0] : f32[3]
+         %4 = constant 2147483647 : i32[2,3]
+         %5 = reduce_sum %4 axes=[0,1] : i32[]
+         %6 = constant -1.5 : f32[4,3]
+         %7 = reduce_max %6 axes=[1] : f32[4]
+         %8 = reduce_min %6 axes=[0,1] : f32[]
+         %9 = constant -0.0 : f32[2]
+         %10 = reduce_sum %9 axes=[0] : f32[]
+         %11 = constant inf : f32[0]
+         %12 = reduce_sum %11 axes=[0] : f32[]
+         output a = %1
+         output b = %3
+         output c = %5
+         output d = %7
+         output e = %8
+         output f = %10
+         output g = %12",
+        "%0 = constant 0.9999999999999999 : f32[]
+         %1 = constant 1.0 : f32[3]
+         %2 = constant -6 : i32[]
+         %3 = constant -1.5 : f32[4]
+         %4 = constant -1.5 : f32[]
+         %5 = constant 0.0 : f32[]
+         output a = %0
+         output b = %1
+         output c = %2
+         output d = %3
+         output e = %4
+         output f = %5
+         output g = %5",
+    );
+}
+
+#[test]
+fn long_float_sums_of_a_splat_match_the_interpreter() {
+    for (c, n) in [
+        (0.1, 1000),
+        (1.0 / 3.0, 4096),
+        (1e300, 1000),
+        (1e-310, 3),
+        (0.5, 1 << 21),
+    ] {
+        let mut b = Builder::new();
+        let s = b.constant(Scalar::float(c), &[n]).unwrap();
+        let y = b.sum(s, &[0]).unwrap();
+        b.output("y", y).unwrap();
+        let g = b.finish().unwrap();
+        let mut o = g.clone();
+        optimize(&mut o).unwrap();
+        assert!(matches!(o.node(o.outputs[0].1).op, Op::Constant { .. }));
+        let x = eval_graph(&g, &[]).unwrap()[0].data[0];
+        let y = eval_graph(&o, &[]).unwrap()[0].data[0];
+        assert_eq!(x.to_bits(), y.to_bits(), "sum of {n} × {c}");
+    }
+}
+
+// ---- Common subexpressions ----------------------------------------------------------
+
+#[test]
+fn duplicate_expressions_merge() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = sin %0 : f32[3]
+         %2 = mul %1, %0 : f32[3]
+         %3 = sin %0 : f32[3]
+         %4 = mul %3, %0 : f32[3]
+         %5 = add %2, %4 : f32[3]
+         %6 = constant 2.0 : f32[3]
+         %7 = constant 2.0 : f32[3]
+         %8 = mul %5, %6 : f32[3]
+         %9 = mul %5, %7 : f32[3]
+         output y = %8
+         output z = %9",
+        "%0 = input x : f32[3]
+         %1 = sin %0 : f32[3]
+         %2 = mul %1, %0 : f32[3]
+         %3 = add %2, %2 : f32[3]
+         %4 = constant 2.0 : f32[3]
+         %5 = mul %3, %4 : f32[3]
+         output y = %5
+         output z = %5",
+    );
+}
+
+#[test]
+fn inputs_and_swapped_operands_are_not_merged() {
+    check(
+        "%0 = input x : f32[3]
+         %1 = input y : f32[3]
+         %2 = mul %0, %1 : f32[3]
+         %3 = mul %1, %0 : f32[3]
+         %4 = input unused : f32[3]
+         output a = %2
+         output b = %3",
+        "%0 = input x : f32[3]
+         %1 = input y : f32[3]
+         %2 = mul %0, %1 : f32[3]
+         %3 = mul %1, %0 : f32[3]
+         %4 = input unused : f32[3]
+         output a = %2
+         output b = %3",
+    );
+}
+
+#[test]
+fn the_gradient_of_a_square_sums_one_product() {
+    // The derivative of Σ x·x as the reverse sweep emits it: the broadcast seed of 1.0
+    // folds to a constant, `1 * x` becomes x, and the two products merge.
+    check(
+        "%0 = input x : f32[3]
+         %1 = mul %0, %0 : f32[3]
+         %2 = reduce_sum %1 axes=[0] : f32[]
+         %3 = constant 1.0 : f32[]
+         %4 = broadcast %3 dims=[] : f32[3]
+         %5 = mul %4, %0 : f32[3]
+         %6 = mul %4, %0 : f32[3]
+         %7 = add %5, %6 : f32[3]
+         output y = %2
+         output grad.x = %7",
+        "%0 = input x : f32[3]
+         %1 = mul %0, %0 : f32[3]
+         %2 = reduce_sum %1 axes=[0] : f32[]
+         %3 = add %0, %0 : f32[3]
+         output y = %2
+         output grad.x = %3",
+    );
+}
+
+// ---- The pipeline -------------------------------------------------------------------
+
+#[test]
+fn a_program_without_opportunities_is_unchanged() {
+    let g = example("w5.wg");
+    let mut o = g.clone();
+    assert_eq!(optimize(&mut o).unwrap(), Vec::<&str>::new());
+    assert_eq!(o, g);
+}
+
+#[test]
+fn the_pipeline_reports_the_passes_that_changed_something() {
+    let mut g = parse(&text(
+        "%0 = input x : f32[3]
+         %1 = constant 1.0 : f32[]
+         %2 = broadcast %1 dims=[] : f32[3]
+         %3 = mul %0, %2 : f32[3]
+         output y = %3",
+    ))
+    .unwrap();
+    assert_eq!(optimize(&mut g).unwrap(), ["fold", "simplify", "dce"]);
+}
+
+#[test]
+fn loop_bodies_are_optimized_and_loops_are_not_merged() {
+    check(
+        "%0 = input x : f32[2]
+         %1 = loop %0 trips=3 carried=1 {
+           %2 = input i : i32[]
+           %3 = input c : f32[2]
+           %4 = constant 1.0 : f32[2]
+           %5 = mul %3, %4 : f32[2]
+           %6 = sin %5 : f32[2]
+           %7 = sin %3 : f32[2]
+           %8 = add %6, %7 : f32[2]
+           output c = %8
+         } : (f32[2])
+         %9 = loop %0 trips=3 carried=1 {
+           %10 = input i : i32[]
+           %11 = input c : f32[2]
+           %12 = sin %11 : f32[2]
+           %13 = add %12, %12 : f32[2]
+           output c = %13
+         } : (f32[2])
+         %14 = get %1 index=0 : f32[2]
+         %15 = get %9 index=0 : f32[2]
+         %16 = get %1 index=0 : f32[2]
+         %17 = add %14, %15 : f32[2]
+         %18 = add %17, %16 : f32[2]
+         output y = %18",
+        "%0 = input x : f32[2]
+         %1 = loop %0 trips=3 carried=1 {
+           %0 = input i : i32[]
+           %1 = input c : f32[2]
+           %2 = sin %1 : f32[2]
+           %3 = add %2, %2 : f32[2]
+           output c = %3
+         } : (f32[2])
+         %2 = loop %0 trips=3 carried=1 {
+           %0 = input i : i32[]
+           %1 = input c : f32[2]
+           %2 = sin %1 : f32[2]
+           %3 = add %2, %2 : f32[2]
+           output c = %3
+         } : (f32[2])
+         %3 = get %1 index=0 : f32[2]
+         %4 = get %2 index=0 : f32[2]
+         %5 = add %3, %4 : f32[2]
+         %6 = add %5, %3 : f32[2]
+         output y = %6",
+    );
+}
+
+#[test]
+fn lowering_dumps_the_ir_after_each_pass_that_changed_it() {
+    let g = parse(&text(
+        "%0 = input x : f32[3]
+         %1 = constant 1.0 : f32[]
+         %2 = broadcast %1 dims=[] : f32[3]
+         %3 = mul %0, %2 : f32[3]
+         %4 = exp %3 : f32[3]
+         %5 = exp %3 : f32[3]
+         %6 = add %4, %5 : f32[3]
+         output y = %6",
+    ))
+    .unwrap();
+    let (program, dumps) = compile(&g, &Options::default()).unwrap();
+    let passes: Vec<&str> = dumps.iter().map(|d| d.pass.as_str()).collect();
+    assert_eq!(passes, ["input", "fold", "simplify", "cse", "dce"]);
+    assert_eq!(dumps.last().unwrap().ir, print(&program.graph));
+    assert_eq!(program.graph.len(), 3);
+}
+
+// ---- Numeric checks -------------------------------------------------------------------
+
+#[test]
+fn example_programs_compute_the_same_after_optimization() {
+    let dir = format!("{}/../examples/programs", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".wg"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "examples missing from {dir}: {names:?}");
+    for name in names {
+        optimized(&example(&name));
+    }
+}
+
+#[test]
+fn example_gradients_compute_the_same_after_optimization() {
+    let cases: [(&str, &[&str]); 4] = [
+        ("mlp.wg", &["w1", "b1", "w2", "b2"]),
+        ("softmax_regression.wg", &["w"]),
+        ("w5.wg", &["x"]),
+        ("shared_weight.wg", &["w"]),
+    ];
+    for (name, wrt) in cases {
+        let f = example(name);
+        let raw = raw_grad(&f, wrt);
+        let opt = optimized(&raw);
+        assert!(opt.len() <= raw.len(), "{name}: optimization added nodes");
+        // `grad` optimizes both the program and its derivative.
+        let g = autodiff::grad(&f, None, wrt).unwrap();
+        assert_same_results(&raw, &g, 11);
+        let mut again = g.clone();
+        assert_eq!(optimize(&mut again).unwrap(), Vec::<&str>::new());
+    }
+}
+
+#[test]
+fn the_hessian_vector_product_computes_the_same_after_optimization() {
+    let f = example("w5.wg");
+    let raw = raw_jvp(&raw_grad(&f, &["x"]), "grad.x", &["x"]);
+    let opt = optimized(&raw);
+    assert!(opt.len() < raw.len());
+    let g = autodiff::grad(&f, None, &["x"]).unwrap();
+    let hvp = autodiff::jvp(&g, Some("grad.x"), &["x"]).unwrap();
+    assert_same_results(&raw, &hvp, 13);
+    let vjp = autodiff::vjp(&f, None, &["x"]).unwrap();
+    assert_eq!(vjp.inputs.len(), 2);
+    assert_eq!(vjp.outputs[0].0, "f");
+}
+
+// ---- Random graphs ------------------------------------------------------------------
+
+/// A random float or integer program over a pool of values, biased toward what the
+/// passes rewrite: constants 0, 1, -0, NaN and the like, repeated ops, reshapes.
+fn random_graph(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    let mut b = Builder::new();
+    let dtype = if r.below(3) == 0 {
+        DType::I32
+    } else {
+        DType::F32
+    };
+    let shape = [vec![], vec![3], vec![2, 3]][r.below(3)].clone();
+    let ty = Type::new(dtype, &shape);
+    let mut pool = vec![b.input("x", ty.clone()).unwrap()];
+    if r.below(2) == 0 {
+        pool.push(b.input("y", ty.clone()).unwrap());
+    }
+    let literal = |r: &mut Rng| match dtype {
+        DType::F32 => {
+            Scalar::float(r.pick(&[0.0, -0.0, 1.0, -1.0, 2.0, 0.1, f64::NAN, f64::INFINITY]))
+        }
+        _ => Scalar::Int(r.pick(&[0, 1, -1, 2, i32::MAX, i32::MIN])),
+    };
+    for _ in 0..4 + r.below(12) {
+        let a = r.pick(&pool);
+        let c = if r.below(2) == 0 {
+            r.pick(&pool)
+        } else {
+            let value = literal(&mut r);
+            if r.below(2) == 0 {
+                b.constant(value, &shape).unwrap()
+            } else {
+                let s = b.constant(value, &[]).unwrap();
+                b.broadcast_to(s, &shape).unwrap()
+            }
+        };
+        let v = match r.below(9) {
+            0..=2 => {
+                let ops = if dtype == DType::F32 {
+                    &BinaryOp::ALL[..]
+                } else {
+                    &BinaryOp::ALL[..6]
+                };
+                let op = r.pick(ops);
+                if r.below(2) == 0 {
+                    b.binary(op, a, c)
+                } else {
+                    b.binary(op, c, a)
+                }
+            }
+            3 => {
+                let op = if dtype == DType::F32 {
+                    r.pick(&UnaryOp::ALL)
+                } else {
+                    r.pick(&[UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign])
+                };
+                b.push(Op::Unary(op), &[a])
+            }
+            4 => {
+                let cond = b.compare(r.pick(&CmpOp::ALL), a, c).unwrap();
+                b.select(cond, a, r.pick(&[a, c]))
+            }
+            5 => {
+                let n = shape.iter().product::<usize>();
+                let flat = b.reshape(a, &[n]).unwrap();
+                b.reshape(flat, &shape)
+            }
+            6 if shape.len() == 2 => {
+                let t = b.transpose(a, &[1, 0]).unwrap();
+                b.transpose(t, &[1, 0])
+            }
+            7 => {
+                let s = b
+                    .push(
+                        Op::Reduce {
+                            kind: r.pick(&ReduceKind::ALL),
+                            axes: (0..shape.len()).collect(),
+                        },
+                        &[c],
+                    )
+                    .unwrap();
+                b.broadcast_to(s, &shape)
+            }
+            _ => b.stop_gradient(a),
+        };
+        pool.push(v.unwrap());
+    }
+    b.output("out", *pool.last().unwrap()).unwrap();
+    b.output("aux", r.pick(&pool)).unwrap();
+    b.finish().unwrap()
+}
+
+#[test]
+fn random_programs_compute_the_same_after_optimization() {
+    for seed in 0..400 {
+        let g = random_graph(seed);
+        optimized(&g);
+    }
+}
