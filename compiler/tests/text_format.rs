@@ -821,3 +821,16 @@ fn bad_characters_and_deep_nesting_are_errors() {
     assert!(e.message.contains("deeper than 64"), "{e}");
     assert_eq!((e.line, e.column), (2 + 3 * 64, 32));
 }
+
+#[test]
+fn adjoint_tags_round_trip() {
+    // Differentiation tags the nodes it emits; the tag survives printing and parsing,
+    // so a derivative program read back from text still knows its two sides.
+    let text = "%0 = input x : f32[2]\n%1 = sin %0 : f32[2]\n%2 = cos %0 : f32[2] adjoint\noutput y = %1\noutput d = %2\n";
+    let g = parse(text).unwrap();
+    assert_eq!(g.nodes[1].side, wgrad_compiler::ir::Side::Primal);
+    assert_eq!(g.nodes[2].side, wgrad_compiler::ir::Side::Adjoint);
+    assert_eq!(print(&g), text);
+    let err = parse("%0 = input x : f32[2]\n%1 = sin %0 : f32[2] backward\n").unwrap_err();
+    assert!(err.message.contains("end of line"), "{err}");
+}

@@ -26,7 +26,7 @@ pub mod vjp_rules;
 pub use gradcheck::{GradcheckOptions, GradcheckReport, WorstElement, gradcheck};
 
 use crate::error::{Error, Result};
-use crate::ir::{Builder, Graph, Op, Value};
+use crate::ir::{Builder, Graph, Op, Side, Value};
 use crate::passes;
 
 /// Resolves the differentiated output: `of`, or the program's only output.
@@ -60,6 +60,7 @@ pub fn grad(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
         )));
     }
     let mut b = Builder::from_graph(graph.clone());
+    b.set_side(Side::Adjoint);
     let seed = b.full(1.0, &ty)?;
     reverse(b, out, &of_name, seed, wrt)
 }
@@ -72,6 +73,7 @@ pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     let (of_name, out) = resolve_output(graph, of)?;
     let ty = graph.ty(out).clone();
     let mut b = Builder::from_graph(graph.clone());
+    b.set_side(Side::Adjoint);
     let name = fresh(&b.graph().inputs, &format!("ct.{of_name}"));
     let seed = b.input(&name, ty)?;
     reverse(b, out, &of_name, seed, wrt)
@@ -86,6 +88,7 @@ pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     check_float(graph, out, &of_name)?;
     let wrt_values = resolve_wrt(graph, wrt)?;
     let mut b = Builder::from_graph(graph.clone());
+    b.set_side(Side::Adjoint);
     let mut tangents = vec![None; graph.len()];
     for (name, &w) in wrt.iter().zip(&wrt_values) {
         let tname = fresh(&b.graph().inputs, &format!("tan.{name}"));

@@ -10,7 +10,7 @@
 use super::infer::infer;
 use super::op::{BinaryOp, CmpOp, DotDims, Op, ReduceKind, Region, UnaryOp};
 use super::types::{DType, Scalar, Type, fmt_shape};
-use super::{Graph, Node, NodeType, Value, is_valid_name};
+use super::{Graph, Node, NodeType, Side, Value, is_valid_name};
 use crate::error::{Error, Result, TypeError};
 
 /// Appends type-checked nodes to a [`Graph`].
@@ -29,6 +29,7 @@ use crate::error::{Error, Result, TypeError};
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     graph: Graph,
+    side: Side,
 }
 
 macro_rules! unary_methods {
@@ -66,7 +67,15 @@ impl Builder {
 
     /// Continues appending to an existing graph; its handles stay valid.
     pub fn from_graph(graph: Graph) -> Builder {
-        Builder { graph }
+        Builder {
+            graph,
+            side: Side::Primal,
+        }
+    }
+
+    /// Tags the nodes appended from now on (inputs excepted) as `side`.
+    pub fn set_side(&mut self, side: Side) {
+        self.side = side;
     }
 
     /// The graph built so far.
@@ -106,7 +115,12 @@ impl Builder {
 
     fn push_typed(&mut self, op: Op, args: Vec<Value>, ty: NodeType) -> Value {
         let v = Value(self.graph.nodes.len() as u32);
-        self.graph.nodes.push(Node { op, args, ty });
+        let side = if matches!(op, Op::Input { .. }) {
+            Side::Primal
+        } else {
+            self.side
+        };
+        self.graph.nodes.push(Node { op, args, ty, side });
         v
     }
 

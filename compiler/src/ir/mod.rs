@@ -52,6 +52,20 @@ pub enum NodeType {
     Tuple(Vec<Type>),
 }
 
+/// Which side of differentiation a node belongs to.
+///
+/// Differentiation tags every node it emits [`Side::Adjoint`]; everything else is
+/// [`Side::Primal`]. Passes keep the tags, so lowering can tell the forward values a
+/// backward pass reads (residuals) from the ones it recomputes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Part of the original program.
+    #[default]
+    Primal,
+    /// Emitted by a derivative rule (reverse or forward mode).
+    Adjoint,
+}
+
 /// One operation and its result.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Node {
@@ -61,6 +75,8 @@ pub struct Node {
     pub args: Vec<Value>,
     /// The result type.
     pub ty: NodeType,
+    /// The side of differentiation it came from.
+    pub side: Side,
 }
 
 /// A program: nodes in topological order, named inputs and named outputs.

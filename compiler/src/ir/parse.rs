@@ -13,7 +13,7 @@
 use super::builder::Builder;
 use super::op::{BinaryOp, CmpOp, DotDims, Op, ReduceKind, Region, UnaryOp};
 use super::types::{DType, Scalar, Type};
-use super::{Graph, NodeType, Value, is_valid_name};
+use super::{Graph, NodeType, Side, Value, is_valid_name};
 use crate::error::{Error, ParseError};
 use std::collections::HashMap;
 
@@ -882,6 +882,14 @@ impl Parser {
         } else {
             NodeType::Tensor(self.tensor_type()?)
         };
+        // A node emitted by differentiation carries the tag `adjoint` after its type.
+        let side = match &self.peek().kind {
+            Kind::Word(w) if w == "adjoint" => {
+                self.bump();
+                Side::Adjoint
+            }
+            _ => Side::Primal,
+        };
         self.end_of_line("the type")?;
 
         if let NodeType::Tensor(t) = &ann {
@@ -891,6 +899,7 @@ impl Parser {
             };
             complete(&mut op, t, value);
         }
+        b.set_side(side);
         let v = b.push(op, &args).map_err(|e| op_at.error(message(e)))?;
         let inferred = &b.graph().node(v).ty;
         if *inferred != ann {

@@ -9,7 +9,7 @@
 //! around the bad value it reports.
 
 use super::op::{DotDims, Op};
-use super::{Graph, Node, NodeType, Value};
+use super::{Graph, Node, NodeType, Side, Value};
 use std::fmt::Write;
 
 /// The text form of `graph`, one line per node and per output, each ending in `\n`.
@@ -117,6 +117,9 @@ fn write_node(out: &mut String, graph: &Graph, v: Value, node: &Node, indent: us
     }
     out.push_str(" : ");
     write_type(out, &node.ty);
+    if node.side == Side::Adjoint {
+        out.push_str(" adjoint");
+    }
     out.push('\n');
 }
 

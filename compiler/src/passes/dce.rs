@@ -32,7 +32,12 @@ pub fn run(graph: &mut Graph) -> bool {
             changed = true;
             continue;
         }
-        let Node { mut op, args, ty } = node;
+        let Node {
+            mut op,
+            args,
+            ty,
+            side,
+        } = node;
         if let Op::Loop { body, .. } = &mut op {
             let mut g = old_regions[body.0 as usize].take().unwrap_or_default();
             changed |= run(&mut g);
@@ -43,7 +48,7 @@ pub fn run(graph: &mut Graph) -> bool {
         }
         let args = args.iter().map(|a| remap[a.index()]).collect();
         remap[i] = Value(graph.nodes.len() as u32);
-        graph.nodes.push(Node { op, args, ty });
+        graph.nodes.push(Node { op, args, ty, side });
     }
     changed |= old_regions.iter().any(Option::is_some);
     for (_, v) in graph.inputs.iter_mut().chain(graph.outputs.iter_mut()) {

@@ -64,7 +64,8 @@ fn replace(graph: &mut Graph, v: Value, op: Op, args: Vec<Value>) -> bool {
     let tys: Vec<_> = args.iter().map(|a| &graph.node(*a).ty).collect();
     match infer(&graph.regions, &op, &tys) {
         Ok(ty) if ty == node.ty => {
-            graph.nodes[v.index()] = Node { op, args, ty };
+            let side = node.side;
+            graph.nodes[v.index()] = Node { op, args, ty, side };
             true
         }
         _ => false,

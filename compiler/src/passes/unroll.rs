@@ -54,6 +54,7 @@ fn inline(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
                 let mut state: Vec<Value> = args[..carried].to_vec();
                 let invariants = &args[carried..];
                 for i in 0..*trips {
+                    b.set_side(node.side);
                     let index = b.constant(Scalar::Int(i as i32), &[])?;
                     let mut body_inputs = vec![index];
                     body_inputs.extend(&state);
@@ -66,7 +67,10 @@ fn inline(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
                 let tuple = &map[node.args[0].index()];
                 vec![tuple[*index as usize]]
             }
-            op => vec![b.push(op.clone(), &args)?],
+            op => {
+                b.set_side(node.side);
+                vec![b.push(op.clone(), &args)?]
+            }
         };
         map.push(mapped);
     }
