@@ -14,7 +14,10 @@
 //! ```
 //!
 //! Each program is loaded on a fresh runtime, so its first call compiles every pipeline
-//! (nothing comes from another program's pipeline cache).
+//! (nothing comes from another program's pipeline cache). Mesa also keeps compiled
+//! shaders on disk: set `MESA_SHADER_CACHE_DISABLE=true` for cold first calls.
+//! Afterwards each forward and its gradient are loaded together and run alternately, so
+//! the grad / forward ratio is measured under the same machine state.
 
 use clap::Parser;
 use rand::SeedableRng;
@@ -29,7 +32,7 @@ use wgrad::{Builder, DType, Graph, Options, Runtime, RuntimeOptions, Tensor, Typ
 struct Args {
     /// Timed runs per program (after warm-up); fewer when a program is slow, see
     /// `--budget`.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 30)]
     repeats: usize,
     /// Warm-up runs per program (after the first call).
     #[arg(long, default_value_t = 2)]
@@ -43,9 +46,15 @@ struct Args {
     /// Also time each kernel of every gradient (and the matmul) with timestamp queries.
     #[arg(long)]
     profile: bool,
-    /// Also evaluate W1–W3 with the f64 interpreter and report the largest error.
+    /// Also evaluate every program with the f64 interpreter and report the largest error.
     #[arg(long)]
     check: bool,
+    /// Skip the interleaved forward/grad runs that measure the grad / forward ratio.
+    #[arg(long)]
+    no_paired: bool,
+    /// Print every timed run, in order.
+    #[arg(long)]
+    times: bool,
     /// Only workloads whose label contains this (e.g. `W1`, `matmul`).
     #[arg(long)]
     only: Option<String>,
@@ -56,6 +65,8 @@ struct Args {
 
 type Inputs = HashMap<String, Tensor>;
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+/// Extra work on a loaded program, given the outputs of its first run.
+type After<'a> = dyn FnMut(&[(String, Tensor)], &mut wgrad::Executable<'_>) -> BoxResult<()> + 'a;
 
 fn normal(rng: &mut StdRng, shape: &[usize], std: f64) -> Tensor {
     let n: usize = shape.iter().product();
@@ -198,14 +209,7 @@ struct Measurement {
 
 impl Measurement {
     fn median(&self) -> f64 {
-        let mut t = self.times_ms.clone();
-        t.sort_by(f64::total_cmp);
-        let n = t.len();
-        if n % 2 == 1 {
-            t[n / 2]
-        } else {
-            0.5 * (t[n / 2 - 1] + t[n / 2])
-        }
+        median(self.times_ms.clone())
     }
     fn min(&self) -> f64 {
         self.times_ms.iter().copied().fold(f64::INFINITY, f64::min)
@@ -218,6 +222,7 @@ struct Settings {
     budget: f64,
     profile: bool,
     check: bool,
+    times: bool,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -236,7 +241,7 @@ fn measure(
     inputs: &Inputs,
     s: &Settings,
     flops: Option<f64>,
-    after: &mut dyn FnMut(&[(String, Tensor)], &mut wgrad::Executable<'_>) -> BoxResult<()>,
+    after: &mut After<'_>,
 ) -> BoxResult<Measurement> {
     let rt = Runtime::new(&RuntimeOptions {
         timestamps: s.profile,
@@ -327,11 +332,13 @@ fn measure(
 
     let mut kernel_sum_ms = None;
     if s.profile && rt.target().features.timestamps {
+        let t = Instant::now();
         let (_, timings) = exe.run_profiled(inputs)?;
+        let wall = ms(t);
         let total: u64 = timings.iter().map(|(_, ns)| ns).sum();
         kernel_sum_ms = Some(total as f64 / 1e6);
         println!(
-            "  profile (one run; kernel times sum to {:.2} ms):",
+            "  profile (one run, {wall:.2} ms wall clock; kernel times sum to {:.2} ms):",
             total as f64 / 1e6
         );
         println!(
@@ -389,7 +396,63 @@ fn measure(
         );
     }
     println!();
+    if s.times {
+        let list: Vec<String> = m.times_ms.iter().map(|t| format!("{t:.2}")).collect();
+        println!("  every run (ms): {}", list.join(" "));
+    }
     Ok(m)
+}
+
+/// Loads `forward` and `grad` on one runtime and runs them alternately, so both see the
+/// same machine state; returns the median forward and grad times (ms) and the median of
+/// the per-pair ratios grad / forward.
+fn paired(
+    forward: &Graph,
+    grad: &Graph,
+    inputs: &Inputs,
+    s: &Settings,
+) -> BoxResult<(f64, f64, f64)> {
+    let rt = Runtime::new(&RuntimeOptions::default())?;
+    let options = Options {
+        target: rt.target().clone(),
+    };
+    let fp = wgrad::compile(forward, &options)?;
+    let gp = wgrad::compile(grad, &options)?;
+    let mut fe = rt.load(&fp)?;
+    let mut ge = rt.load(&gp)?;
+    for _ in 0..s.warmup.max(1) {
+        fe.run(inputs)?;
+        ge.run(inputs)?;
+    }
+    let (mut ft, mut gt, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let timed = Instant::now();
+    for i in 0..s.repeats {
+        if i >= 3 && timed.elapsed().as_secs_f64() > s.budget {
+            break;
+        }
+        let t = Instant::now();
+        std::hint::black_box(fe.run(inputs)?);
+        let f = ms(t);
+        let t = Instant::now();
+        std::hint::black_box(ge.run(inputs)?);
+        let g = ms(t);
+        ft.push(f);
+        gt.push(g);
+        ratios.push(g / f);
+    }
+    Ok((median(ft), median(gt), median(ratios)))
+}
+
+fn median(mut t: Vec<f64>) -> f64 {
+    t.sort_by(f64::total_cmp);
+    let n = t.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        t[n / 2]
+    } else {
+        0.5 * (t[n / 2 - 1] + t[n / 2])
+    }
 }
 
 fn no_extra(_: &[(String, Tensor)], _: &mut wgrad::Executable<'_>) -> BoxResult<()> {
@@ -404,6 +467,7 @@ fn main() -> BoxResult<()> {
         budget: args.budget,
         profile: args.profile,
         check: args.check,
+        times: args.times,
     };
     let wanted = |label: &str| {
         args.only
@@ -421,6 +485,12 @@ fn main() -> BoxResult<()> {
         rt.target().class.name()
     );
     println!("opening the device took {:.0} ms", ms(t));
+    // Mesa keeps compiled shaders in an on-disk cache, which decides first-call times.
+    for var in ["MESA_SHADER_CACHE_DISABLE", "MESA_SHADER_CACHE_DIR"] {
+        if let Ok(v) = std::env::var(var) {
+            println!("{var}={v}");
+        }
+    }
     drop(rt);
     println!(
         "settings: {} timed runs (at most {:.0} s each), {} warm-up, seed {}",
@@ -555,22 +625,27 @@ fn main() -> BoxResult<()> {
             ksum
         );
     }
-    let ratio = |g: &str, f: &str| {
+    println!();
+    for (name, (forward, wrt, inputs)) in &workloads {
+        let g = format!("{name} grad");
+        let f = format!("{name} forward");
         let find = |l: &str| {
             results
                 .iter()
                 .find(|m| m.label == l)
                 .map(Measurement::median)
         };
-        match (find(g), find(f)) {
-            (Some(g), Some(f)) => Some(g / f),
-            _ => None,
+        if let (Some(g), Some(f)) = (find(&g), find(&f)) {
+            println!(
+                "{name}: grad / forward (medians of the runs above) = {:.2}",
+                g / f
+            );
         }
-    };
-    println!();
-    for (name, _) in &workloads {
-        if let Some(r) = ratio(&format!("{name} grad"), &format!("{name} forward")) {
-            println!("{name}: grad / forward (medians) = {r:.2}");
+        if wanted(&g) && wanted(&f) && !args.no_paired {
+            let (fm, gm, r) = paired(forward, &wgrad::grad(forward, None, wrt)?, inputs, &s)?;
+            println!(
+                "{name}: interleaved forward/grad runs: forward {fm:.2} ms, grad {gm:.2} ms (medians), median of paired grad / forward = {r:.2}"
+            );
         }
     }
     println!("\nbench took {:.1} s", whole.elapsed().as_secs_f64());

@@ -98,6 +98,7 @@ pub fn stats_json(program: &Program) -> String {
         "bytes_moved": s.bytes_moved,
         "peak_bytes": s.peak_bytes,
         "temp_bytes": s.temp_bytes,
+        "residual_bytes": s.residual_bytes,
     });
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');

@@ -107,6 +107,24 @@ enum Command {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// Print the statistics of the compiled program (or, with `--wrt`, its gradient):
+    /// kernels, matmul kernels, flops, bytes moved, peak, temporary and residual bytes.
+    Stats {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// With --wrt: the output to differentiate (default: the only output).
+        #[arg(long, requires = "wrt")]
+        of: Option<String>,
+        /// Compile the gradient with respect to these inputs.
+        #[arg(long, value_delimiter = ',')]
+        wrt: Option<Vec<String>>,
+        /// The target preset.
+        #[arg(long, default_value = "software-vulkan", value_parser = Target::PRESETS)]
+        target: String,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the adapter the runtime chooses (honouring WGPU_BACKEND and
     /// WGPU_ADAPTER_NAME) and the target it describes.
     Adapter,
@@ -220,6 +238,32 @@ fn run(command: Command) -> Result<String, String> {
             }
             text.push_str(&wgrad::dump::stats_json(&program));
             Ok(text)
+        }
+        Command::Stats {
+            file,
+            of,
+            wrt,
+            target,
+            json,
+        } => {
+            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
+            let target =
+                Target::preset(&target).ok_or_else(|| format!("unknown target `{target}`"))?;
+            let program = wgrad::compile(&g, &Options { target }).map_err(user)?;
+            if json {
+                return Ok(wgrad::dump::stats_json(&program));
+            }
+            let s = &program.stats;
+            Ok(format!(
+                "kernels         {}\nmatmul_kernels  {}\nflops           {}\nbytes_moved     {}\npeak_bytes      {}\ntemp_bytes      {}\nresidual_bytes  {}\n",
+                s.kernels,
+                s.matmul_kernels,
+                s.flops,
+                s.bytes_moved,
+                s.peak_bytes,
+                s.temp_bytes,
+                s.residual_bytes
+            ))
         }
         Command::Adapter => {
             let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;

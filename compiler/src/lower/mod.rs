@@ -10,6 +10,7 @@
 mod group;
 mod kernel;
 mod matmul;
+mod memory;
 mod program;
 mod target;
 mod validate;
@@ -78,11 +79,18 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
     // Place values in kernels; a kernel that would bind more buffers than the target
     // allows gets part of its expression split into a kernel of its own.
     let mut split = vec![false; g.len()];
-    let (buffers, buffer_of, kernels) = loop {
+    let (buffers, buffer_of, kernels, sides) = loop {
         let place = group::place(&g, &split);
         let (mut buffers, buffer_of) = plan_buffers(&g, &place, target)?;
         match generate_kernels(&g, &place, &buffer_of, &mut buffers, target) {
-            Ok(kernels) => break (buffers, buffer_of, kernels),
+            Ok(generated) => {
+                let sides = generated
+                    .iter()
+                    .map(|(root, _)| g.nodes[root.index()].side)
+                    .collect::<Vec<_>>();
+                let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
+                break (buffers, buffer_of, kernels, sides);
+            }
             Err((root, e)) => match root.and_then(|r| group::split_candidate(&g, &place, r)) {
                 Some(v) => split[v.index()] = true,
                 None => return Err(e),
@@ -103,8 +111,11 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
             })
             .collect()
     };
-    let inputs = io(&g.inputs)?;
-    let outputs = io(&g.outputs)?;
+    let mut inputs = io(&g.inputs)?;
+    let mut outputs = io(&g.outputs)?;
+    let residual = memory::residual_bytes(&buffers, &kernels, &sides);
+    let mut kernels = kernels;
+    let buffers = memory::plan(buffers, &mut kernels, &mut inputs, &mut outputs);
     let state = outputs
         .iter()
         .filter_map(|o| {
@@ -116,7 +127,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
             })
         })
         .collect();
-    let stats = statistics(&buffers, &kernels, &outputs);
+    let stats = memory::statistics(&buffers, &kernels, &outputs, residual);
     Ok((
         Program {
             graph: g,
@@ -184,7 +195,7 @@ fn generate_kernels(
     buffer_of: &[Option<BufferId>],
     buffers: &mut Vec<Buffer>,
     target: &Target,
-) -> std::result::Result<Vec<Kernel>, (Option<Value>, Error)> {
+) -> std::result::Result<Vec<(Value, Kernel)>, (Option<Value>, Error)> {
     let mut kernels = Vec::new();
     for (i, p) in place.iter().enumerate() {
         if *p != Placement::Root {
@@ -199,28 +210,8 @@ fn generate_kernels(
         };
         for k in generated {
             validate_wgsl(&k.name, &k.wgsl, target).map_err(|e| (None, e))?;
-            kernels.push(k);
+            kernels.push((root, k));
         }
     }
     Ok(kernels)
-}
-
-fn statistics(buffers: &[Buffer], kernels: &[Kernel], outputs: &[IoBinding]) -> Stats {
-    let is_output = |k: usize| outputs.iter().any(|o| o.buffer.0 as usize == k);
-    Stats {
-        kernels: kernels.len() as u64,
-        matmul_kernels: kernels
-            .iter()
-            .filter(|k| k.variant.starts_with("matmul"))
-            .count() as u64,
-        flops: kernels.iter().map(|k| k.flops).sum(),
-        bytes_moved: kernels.iter().map(|k| k.bytes_moved).sum(),
-        peak_bytes: buffers.iter().map(|b| b.bytes).sum(),
-        temp_bytes: buffers
-            .iter()
-            .enumerate()
-            .filter(|(k, b)| b.role == BufferRole::Computed && !is_output(*k))
-            .map(|(_, b)| b.bytes)
-            .sum(),
-    }
 }

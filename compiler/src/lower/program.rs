@@ -99,10 +99,13 @@ pub struct Stats {
     pub flops: u64,
     /// Bytes read plus written by all kernels.
     pub bytes_moved: u64,
-    /// Bytes of all buffers.
+    /// The largest total of live buffers at any kernel.
     pub peak_bytes: u64,
-    /// Bytes of buffers that are neither inputs nor outputs.
+    /// The same for buffers that are neither program inputs nor outputs.
     pub temp_bytes: u64,
+    /// Bytes of values written by primal-side kernels and read by adjoint-side kernels
+    /// (what a backward pass keeps from the forward pass), inputs excepted.
+    pub residual_bytes: u64,
 }
 
 /// A compiled program for one [`Target`].

@@ -1,0 +1,170 @@
+//! The memory plan: liveness-based reuse of temporary buffers, and the statistics that
+//! depend on when buffers are live.
+//!
+//! Lowering first gives every stored value a buffer of its own ("virtual" buffers).
+//! Walking the kernels in dispatch order, a temporary buffer is live from the kernel
+//! that first writes it to the last kernel that reads it; after that kernel its memory
+//! may hold a later temporary of at most its size (best fit). Inputs and outputs are
+//! never shared: the host reads and writes them by name. A kernel never reads and
+//! writes one physical buffer, because a buffer is released only after its last reader
+//! has run and is taken only by a value first written by a later kernel.
+
+use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, Stats};
+use crate::ir::{Side, Type};
+
+/// Each kernel's first and last use of each buffer.
+struct Liveness {
+    first: Vec<Option<usize>>,
+    last: Vec<Option<usize>>,
+}
+
+fn liveness(buffers: usize, kernels: &[Kernel]) -> Liveness {
+    let mut first = vec![None; buffers];
+    let mut last = vec![None; buffers];
+    for (k, kernel) in kernels.iter().enumerate() {
+        for b in &kernel.bindings {
+            let i = b.buffer.0 as usize;
+            first[i].get_or_insert(k);
+            last[i] = Some(k);
+        }
+    }
+    Liveness { first, last }
+}
+
+/// Shares the memory of temporaries whose lifetimes do not overlap. Rewrites the
+/// buffer handles of kernels, inputs and outputs, and returns the physical buffers.
+pub fn plan(
+    virtual_buffers: Vec<Buffer>,
+    kernels: &mut [Kernel],
+    inputs: &mut [IoBinding],
+    outputs: &mut [IoBinding],
+) -> Vec<Buffer> {
+    let n = virtual_buffers.len();
+    let is_output =
+        |i: usize, outputs: &[IoBinding]| outputs.iter().any(|o| o.buffer.0 as usize == i);
+    let pinned: Vec<bool> = (0..n)
+        .map(|i| virtual_buffers[i].role != BufferRole::Computed || is_output(i, outputs))
+        .collect();
+    let live = liveness(n, kernels);
+    let mut physical: Vec<Buffer> = Vec::new();
+    let mut map = vec![BufferId(u32::MAX); n];
+    let mut free: Vec<usize> = Vec::new();
+    // Inputs and outputs, and buffers no kernel touches, keep buffers of their own.
+    for i in 0..n {
+        if pinned[i] || live.first[i].is_none() {
+            map[i] = BufferId(physical.len() as u32);
+            physical.push(virtual_buffers[i].clone());
+        }
+    }
+    for k in 0..kernels.len() {
+        // Temporaries first written by this kernel take free memory, or new memory.
+        for i in 0..n {
+            if pinned[i] || live.first[i] != Some(k) {
+                continue;
+            }
+            let need = virtual_buffers[i].bytes;
+            let best = free
+                .iter()
+                .enumerate()
+                .filter(|&(_, &p)| physical[p].bytes >= need)
+                .min_by_key(|&(_, &p)| physical[p].bytes);
+            map[i] = match best {
+                Some((slot, &p)) => {
+                    free.swap_remove(slot);
+                    BufferId(p as u32)
+                }
+                None => {
+                    physical.push(virtual_buffers[i].clone());
+                    BufferId(physical.len() as u32 - 1)
+                }
+            };
+        }
+        // Temporaries this kernel reads for the last time free their memory.
+        for i in 0..n {
+            if !pinned[i] && live.last[i] == Some(k) {
+                free.push(map[i].0 as usize);
+            }
+        }
+    }
+    for kernel in kernels.iter_mut() {
+        for b in &mut kernel.bindings {
+            b.buffer = map[b.buffer.0 as usize];
+        }
+    }
+    for io in inputs.iter_mut().chain(outputs.iter_mut()) {
+        io.buffer = map[io.buffer.0 as usize];
+    }
+    // A shared buffer describes itself by its size.
+    for p in physical.iter_mut() {
+        if p.role == BufferRole::Computed && p.ty.numel() * 4 != p.bytes as usize {
+            p.ty = Type::new(p.ty.dtype, &[p.bytes as usize / 4]);
+        }
+    }
+    physical
+}
+
+/// Bytes of values written by a primal-side kernel and read by an adjoint-side kernel
+/// (inputs excepted), computed on the virtual buffers before any sharing.
+pub fn residual_bytes(buffers: &[Buffer], kernels: &[Kernel], sides: &[Side]) -> u64 {
+    let mut written_primal = vec![false; buffers.len()];
+    let mut read_adjoint = vec![false; buffers.len()];
+    for (kernel, side) in kernels.iter().zip(sides) {
+        for b in &kernel.bindings {
+            let i = b.buffer.0 as usize;
+            match (b.writable, side) {
+                (true, Side::Primal) => written_primal[i] = true,
+                (false, Side::Adjoint) => read_adjoint[i] = true,
+                _ => {}
+            }
+        }
+    }
+    (0..buffers.len())
+        .filter(|&i| {
+            written_primal[i] && read_adjoint[i] && buffers[i].role == BufferRole::Computed
+        })
+        .map(|i| buffers[i].bytes)
+        .sum()
+}
+
+/// Statistics of the planned program: peak bytes are the largest total of live
+/// buffers at any kernel (inputs live throughout, outputs from their first write on).
+pub fn statistics(
+    buffers: &[Buffer],
+    kernels: &[Kernel],
+    outputs: &[IoBinding],
+    residual_bytes: u64,
+) -> Stats {
+    let live = liveness(buffers.len(), kernels);
+    let is_output = |i: usize| outputs.iter().any(|o| o.buffer.0 as usize == i);
+    let (mut peak, mut temp_peak) = (0u64, 0u64);
+    for k in 0..kernels.len().max(1) {
+        let (mut total, mut temp) = (0u64, 0u64);
+        for (i, b) in buffers.iter().enumerate() {
+            let alive = match (&b.role, is_output(i)) {
+                (BufferRole::Input(_), _) => true,
+                (_, true) => live.first[i].is_some_and(|f| f <= k),
+                _ => live.first[i].is_some_and(|f| f <= k) && live.last[i].is_some_and(|l| l >= k),
+            };
+            if alive {
+                total += b.bytes;
+                if b.role == BufferRole::Computed && !is_output(i) {
+                    temp += b.bytes;
+                }
+            }
+        }
+        peak = peak.max(total);
+        temp_peak = temp_peak.max(temp);
+    }
+    Stats {
+        kernels: kernels.len() as u64,
+        matmul_kernels: kernels
+            .iter()
+            .filter(|k| k.variant.starts_with("matmul"))
+            .count() as u64,
+        flops: kernels.iter().map(|k| k.flops).sum(),
+        bytes_moved: kernels.iter().map(|k| k.bytes_moved).sum(),
+        peak_bytes: peak,
+        temp_bytes: temp_peak,
+        residual_bytes,
+    }
+}
