@@ -188,14 +188,18 @@ fn plan_buffers(
     Ok((buffers, buffer_of))
 }
 
-/// One kernel per root, in order; on failure, the root whose kernel failed.
+/// Why kernel generation failed, and for which root (when one is to blame).
+type KernelFailure = (Option<Value>, Error);
+
+/// One kernel per root (with its root), in order; on failure, the root whose kernel
+/// failed.
 fn generate_kernels(
     g: &Graph,
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
     buffers: &mut Vec<Buffer>,
     target: &Target,
-) -> std::result::Result<Vec<(Value, Kernel)>, (Option<Value>, Error)> {
+) -> std::result::Result<Vec<(Value, Kernel)>, KernelFailure> {
     let mut kernels = Vec::new();
     for (i, p) in place.iter().enumerate() {
         if *p != Placement::Root {
