@@ -83,7 +83,7 @@ impl Target {
                 subgroups: true,
                 timestamps: true,
             },
-            matmul_tile: [8, 8],
+            matmul_tile: [16, 16],
         }
     }
 
