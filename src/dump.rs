@@ -2,14 +2,15 @@
 //!
 //! A dump directory holds `ir/NN_<pass>.wg` (the IR after every pass),
 //! `kernels/NNN_<name>.wgsl` (each kernel, as validated), `buffers.txt` (the buffer plan
-//! and which kernels read and write each buffer) and `stats.json`.
+//! and which kernels read and write each buffer), `explain.txt` (what the backward pass
+//! keeps of the forward one, and why) and `stats.json`.
 
-use crate::lower::{BufferRole, PassDump, Program};
+use crate::lower::{BufferRole, Program, Report};
 use std::fmt::Write;
 use std::path::Path;
 
 /// Writes the dump of `program` into `dir`, creating it.
-pub fn write(dir: &Path, program: &Program, passes: &[PassDump]) -> std::io::Result<()> {
+pub fn write(dir: &Path, program: &Program, report: &Report) -> std::io::Result<()> {
     let ir = dir.join("ir");
     let kernels = dir.join("kernels");
     std::fs::create_dir_all(&ir)?;
@@ -17,7 +18,7 @@ pub fn write(dir: &Path, program: &Program, passes: &[PassDump]) -> std::io::Res
     // Files of an earlier dump would read as part of this one.
     remove_files(&ir, "wg")?;
     remove_files(&kernels, "wgsl")?;
-    for (k, p) in passes.iter().enumerate() {
+    for (k, p) in report.passes.iter().enumerate() {
         std::fs::write(ir.join(format!("{k:02}_{}.wg", p.pass)), &p.ir)?;
     }
     for k in &program.kernels {
@@ -25,6 +26,7 @@ pub fn write(dir: &Path, program: &Program, passes: &[PassDump]) -> std::io::Res
     }
     std::fs::write(dir.join("buffers.txt"), buffer_plan(program))?;
     std::fs::write(dir.join("stats.json"), stats_json(program))?;
+    std::fs::write(dir.join("explain.txt"), explain(report))?;
     Ok(())
 }
 
@@ -83,6 +85,19 @@ pub fn buffer_plan(program: &Program) -> String {
             let _ = write!(s, "; read by {}", r.join(", "));
         }
         s.push('\n');
+    }
+    s
+}
+
+/// For every forward value, one line: kept, recomputed or dropped by the backward
+/// pass, and why.
+pub fn explain(report: &Report) -> String {
+    let mut s = String::new();
+    for r in &report.residency {
+        let _ = writeln!(s, "{r}");
+    }
+    if s.is_empty() {
+        s.push_str("# no forward values: the program has no primal computation\n");
     }
     s
 }

@@ -46,9 +46,9 @@ pub use wgrad_runtime::{Executable, Runtime, RuntimeOptions};
 /// variable `WGRAD_DUMP` names a directory, the IR after every pass, every kernel's
 /// WGSL, the buffer plan and `stats.json` are written there.
 pub fn compile(graph: &Graph, options: &Options) -> Result<Program> {
-    let (program, passes) = lower::compile(graph, options)?;
+    let (program, report) = lower::compile(graph, options)?;
     if let Some(dir) = std::env::var_os("WGRAD_DUMP") {
-        dump::write(std::path::Path::new(&dir), &program, &passes)
+        dump::write(std::path::Path::new(&dir), &program, &report)
             .map_err(|e| Error::Compile(format!("cannot write the dump: {e}")))?;
     }
     Ok(program)

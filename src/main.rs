@@ -106,6 +106,10 @@ enum Command {
         /// Write the dump into this directory.
         #[arg(long)]
         dump: Option<PathBuf>,
+        /// Print, for every forward value, whether the backward pass keeps it,
+        /// recomputes it or drops it, and why.
+        #[arg(long)]
+        explain: bool,
     },
     /// Print the statistics of the compiled program (or, with `--wrt`, its gradient):
     /// kernels, matmul kernels, flops, bytes moved, peak, temporary and residual bytes.
@@ -217,13 +221,14 @@ fn run(command: Command) -> Result<String, String> {
             wrt,
             target,
             dump,
+            explain,
         } => {
             let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
             let target =
                 Target::preset(&target).ok_or_else(|| format!("unknown target `{target}`"))?;
-            let (program, passes) = wgrad::lower::compile(&g, &Options { target }).map_err(user)?;
+            let (program, report) = wgrad::lower::compile(&g, &Options { target }).map_err(user)?;
             if let Some(dir) = dump {
-                wgrad::dump::write(&dir, &program, &passes)
+                wgrad::dump::write(&dir, &program, &report)
                     .map_err(|e| format!("cannot write the dump to `{}`: {e}", dir.display()))?;
             }
             let mut text = String::new();
@@ -237,6 +242,9 @@ fn run(command: Command) -> Result<String, String> {
                 ));
             }
             text.push_str(&wgrad::dump::stats_json(&program));
+            if explain {
+                text.push_str(&wgrad::dump::explain(&report));
+            }
             Ok(text)
         }
         Command::Stats {

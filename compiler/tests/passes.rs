@@ -754,7 +754,8 @@ fn lowering_dumps_the_ir_after_each_pass_that_changed_it() {
          output y = %6",
     ))
     .unwrap();
-    let (program, dumps) = compile(&g, &Options::default()).unwrap();
+    let (program, report) = compile(&g, &Options::default()).unwrap();
+    let dumps = &report.passes;
     let passes: Vec<&str> = dumps.iter().map(|d| d.pass.as_str()).collect();
     assert_eq!(passes, ["input", "fold", "simplify", "cse", "dce"]);
     assert_eq!(dumps.last().unwrap().ir, print(&program.graph));

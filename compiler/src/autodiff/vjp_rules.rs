@@ -54,10 +54,13 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, ct: Value) -> Result<Vec<Optio
         Op::Compare(_) => vec![None, None],
         Op::Select => {
             let zero = b.full_like(0.0, ct)?;
+            // relu: for y = select(x > 0, x, 0), (x > 0) == (y > 0), so the mask is
+            // derived from the output, which the backward pass keeps anyway.
+            let cond = if is_relu(g, v) { b.gt(y, zero)? } else { x[0] };
             vec![
                 None,
-                Some(b.select(x[0], ct, zero)?),
-                Some(b.select(x[0], zero, ct)?),
+                Some(b.select(cond, ct, zero)?),
+                Some(b.select(cond, zero, ct)?),
             ]
         }
         Op::Cast { .. } => vec![g.ty(x[0]).dtype.is_float().then_some(ct)],
@@ -122,6 +125,15 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, ct: Value) -> Result<Vec<Optio
             return Err(Error::Diff(format!("no reverse rule for the loop at {v}")));
         }
     })
+}
+
+/// Whether `v` is `select(x > 0, x, 0)`.
+fn is_relu(g: &Graph, v: Value) -> bool {
+    let zero =
+        |u: Value| matches!(g.node(u).op, Op::Constant { value, .. } if value.to_f64() == 0.0);
+    let x = &g.node(v).args;
+    let c = g.node(x[0]);
+    c.op == Op::Compare(crate::ir::CmpOp::Gt) && c.args[0] == x[1] && zero(c.args[1]) && zero(x[2])
 }
 
 /// `x * c` for a literal `c`.

@@ -7,6 +7,7 @@
 //! of plain data: kernels with their WGSL text, bindings, dispatch grids, the buffer
 //! plan, and statistics.
 
+mod explain;
 mod group;
 mod kernel;
 mod matmul;
@@ -16,6 +17,7 @@ mod target;
 mod validate;
 mod wgsl;
 
+pub use explain::{Decision, Residency};
 pub use group::Placement;
 pub use program::{
     Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats,
@@ -51,8 +53,18 @@ pub struct PassDump {
     pub ir: String,
 }
 
-/// Compiles `graph` for `options.target`. Also returns the IR after every pass.
-pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDump>)> {
+/// What compiling found out beside the program itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The IR after every pass that changed it.
+    pub passes: Vec<PassDump>,
+    /// For every forward value: kept, recomputed or dropped by the backward pass.
+    pub residency: Vec<Residency>,
+}
+
+/// Compiles `graph` for `options.target`. Also returns the IR after every pass and
+/// what the backward pass keeps of the forward one.
+pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     verify(graph)?;
     let target = &options.target;
     let mut g = graph.clone();
@@ -79,7 +91,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
     // Place values in kernels; a kernel that would bind more buffers than the target
     // allows gets part of its expression split into a kernel of its own.
     let mut split = vec![false; g.len()];
-    let (buffers, buffer_of, kernels, sides) = loop {
+    let (buffers, buffer_of, kernels, sides, residency) = loop {
         let place = group::place(&g, &split);
         let (mut buffers, buffer_of) = plan_buffers(&g, &place, target)?;
         match generate_kernels(&g, &place, &buffer_of, &mut buffers, target) {
@@ -88,8 +100,10 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
                     .iter()
                     .map(|(root, _)| g.nodes[root.index()].side)
                     .collect::<Vec<_>>();
+                let pairs: Vec<(Value, &Kernel)> = generated.iter().map(|(r, k)| (*r, k)).collect();
+                let residency = explain::explain(&g, &place, &pairs);
                 let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
-                break (buffers, buffer_of, kernels, sides);
+                break (buffers, buffer_of, kernels, sides, residency);
             }
             Err((root, e)) => match root.and_then(|r| group::split_candidate(&g, &place, r)) {
                 Some(v) => split[v.index()] = true,
@@ -139,7 +153,10 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Vec<PassDum
             state,
             stats,
         },
-        dumps,
+        Report {
+            passes: dumps,
+            residency,
+        },
     ))
 }
 
