@@ -166,3 +166,32 @@ fn statistics_of_a_small_gradient_match_a_hand_count() {
     // Two inputs, two outputs, and two temporary buffers for three temporaries.
     assert_eq!(p.buffers.len(), 6);
 }
+
+#[test]
+fn the_backward_pass_keeps_the_relu_output_not_its_mask() {
+    // loss = Σ relu(x·W)·c: the mask x·W > 0 is recomputed from the kept relu output
+    // inside the backward kernel, so the only residual is the relu output itself.
+    let g = parse(
+        "%0 = input x : f32[4,3]\n%1 = input w : f32[3,5]\n%2 = input c : f32[4,5]\n\
+         %3 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,5]\n\
+         %4 = constant 0.0 : f32[4,5]\n%5 = gt %3, %4 : bool[4,5]\n%6 = select %5, %3, %4 : f32[4,5]\n\
+         %7 = mul %6, %2 : f32[4,5]\n%8 = reduce_sum %7 axes=[0,1] : f32[]\noutput loss = %8\n",
+    );
+    let d = wgrad::grad(&g, None, &["w"]).unwrap();
+    let (p, report) = wgrad::lower::compile(&d, &Options::default()).unwrap();
+    let decision = |op: &str| {
+        report
+            .residency
+            .iter()
+            .find(|r| r.op == op)
+            .map(|r| r.decision.clone())
+            .unwrap_or_else(|| panic!("no {op} in {:?}", report.residency))
+    };
+    use wgrad::lower::Decision;
+    assert_eq!(decision("gt"), Decision::Dropped);
+    assert!(matches!(decision("select"), Decision::Kept(_)), "{:?}", decision("select"));
+    assert_eq!(p.stats.residual_bytes, 4 * 5 * 4);
+    // The forward product, mask and select are one kernel (plus the loss reduction).
+    let forward: Vec<&str> = p.kernels.iter().map(|k| k.variant.as_str()).take(3).collect();
+    assert_eq!(forward, ["matmul_tiled16x16", "elementwise", "reduce"]);
+}
