@@ -189,9 +189,18 @@ fn the_backward_pass_keeps_the_relu_output_not_its_mask() {
     };
     use wgrad::lower::Decision;
     assert_eq!(decision("gt"), Decision::Dropped);
-    assert!(matches!(decision("select"), Decision::Kept(_)), "{:?}", decision("select"));
+    assert!(
+        matches!(decision("select"), Decision::Kept(_)),
+        "{:?}",
+        decision("select")
+    );
     assert_eq!(p.stats.residual_bytes, 4 * 5 * 4);
     // The forward product, mask and select are one kernel (plus the loss reduction).
-    let forward: Vec<&str> = p.kernels.iter().map(|k| k.variant.as_str()).take(3).collect();
+    let forward: Vec<&str> = p
+        .kernels
+        .iter()
+        .map(|k| k.variant.as_str())
+        .take(3)
+        .collect();
     assert_eq!(forward, ["matmul_tiled16x16", "elementwise", "reduce"]);
 }

@@ -791,7 +791,11 @@ fn example_gradients_compute_the_same_after_optimization() {
         let f = example(name);
         let raw = raw_grad(&f, wrt);
         let opt = optimized(&raw);
-        assert!(opt.len() <= raw.len(), "{name}: optimization added nodes");
+        // The stable log-softmax that replaces a literal log(exp(z) / Σ exp(z)) takes
+        // more nodes than it removes; everywhere else optimizing never adds any.
+        if name != "softmax_regression.wg" {
+            assert!(opt.len() <= raw.len(), "{name}: optimization added nodes");
+        }
         // `grad` optimizes both the program and its derivative.
         let g = autodiff::grad(&f, None, wrt).unwrap();
         assert_same_results(&raw, &g, 11);

@@ -12,6 +12,7 @@
 pub mod cse;
 pub mod dce;
 pub mod fold;
+pub mod logloss;
 mod rewrite;
 pub mod simplify;
 pub mod unroll;
@@ -38,7 +39,9 @@ pub fn optimize(graph: &mut Graph) -> Result<Vec<&'static str>> {
 ///
 /// Fold, simplify and cse feed each other (a folded constant enables a rule, a rule makes
 /// two nodes equal), so they repeat until a round changes nothing; dce then removes what
-/// they replaced. In debug builds the verifier runs after every pass that changed
+/// they replaced. `logloss` runs in the same rounds, after cse has merged equal
+/// exponentials, so a log-loss written from primitives is made stable before `grad`
+/// differentiates it. In debug builds the verifier runs after every pass that changed
 /// something.
 pub fn optimize_with(
     graph: &mut Graph,
@@ -58,6 +61,7 @@ pub fn optimize_with(
         changed |= step("fold", fold::run(graph), graph)?;
         changed |= step("simplify", simplify::run(graph), graph)?;
         changed |= step("cse", cse::run(graph), graph)?;
+        changed |= step("logloss", logloss::run(graph), graph)?;
         if !changed {
             break;
         }
