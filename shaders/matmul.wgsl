@@ -9,10 +9,14 @@
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile
+//   {{EPILOGUE}}  when elementwise work on the product is fused into this kernel: its
+//                 bindings and `fn epilogue(acc, row, col)`, applied to every stored
+//                 element; empty otherwise
 {{HEADER}}
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<{{B_TYPE}}>;
+{{EPILOGUE}}
 
 const M: u32 = {{M}}u;
 const N: u32 = {{N}}u;

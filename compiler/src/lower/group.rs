@@ -10,7 +10,8 @@
 //! elementwise chains feeding a reduction. Constants and iotas are never stored: every
 //! kernel that reads one computes it.
 
-use crate::ir::{Graph, Op, Value};
+use super::target::Target;
+use crate::ir::{DType, Graph, Op, Value};
 
 /// The kernel a value belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub enum Placement {
 
 /// Places every value of a loop-free graph; values marked in `split` become roots
 /// too (used to split kernels that would bind too many buffers).
-pub fn place(g: &Graph, split: &[bool]) -> Vec<Placement> {
+pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
     let n = g.len();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, node) in g.nodes.iter().enumerate() {
@@ -102,6 +103,7 @@ pub fn place(g: &Graph, split: &[bool]) -> Vec<Placement> {
             place[i] = Placement::Everywhere;
         }
     }
+    fuse_epilogues(g, &mut place, &users, split, target);
     place
 }
 
@@ -137,6 +139,83 @@ pub fn split_candidate(g: &Graph, place: &[Placement], root: Value) -> Option<Va
         .filter(|&i| (2..total).contains(&reads[i].len()))
         .max_by_key(|&i| reads[i].len())
         .map(|i| Value(i as u32))
+}
+
+/// A product read only by elementwise work of its own shape runs that work as the
+/// tiled matmul kernel's epilogue: the product itself is then not stored. This fuses a
+/// layer's bias and activation (and, in a backward pass, the activation's mask) into
+/// the product that feeds them.
+fn fuse_epilogues(
+    g: &Graph,
+    place: &mut [Placement],
+    users: &[Vec<usize>],
+    split: &[bool],
+    target: &Target,
+) {
+    for d in 0..g.len() {
+        if place[d] != Placement::Root
+            || !matches!(g.nodes[d].op, Op::Dot(_))
+            || forced_output(g, d)
+            || split.get(d).copied().unwrap_or(false)
+        {
+            continue;
+        }
+        let mut readers = users[d].clone();
+        readers.dedup();
+        let [u] = readers[..] else { continue };
+        let root = match place[u] {
+            Placement::Root => u,
+            Placement::Fused(r) => r.index(),
+            _ => continue,
+        };
+        let shape = &g.ty(Value(d as u32)).shape;
+        let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
+        let fits = shape.len() == 2
+            && g.ty(Value(root as u32)).shape == *shape
+            && g.ty(Value(root as u32)).dtype == DType::F32
+            && depends_elementwise(g, place, Value(root as u32), Value(d as u32))
+            && !(0..g.len()).any(|i| {
+                place[i] == Placement::Fused(Value(root as u32))
+                    && matches!(g.nodes[i].op, Op::Dot(_))
+            })
+            && super::matmul::tileable(g, Value(d as u32), target, stored).is_some();
+        if fits {
+            place[d] = Placement::Fused(Value(root as u32));
+        }
+    }
+}
+
+/// Whether every value of `root`'s kernel that depends on `dot` (and `root` itself) is
+/// elementwise, so each reads the product at its own coordinates.
+fn depends_elementwise(g: &Graph, place: &[Placement], root: Value, dot: Value) -> bool {
+    let mut depends = vec![false; root.index() + 1];
+    depends[dot.index()] = true;
+    for i in dot.index() + 1..=root.index() {
+        let in_kernel = i == root.index() || place[i] == Placement::Fused(root);
+        if !in_kernel {
+            continue;
+        }
+        if g.nodes[i]
+            .args
+            .iter()
+            .any(|a| a.index() <= root.index() && depends[a.index()])
+        {
+            depends[i] = true;
+            let elementwise = matches!(
+                g.nodes[i].op,
+                Op::Unary(_)
+                    | Op::Binary(_)
+                    | Op::Compare(_)
+                    | Op::Select
+                    | Op::Cast { .. }
+                    | Op::StopGradient
+            );
+            if !elementwise || g.ty(Value(i as u32)).shape != g.ty(dot).shape {
+                return false;
+            }
+        }
+    }
+    depends[root.index()]
 }
 
 fn forced_output(g: &Graph, i: usize) -> bool {

@@ -9,27 +9,36 @@
 use super::group::Placement;
 use super::program::{BufferId, Kernel, KernelBinding};
 use super::target::Target;
+use super::wgsl::Emitter;
 use crate::ir::{DType, Graph, Op, Value};
 use std::fmt::Write;
 
 const TEMPLATE: &str = include_str!("../../../shaders/matmul.wgsl");
 
-/// The tiled kernel for `root`, when its shape and operands allow it.
-pub fn generate(
+/// The shape of a product the tiled kernel computes.
+#[derive(Clone, Copy, Debug)]
+pub struct Tiling {
+    a_transposed: bool,
+    b_transposed: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: usize,
+}
+
+/// Whether the tiled kernel computes `dot` on `target`, given which values are stored.
+pub fn tileable(
     g: &Graph,
-    place: &[Placement],
-    buffer_of: &[Option<BufferId>],
-    root: Value,
-    index: usize,
+    dot: Value,
     target: &Target,
-) -> Option<Kernel> {
-    let node = g.node(root);
+    stored: impl Fn(Value) -> bool,
+) -> Option<Tiling> {
+    let node = g.node(dot);
     let Op::Dot(d) = &node.op else { return None };
     let (l, r) = (node.args[0], node.args[1]);
-    let (lt, rt, ct) = (g.ty(l), g.ty(r), g.ty(root));
+    let (lt, rt, ct) = (g.ty(l), g.ty(r), g.ty(dot));
     let nb = d.lhs_batch.len();
     let leading: Vec<usize> = (0..nb).collect();
-    let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
     if ct.dtype != DType::F32
         || !stored(l)
         || !stored(r)
@@ -55,7 +64,49 @@ pub fn generate(
         rt.shape[nb + 1]
     };
     let batch: usize = lt.shape[..nb].iter().product();
-    if m * n * batch == 0 || k == 0 {
+    let [tm, tn] = target.matmul_tile.map(|t| t.max(1) as usize);
+    let max = target.max_compute_workgroups_per_dimension as usize;
+    let fits = n.div_ceil(8 * tn) <= max && m.div_ceil(8 * tm) <= max && batch <= max;
+    (m * n * batch > 0 && k > 0 && fits).then_some(Tiling {
+        a_transposed,
+        b_transposed,
+        m,
+        n,
+        k,
+        batch,
+    })
+}
+
+/// The tiled kernel computing `root`: a product, or an elementwise function of a
+/// product fused into its group (the product's epilogue), when shapes allow it.
+pub fn generate(
+    g: &Graph,
+    place: &[Placement],
+    buffer_of: &[Option<BufferId>],
+    root: Value,
+    index: usize,
+    target: &Target,
+) -> Option<Kernel> {
+    let dot = if let Op::Dot(_) = g.node(root).op {
+        root
+    } else {
+        (0..root.index()).map(|i| Value(i as u32)).find(|&v| {
+            matches!(g.node(v).op, Op::Dot(_)) && place[v.index()] == Placement::Fused(root)
+        })?
+    };
+    let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
+    let Tiling {
+        a_transposed,
+        b_transposed,
+        m,
+        n,
+        k,
+        batch,
+    } = tileable(g, dot, target, stored)?;
+    let node = g.node(dot);
+    let (l, r) = (node.args[0], node.args[1]);
+    let ct = g.ty(root);
+    if root != dot && (ct.dtype != DType::F32 || ct.shape != [m, n]) {
         return None;
     }
     let [tm, tn] = target.matmul_tile.map(|t| t.max(1) as usize);
@@ -65,6 +116,35 @@ pub fn generate(
     if gx > max || gy > max || batch > max {
         return None;
     }
+
+    // An epilogue evaluates the root from the accumulator, the row and the column.
+    let mut epilogue = String::new();
+    let mut extra = Vec::new();
+    let mut epilogue_ops = 0;
+    if root != dot {
+        let mut e = Emitter::new(g, place, buffer_of).with_bindings_from(3, "e");
+        let coords = ["row".to_string(), "col".to_string()];
+        e.seed(dot, &coords, "acc");
+        let x = e.root_expr(root, &coords).ok()?;
+        epilogue_ops = e.ops;
+        let _ = write!(
+            epilogue,
+            "\n{}\n\nfn epilogue(acc: f32, row: u32, col: u32) -> f32 {{\n{}\n    return {x};\n}}\n",
+            e.declarations().trim_end(),
+            e.take_lines()
+        );
+        extra = e.bindings.clone();
+    }
+    let store = |i: usize, col: usize, value: String| {
+        let value = if root == dot {
+            value
+        } else {
+            format!("epilogue({value}, row0 + {i}u, col0 + {col}u)")
+        };
+        format!(
+            "    if row0 + {i}u < M && col0 + {col}u < N {{ c[c_base + (row0 + {i}u) * N + col0 + {col}u] = {value}; }}"
+        )
+    };
 
     let mut acc = String::new();
     let mut loads = String::new();
@@ -96,9 +176,8 @@ pub fn generate(
                 for lane in 0..4 {
                     let _ = writeln!(
                         stores,
-                        "    if row0 + {i}u < M && col0 + {}u < N {{ c[c_base + (row0 + {i}u) * N + col0 + {}u] = acc{i}_{j}[{lane}]; }}",
-                        4 * j + lane,
-                        4 * j + lane
+                        "{}",
+                        store(i, 4 * j + lane, format!("acc{i}_{j}[{lane}]"))
                     );
                 }
             }
@@ -115,21 +194,31 @@ pub fn generate(
             for i in 0..tm {
                 let _ = writeln!(acc, "    var acc{i}_{j}: f32 = 0.0f;");
                 let _ = writeln!(fmas, "        acc{i}_{j} = fma(a{i}, b{j}, acc{i}_{j});");
-                let _ = writeln!(
-                    stores,
-                    "    if row0 + {i}u < M && col0 + {j}u < N {{ c[c_base + (row0 + {i}u) * N + col0 + {j}u] = acc{i}_{j}; }}"
-                );
+                let _ = writeln!(stores, "{}", store(i, j, format!("acc{i}_{j}")));
             }
         }
     }
     let variant = format!("matmul_tiled{tm}x{tn}");
     let name = format!("{index:03}_{variant}_dot");
-    let header = format!(
-        "// Kernel {name}: computes %{} = dot : {ct} as {batch}×[{m}×{k}]·[{k}×{n}]{}{}.",
-        root.0,
+    let mut header = format!(
+        "// Kernel {name}: computes %{} = dot : {} as {batch}×[{m}×{k}]·[{k}×{n}]{}{}.",
+        dot.0,
+        g.ty(dot),
         if a_transposed { ", A transposed" } else { "" },
         if b_transposed { ", B transposed" } else { "" },
     );
+    if root != dot {
+        let fused: Vec<String> = (0..g.len())
+            .filter(|&i| place[i] == Placement::Fused(root) && i != dot.index())
+            .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
+            .chain(std::iter::once(format!(
+                "%{} {}",
+                root.0,
+                g.node(root).op.name()
+            )))
+            .collect();
+        header.push_str(&format!("\n// Epilogue: {}.", fused.join(", ")));
+    }
     let wgsl = TEMPLATE
         .lines()
         .skip_while(|line| line.starts_with("//"))
@@ -149,6 +238,7 @@ pub fn generate(
         .replace("{{LOADS}}", loads.trim_end())
         .replace("{{FMAS}}", fmas.trim_end())
         .replace("{{STORES}}", stores.trim_end())
+        .replace("{{EPILOGUE}}", epilogue.trim_end())
         + "\n";
     let binding = |k: u32, v: Value, writable: bool| {
         buffer_of[v.index()].map(|buffer| KernelBinding {
@@ -157,12 +247,20 @@ pub fn generate(
             writable,
         })
     };
-    let bindings = vec![
+    let mut bindings = vec![
         binding(0, root, true)?,
         binding(1, l, false)?,
         binding(2, r, false)?,
     ];
-    let bytes = |v: Value| (g.ty(v).numel() * 4) as u64;
+    let mut bytes_moved = ((g.ty(l).numel() + g.ty(r).numel() + g.ty(root).numel()) * 4) as u64;
+    for (k, (buffer, ty, writable)) in extra.into_iter().enumerate() {
+        bytes_moved += (ty.numel() * 4) as u64;
+        bindings.push(KernelBinding {
+            binding: 3 + k as u32,
+            buffer,
+            writable,
+        });
+    }
     Some(Kernel {
         name,
         variant,
@@ -171,7 +269,7 @@ pub fn generate(
         bindings,
         workgroup_size: [8, 8, 1],
         dispatch: [gx as u32, gy as u32, batch as u32],
-        flops: 2 * (batch * m * n * k) as u64,
-        bytes_moved: bytes(l) + bytes(r) + bytes(root),
+        flops: 2 * (batch * m * n * k) as u64 + (m * n) as u64 * epilogue_ops,
+        bytes_moved,
     })
 }

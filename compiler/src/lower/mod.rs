@@ -92,7 +92,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     // allows gets part of its expression split into a kernel of its own.
     let mut split = vec![false; g.len()];
     let (buffers, buffer_of, kernels, sides, residency) = loop {
-        let place = group::place(&g, &split);
+        let place = group::place(&g, &split, target);
         let (mut buffers, buffer_of) = plan_buffers(&g, &place, target)?;
         match generate_kernels(&g, &place, &buffer_of, &mut buffers, target) {
             Ok(generated) => {

@@ -30,6 +30,8 @@ pub struct Emitter<'a> {
     next: usize,
     /// Arithmetic operations emitted in the current scope (for the flop count).
     pub ops: u64,
+    first_binding: usize,
+    prefix: &'static str,
 }
 
 /// The WGSL scalar type of a dtype in registers.
@@ -76,7 +78,22 @@ impl<'a> Emitter<'a> {
             memo: HashMap::new(),
             next: 0,
             ops: 0,
+            first_binding: 0,
+            prefix: "b",
         }
+    }
+
+    /// Numbers this emitter's bindings from `first` on and names them `<prefix><k>`,
+    /// for code that joins a template with bindings of its own.
+    pub fn with_bindings_from(mut self, first: usize, prefix: &'static str) -> Emitter<'a> {
+        self.first_binding = first;
+        self.prefix = prefix;
+        self
+    }
+
+    /// Declares that `v` at `coords` is already available as the WGSL expression `name`.
+    pub fn seed(&mut self, v: Value, coords: &[String], name: &str) {
+        self.memo.insert((v, coords.to_vec()), name.to_string());
     }
 
     /// Appends one statement at the current indentation.
@@ -122,7 +139,7 @@ impl<'a> Emitter<'a> {
                 self.bindings.len() - 1
             }
         };
-        format!("b{k}")
+        format!("{}{}", self.prefix, k + self.first_binding)
     }
 
     /// Coordinates of the linear index `i` in `shape` (let-bound), one per axis.
@@ -451,9 +468,11 @@ impl<'a> Emitter<'a> {
         let mut s = String::new();
         for (k, (_, ty, writable)) in self.bindings.iter().enumerate() {
             let access = if *writable { "read_write" } else { "read" };
+            let k = k + self.first_binding;
             let _ = writeln!(
                 s,
-                "@group(0) @binding({k}) var<storage, {access}> b{k}: array<{}>; // {ty}",
+                "@group(0) @binding({k}) var<storage, {access}> {}{k}: array<{}>; // {ty}",
+                self.prefix,
                 storage_type(ty.dtype)
             );
         }
