@@ -378,11 +378,10 @@ fn long_reductions_run_in_two_deterministic_stages() {
     )
     .unwrap();
     let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
-    // exp(x)·x is read by both reductions, so it is stored once.
+    // exp(x)·x is cheap elementwise work on an input: each reduction recomputes it.
     assert_eq!(
         variants,
         [
-            "elementwise",
             "reduce_partial",
             "reduce_final",
             "reduce_partial",

@@ -45,10 +45,22 @@ fn elementwise_ops_feeding_a_reduction_fuse_into_it() {
 }
 
 #[test]
-fn a_value_read_by_two_kernels_is_stored_once() {
-    // e = exp(x) is read by a reduction and by an elementwise kernel: it gets a buffer.
+fn cheap_work_read_by_two_kernels_is_recomputed_by_each() {
+    // e = exp(x) is read by a reduction and by an elementwise kernel: one op on an
+    // input, so each kernel computes it rather than storing it.
     let g = parse(
         "%0 = input x : f32[4,8]\n%1 = exp %0 : f32[4,8]\n%2 = reduce_sum %1 axes=[1] : f32[4]\n%3 = broadcast %2 dims=[0] : f32[4,8]\n%4 = div %1, %3 : f32[4,8]\noutput y = %4\n",
+    );
+    let p = compile(&g, Target::software_vulkan());
+    assert_eq!(variants(&p), ["reduce", "elementwise"]);
+    assert_eq!(p.stats.temp_bytes, 4 * 4);
+}
+
+#[test]
+fn a_long_chain_read_by_two_kernels_is_stored_once() {
+    // Four elementwise ops deep is more than the compiler recomputes: stored once.
+    let g = parse(
+        "%0 = input x : f32[4,8]\n%1 = exp %0 : f32[4,8]\n%2 = sin %1 : f32[4,8]\n%3 = tanh %2 : f32[4,8]\n%4 = mul %3, %3 : f32[4,8]\n%5 = reduce_sum %4 axes=[1] : f32[4]\n%6 = broadcast %5 dims=[0] : f32[4,8]\n%7 = div %4, %6 : f32[4,8]\noutput y = %7\n",
     );
     let p = compile(&g, Target::software_vulkan());
     assert_eq!(variants(&p), ["elementwise", "reduce", "elementwise"]);
@@ -196,12 +208,13 @@ fn the_backward_pass_keeps_the_relu_output_not_its_mask() {
         decision("select")
     );
     assert_eq!(p.stats.residual_bytes, 4 * 5 * 4);
-    // The forward product, mask and select are one kernel (plus the loss reduction).
+    // The forward product, mask and select are one kernel, then the loss reduction.
     let forward: Vec<&str> = p
         .kernels
         .iter()
         .map(|k| k.variant.as_str())
-        .take(3)
+        .take(2)
         .collect();
-    assert_eq!(forward, ["matmul_tiled16x16", "elementwise", "reduce"]);
+    assert_eq!(forward, ["matmul_tiled16x16", "reduce"]);
+    assert!(p.kernels[0].wgsl.contains("fn epilogue"));
 }

@@ -98,8 +98,11 @@ fn inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
 
 /// Whether two results agree: exactly, NaN with NaN, a zero with a zero of either sign
 /// (`x + 0 == x` keeps the sign of a zero), or else within 1e-12 relative.
-fn agree(a: f64, b: f64) -> bool {
-    a == b || a.is_nan() && b.is_nan() || (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+/// Equal up to reassociation: within 1e-12 of the output's largest magnitude `scale`
+/// (a rewrite that reorders a sum may change an element that cancels to near zero by
+/// more than 1e-12 of itself).
+fn agree(a: f64, b: f64, scale: f64) -> bool {
+    a == b || a.is_nan() && b.is_nan() || (a - b).abs() <= 1e-12 * scale.max(a.abs()).max(b.abs())
 }
 
 /// Checks that `before` and `after` have the same signature and compute the same
@@ -117,9 +120,14 @@ fn assert_same_results(before: &Graph, after: &Graph, seed: u64) {
     let y = eval_graph(after, &args).unwrap();
     for (((name, _), x), y) in before.outputs.iter().zip(&x).zip(&y) {
         assert_eq!(x.ty, y.ty);
+        let scale = x
+            .data
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, |m, v| m.max(v.abs()));
         for (k, (&a, &b)) in x.data.iter().zip(&y.data).enumerate() {
             assert!(
-                agree(a, b),
+                agree(a, b, scale),
                 "output `{name}` element {k}: {a} before, {b} after\nbefore:\n{}\nafter:\n{}",
                 print(before),
                 print(after)

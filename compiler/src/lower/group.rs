@@ -13,6 +13,9 @@
 use super::target::Target;
 use crate::ir::{DType, Graph, Op, Value};
 
+/// How many elementwise ops deep a value recomputed by every reader may be.
+const MAX_RECOMPUTE: usize = 3;
+
 /// The kernel a value belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
@@ -73,37 +76,62 @@ pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
             }
         };
     }
+    fuse_epilogues(g, &mut place, &users, split, target);
     // Cheap values need no kernel of their own even when several kernels read them: a
-    // re-indexing of a stored value, or an elementwise function of constants, is
-    // recomputed by each reader.
-    for i in 0..n {
-        let node = &g.nodes[i];
-        if place[i] != Placement::Root || forced_output(g, i) {
-            continue;
-        }
-        let stored_or_cheap = |a: &Value| {
-            matches!(
-                place[a.index()],
-                Placement::Input | Placement::Root | Placement::Everywhere
-            )
-        };
-        let cheap = match node.op {
-            Op::Broadcast { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Slice { .. }
-            | Op::StopGradient => stored_or_cheap(&node.args[0]),
-            Op::Reduce { .. } | Op::Dot(_) | Op::ScatterAdd { .. } | Op::Gather { .. } => false,
-            _ => node
-                .args
-                .iter()
-                .all(|a| place[a.index()] == Placement::Everywhere),
-        };
-        if cheap {
-            place[i] = Placement::Everywhere;
+    // re-indexing of a stored value, or a short chain of elementwise work on stored
+    // values (up to `MAX_RECOMPUTE` ops deep), is rematerialized by each reader
+    // instead of being stored. A product's epilogue is not: it is the product's output.
+    let mut depth = vec![0usize; n];
+    let mut product_operand = vec![false; n];
+    for node in &g.nodes {
+        if let Op::Dot(_) = node.op {
+            for a in &node.args {
+                product_operand[a.index()] = true;
+            }
         }
     }
-    fuse_epilogues(g, &mut place, &users, split, target);
+    for i in 0..n {
+        // A product reads its operands from buffers (the tiled kernel needs them).
+        if place[i] != Placement::Root || forced[i] || product_operand[i] {
+            continue;
+        }
+        // The root's whole kernel expression: itself and the values fused into it.
+        let root = Value(i as u32);
+        let members: Vec<usize> = (0..=i)
+            .filter(|&j| j == i || place[j] == Placement::Fused(root))
+            .collect();
+        let mut ok = true;
+        for &j in &members {
+            let node = &g.nodes[j];
+            // Re-indexing is free; each elementwise op is one level of recomputation.
+            let own = match node.op {
+                Op::Broadcast { .. }
+                | Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Slice { .. }
+                | Op::StopGradient => 0,
+                Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => 1,
+                _ => {
+                    ok = false;
+                    break;
+                }
+            };
+            depth[j] = own
+                + node
+                    .args
+                    .iter()
+                    .map(|a| depth[a.index()])
+                    .max()
+                    .unwrap_or(0);
+        }
+        if ok && depth[i] <= MAX_RECOMPUTE {
+            for &j in &members {
+                place[j] = Placement::Everywhere;
+            }
+        } else {
+            depth[i] = 0;
+        }
+    }
     place
 }
 
@@ -160,14 +188,18 @@ fn fuse_epilogues(
         {
             continue;
         }
-        let mut readers = users[d].clone();
-        readers.dedup();
-        let [u] = readers[..] else { continue };
-        let root = match place[u] {
-            Placement::Root => u,
-            Placement::Fused(r) => r.index(),
-            _ => continue,
+        // Every reader of the product must sit in one kernel, rooted at `root`.
+        let mut kernels = users[d].iter().map(|&u| match place[u] {
+            Placement::Root => Some(u),
+            Placement::Fused(r) => Some(r.index()),
+            _ => None,
+        });
+        let Some(Some(root)) = kernels.next() else {
+            continue;
         };
+        if !kernels.all(|k| k == Some(root)) {
+            continue;
+        }
         let shape = &g.ty(Value(d as u32)).shape;
         let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
         let fits = shape.len() == 2

@@ -11,6 +11,7 @@
 
 pub mod cse;
 pub mod dce;
+pub mod factor;
 pub mod fold;
 pub mod logloss;
 mod rewrite;
@@ -62,6 +63,7 @@ pub fn optimize_with(
         changed |= step("simplify", simplify::run(graph), graph)?;
         changed |= step("cse", cse::run(graph), graph)?;
         changed |= step("logloss", logloss::run(graph), graph)?;
+        changed |= step("factor", factor::run(graph), graph)?;
         if !changed {
             break;
         }
