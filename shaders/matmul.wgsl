@@ -5,17 +5,19 @@
 //
 // Placeholders, filled in by the compiler (compiler/src/lower/matmul.rs):
 //   {{HEADER}}    comment naming the kernel and the IR value it computes
-//   {{B_TYPE}}    f32, or vec4<f32> when rows of B are loaded four at a time
+//   {{A_BINDING}} {{B_BINDING}}  the operands' buffers (B as vec4<f32> when its rows are
+//                 loaded four at a time), or a note that an operand is computed as it
+//                 is loaded by `load_a(row, k)` / `load_b(k, col)` (its prologue)
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile
-//   {{EPILOGUE}}  when elementwise work on the product is fused into this kernel: its
-//                 bindings and `fn epilogue(acc, row, col)`, applied to every stored
-//                 element; empty otherwise
+//   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
+//                 work on the product is fused into this kernel, `fn epilogue(acc,
+//                 row, col)`, applied to every stored element
 {{HEADER}}
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<{{B_TYPE}}>;
+{{A_BINDING}}
+{{B_BINDING}}
 {{EPILOGUE}}
 
 const M: u32 = {{M}}u;

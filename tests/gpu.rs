@@ -392,3 +392,48 @@ fn long_reductions_run_in_two_deterministic_stages() {
     let ins = inputs(vec![("x", rng.tensor(&[100, 100], -1.0, 1.0))]);
     assert_gpu_matches(rt, &g, &ins);
 }
+
+#[test]
+fn shared_weight_products_with_prologues_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    // W3a and W3b at a small size: (x1 + x2) is computed as the products load it.
+    let mut rng = Rng::new(4);
+    for shared_sum in [true, false] {
+        let mut b = Builder::new();
+        let x1 = b.input("x1", Type::f32(&[8, 16])).unwrap();
+        let x2 = b.input("x2", Type::f32(&[8, 16])).unwrap();
+        let w = b.input("w", Type::f32(&[16, 12])).unwrap();
+        let p1 = b.matmul(x1, w).unwrap();
+        let p2 = b.matmul(x2, w).unwrap();
+        let loss = if shared_sum {
+            let s = b.add(p1, p2).unwrap();
+            let t = b.tanh(s).unwrap();
+            b.sum_all(t).unwrap()
+        } else {
+            let t1 = b.tanh(p1).unwrap();
+            let t2 = b.tanh(p2).unwrap();
+            let s1 = b.sum_all(t1).unwrap();
+            let s2 = b.sum_all(t2).unwrap();
+            b.add(s1, s2).unwrap()
+        };
+        b.output("loss", loss).unwrap();
+        let g = b.finish().unwrap();
+        let d = wgrad::grad(&g, None, &["w"]).unwrap();
+        let program = wgrad::compile(
+            &d,
+            &Options {
+                target: rt.target().clone(),
+            },
+        )
+        .unwrap();
+        if shared_sum {
+            assert!(program.kernels.iter().any(|k| k.wgsl.contains("fn load_a")));
+        }
+        let ins = inputs(vec![
+            ("x1", rng.tensor(&[8, 16], -1.0, 1.0)),
+            ("x2", rng.tensor(&[8, 16], -1.0, 1.0)),
+            ("w", rng.tensor(&[16, 12], -0.5, 0.5)),
+        ]);
+        assert_gpu_matches(rt, &d, &ins);
+    }
+}

@@ -50,7 +50,9 @@ pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
     for node in &g.nodes {
         if let Op::Dot(_) = node.op {
             for &a in &node.args {
-                forced[reindexed_source(g, a).index()] = true;
+                if !prologue_operand(g, a) {
+                    forced[reindexed_source(g, a).index()] = true;
+                }
             }
         }
     }
@@ -91,8 +93,9 @@ pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
         }
     }
     for i in 0..n {
-        // A product reads its operands from buffers (the tiled kernel needs them).
-        if place[i] != Placement::Root || forced[i] || product_operand[i] {
+        // A product reads its operands from buffers, or computes them as it loads them.
+        let stored_operand = product_operand[i] && !prologue_operand(g, Value(i as u32));
+        if place[i] != Placement::Root || forced[i] || stored_operand {
             continue;
         }
         // The root's whole kernel expression: itself and the values fused into it.
@@ -201,7 +204,9 @@ fn fuse_epilogues(
             continue;
         }
         let shape = &g.ty(Value(d as u32)).shape;
-        let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
+        let stored = |v: Value| {
+            matches!(place[v.index()], Placement::Input | Placement::Root) || prologue_operand(g, v)
+        };
         let fits = shape.len() == 2
             && g.ty(Value(root as u32)).shape == *shape
             && g.ty(Value(root as u32)).dtype == DType::F32
@@ -212,6 +217,11 @@ fn fuse_epilogues(
             })
             && super::matmul::tileable(g, Value(d as u32), target, stored).is_some();
         if fits {
+            for p in place.iter_mut() {
+                if *p == Placement::Fused(Value(d as u32)) {
+                    *p = Placement::Fused(Value(root as u32));
+                }
+            }
             place[d] = Placement::Fused(Value(root as u32));
         }
     }
@@ -248,6 +258,21 @@ fn depends_elementwise(g: &Graph, place: &[Placement], root: Value, dot: Value) 
         }
     }
     depends[root.index()]
+}
+
+/// Whether a product may compute its operand `v` as it loads it (a prologue), instead
+/// of reading it from a buffer: one elementwise op on program inputs and constants,
+/// such as the `x1 + x2` of a weight shared by two inputs.
+pub fn prologue_operand(g: &Graph, v: Value) -> bool {
+    let node = g.node(v);
+    matches!(
+        node.op,
+        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast { .. }
+    ) && g.ty(v).dtype == DType::F32
+        && node
+            .args
+            .iter()
+            .all(|a| matches!(g.node(*a).op, Op::Input { .. } | Op::Constant { .. }))
 }
 
 fn forced_output(g: &Graph, i: usize) -> bool {

@@ -95,6 +95,14 @@ pub fn generate(
         })?
     };
     let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
+    // An operand computed as it is loaded (its prologue) rather than read.
+    let inline = |v: Value| {
+        super::group::prologue_operand(g, v)
+            && matches!(
+                place[v.index()],
+                Placement::Everywhere | Placement::Fused(_)
+            )
+    };
     let Tiling {
         a_transposed,
         b_transposed,
@@ -102,39 +110,74 @@ pub fn generate(
         n,
         k,
         batch,
-    } = tileable(g, dot, target, stored)?;
+    } = tileable(g, dot, target, |v| stored(v) || inline(v))?;
     let node = g.node(dot);
     let (l, r) = (node.args[0], node.args[1]);
+    let (inline_a, inline_b) = (!stored(l), !stored(r));
+    if batch > 1 && (inline_a || inline_b) {
+        return None;
+    }
     let ct = g.ty(root);
     if root != dot && (ct.dtype != DType::F32 || ct.shape != [m, n]) {
         return None;
     }
     let [tm, tn] = target.matmul_tile.map(|t| t.max(1) as usize);
-    let vec4 = !b_transposed && n % 4 == 0 && tn % 4 == 0;
+    let vec4 = !b_transposed && !inline_b && n % 4 == 0 && tn % 4 == 0;
     let (gx, gy) = (n.div_ceil(8 * tn), m.div_ceil(8 * tm));
     let max = target.max_compute_workgroups_per_dimension as usize;
     if gx > max || gy > max || batch > max {
         return None;
     }
 
-    // An epilogue evaluates the root from the accumulator, the row and the column.
-    let mut epilogue = String::new();
-    let mut extra = Vec::new();
-    let mut epilogue_ops = 0;
-    if root != dot {
-        let mut e = Emitter::new(g, place, buffer_of).with_bindings_from(3, "e");
-        let coords = ["row".to_string(), "col".to_string()];
-        e.seed(dot, &coords, "acc");
-        let x = e.root_expr(root, &coords).ok()?;
-        epilogue_ops = e.ops;
-        let _ = write!(
-            epilogue,
-            "\n{}\n\nfn epilogue(acc: f32, row: u32, col: u32) -> f32 {{\n{}\n    return {x};\n}}\n",
-            e.declarations().trim_end(),
-            e.take_lines()
-        );
-        extra = e.bindings.clone();
+    // Prologues compute inline operands as they are loaded; an epilogue evaluates the
+    // root from the accumulator, the row and the column. They share one set of extra
+    // bindings, numbered after C, A and B.
+    let mut functions = String::new();
+    let mut e = Emitter::new(g, place, buffer_of).with_bindings_from(3, "e");
+    let mut extra_ops = 0;
+    let mut function =
+        |e: &mut Emitter<'_>, header: &str, v: Value, coords: [&str; 2]| -> Option<()> {
+            let coords = coords.map(str::to_string);
+            if v == dot {
+                e.seed(dot, &coords, "acc");
+            }
+            let x = e.root_expr(if v == dot { root } else { v }, &coords).ok()?;
+            let _ = write!(
+                functions,
+                "\n{header} {{\n{}\n    return {x};\n}}\n",
+                e.take_lines()
+            );
+            e.clear_memo();
+            Some(())
+        };
+    if inline_a {
+        let coords = if a_transposed {
+            ["k", "row"]
+        } else {
+            ["row", "k"]
+        };
+        function(&mut e, "fn load_a(row: u32, k: u32) -> f32", l, coords)?;
     }
+    if inline_b {
+        let coords = if b_transposed {
+            ["col", "k"]
+        } else {
+            ["k", "col"]
+        };
+        function(&mut e, "fn load_b(k: u32, col: u32) -> f32", r, coords)?;
+    }
+    let prologue_ops = e.ops;
+    if root != dot {
+        function(
+            &mut e,
+            "fn epilogue(acc: f32, row: u32, col: u32) -> f32",
+            dot,
+            ["row", "col"],
+        )?;
+        extra_ops = e.ops - prologue_ops;
+    }
+    let epilogue = format!("\n{}\n{functions}", e.declarations().trim_end());
+    let extra = e.bindings.clone();
     let store = |i: usize, col: usize, value: String| {
         let value = if root == dot {
             value
@@ -157,7 +200,11 @@ pub fn generate(
         } else {
             format!("a_base + {row} * {k}u + k")
         };
-        let _ = writeln!(loads, "        let a{i} = a[{a_idx}];");
+        if inline_a {
+            let _ = writeln!(loads, "        let a{i} = load_a({row}, k);");
+        } else {
+            let _ = writeln!(loads, "        let a{i} = a[{a_idx}];");
+        }
     }
     if vec4 {
         for j in 0..tn / 4 {
@@ -190,7 +237,11 @@ pub fn generate(
             } else {
                 format!("b_base + k * {n}u + {col}")
             };
-            let _ = writeln!(loads, "        let b{j} = b[{b_idx}];");
+            if inline_b {
+                let _ = writeln!(loads, "        let b{j} = load_b(k, {col});");
+            } else {
+                let _ = writeln!(loads, "        let b{j} = b[{b_idx}];");
+            }
             for i in 0..tm {
                 let _ = writeln!(acc, "    var acc{i}_{j}: f32 = 0.0f;");
                 let _ = writeln!(fmas, "        acc{i}_{j} = fma(a{i}, b{j}, acc{i}_{j});");
@@ -225,7 +276,25 @@ pub fn generate(
         .collect::<Vec<_>>()
         .join("\n")
         .replace("{{HEADER}}", &header)
-        .replace("{{B_TYPE}}", if vec4 { "vec4<f32>" } else { "f32" })
+        .replace(
+            "{{A_BINDING}}",
+            if inline_a {
+                "// A is computed as it is loaded: see load_a."
+            } else {
+                "@group(0) @binding(1) var<storage, read> a: array<f32>;"
+            },
+        )
+        .replace(
+            "{{B_BINDING}}",
+            &if inline_b {
+                "// B is computed as it is loaded: see load_b.".to_string()
+            } else {
+                format!(
+                    "@group(0) @binding(2) var<storage, read> b: array<{}>;",
+                    if vec4 { "vec4<f32>" } else { "f32" }
+                )
+            },
+        )
         .replace("{{M}}", &m.to_string())
         .replace("{{N}}", &n.to_string())
         .replace("{{K}}", &k.to_string())
@@ -247,12 +316,16 @@ pub fn generate(
             writable,
         })
     };
-    let mut bindings = vec![
-        binding(0, root, true)?,
-        binding(1, l, false)?,
-        binding(2, r, false)?,
-    ];
-    let mut bytes_moved = ((g.ty(l).numel() + g.ty(r).numel() + g.ty(root).numel()) * 4) as u64;
+    let mut bindings = vec![binding(0, root, true)?];
+    let mut bytes_moved = (g.ty(root).numel() * 4) as u64;
+    if !inline_a {
+        bindings.push(binding(1, l, false)?);
+        bytes_moved += (g.ty(l).numel() * 4) as u64;
+    }
+    if !inline_b {
+        bindings.push(binding(2, r, false)?);
+        bytes_moved += (g.ty(r).numel() * 4) as u64;
+    }
     for (k, (buffer, ty, writable)) in extra.into_iter().enumerate() {
         bytes_moved += (ty.numel() * 4) as u64;
         bindings.push(KernelBinding {
@@ -269,7 +342,10 @@ pub fn generate(
         bindings,
         workgroup_size: [8, 8, 1],
         dispatch: [gx as u32, gy as u32, batch as u32],
-        flops: 2 * (batch * m * n * k) as u64 + (m * n) as u64 * epilogue_ops,
+        flops: 2 * (batch * m * n * k) as u64
+            + (m * n) as u64 * extra_ops
+            + (m * k * n.div_ceil(tn) * usize::from(inline_a)
+                + k * n * m.div_ceil(tm) * usize::from(inline_b)) as u64,
         bytes_moved,
     })
 }

@@ -91,6 +91,11 @@ impl<'a> Emitter<'a> {
         self
     }
 
+    /// Forgets every memoized expression (before writing another function).
+    pub fn clear_memo(&mut self) {
+        self.memo.clear();
+    }
+
     /// Declares that `v` at `coords` is already available as the WGSL expression `name`.
     pub fn seed(&mut self, v: Value, coords: &[String], name: &str) {
         self.memo.insert((v, coords.to_vec()), name.to_string());
