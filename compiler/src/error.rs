@@ -2,7 +2,7 @@
 //!
 //! Each stage has its own error type carrying what a person needs to find the mistake:
 //! [`TypeError`] names the op and the operand types, [`ParseError`] carries a line and
-//! column and what was expected, [`VerifyError`] points at the offending value. [`Error`]
+//! column and what was expected, [`VerifyError`] points at the offending value. [`enum@Error`]
 //! gathers them for callers who do not care which stage failed. User mistakes are always
 //! errors, never panics.
 
@@ -108,5 +108,5 @@ pub enum Error {
     Device(String),
 }
 
-/// Result with the compiler's [`Error`].
+/// Result with the compiler's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
