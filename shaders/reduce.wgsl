@@ -13,6 +13,8 @@
 //   {{T}}         the accumulator's type, {{INIT}} its initial value
 //   {{PROLOGUE}}  coordinates of this invocation's output and the run `start..end`
 //   {{BODY}}      reads element `r` (fused producers inlined) and folds it into `acc`
+//   {{EPILOGUE}}  elementwise work on the result fused after the loop (may be empty)
+//   {{STORE}}     the value stored: `acc`, or the epilogue's result
 {{HEADER}}
 {{BINDINGS}}
 
@@ -27,5 +29,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var r: u32 = start; r < end; r = r + 1u) {
 {{BODY}}
     }
-    b0[i] = {{STORE}};
+{{EPILOGUE}}    b0[i] = {{STORE}};
 }

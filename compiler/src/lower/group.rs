@@ -62,7 +62,10 @@ pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
         place[i] = match op {
             Op::Input { .. } => Placement::Input,
             Op::Constant { .. } | Op::Iota { .. } if !forced[i] => Placement::Everywhere,
-            Op::Reduce { .. } | Op::Dot(_) | Op::ScatterAdd { .. } => Placement::Root,
+            Op::ScatterAdd { axis, .. } if g.ty(g.nodes[i].args[0]).shape[*axis] != 1 => {
+                Placement::Root
+            }
+            Op::Reduce { .. } | Op::Dot(_) => Placement::Root,
             _ if forced[i] => Placement::Root,
             _ => {
                 let mut kernels = users[i].iter().filter_map(|&u| match place[u] {
@@ -79,6 +82,7 @@ pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
         };
     }
     fuse_epilogues(g, &mut place, &users, split, target);
+    fuse_reduction_epilogues(g, &mut place, &users, split);
     // Cheap values need no kernel of their own even when several kernels read them: a
     // re-indexing of a stored value, or a short chain of elementwise work on stored
     // values (up to `MAX_RECOMPUTE` ops deep), is rematerialized by each reader
@@ -223,6 +227,60 @@ fn fuse_epilogues(
                 }
             }
             place[d] = Placement::Fused(Value(root as u32));
+        }
+    }
+}
+
+/// A reduction read only by elementwise work of its own shape (the loss's scaling or
+/// negation, say) runs that work after its loop, in the same kernel.
+fn fuse_reduction_epilogues(
+    g: &Graph,
+    place: &mut [Placement],
+    users: &[Vec<usize>],
+    split: &[bool],
+) {
+    for d in 0..g.len() {
+        if place[d] != Placement::Root
+            || !matches!(g.nodes[d].op, Op::Reduce { .. })
+            || forced_output(g, d)
+            || split.get(d).copied().unwrap_or(false)
+        {
+            continue;
+        }
+        let mut kernels = users[d].iter().map(|&u| match place[u] {
+            Placement::Root => Some(u),
+            Placement::Fused(r) => Some(r.index()),
+            _ => None,
+        });
+        let Some(Some(root)) = kernels.next() else {
+            continue;
+        };
+        if !kernels.all(|k| k == Some(root)) {
+            continue;
+        }
+        let (rv, dv) = (Value(root as u32), Value(d as u32));
+        let lone = !(0..g.len()).any(|i| {
+            place[i] == Placement::Fused(rv)
+                && matches!(
+                    g.nodes[i].op,
+                    Op::Dot(_) | Op::Reduce { .. } | Op::ScatterAdd { .. }
+                )
+        });
+        let elementwise_root = matches!(
+            g.nodes[root].op,
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. }
+        );
+        if lone
+            && elementwise_root
+            && g.ty(rv).shape == g.ty(dv).shape
+            && depends_elementwise(g, place, rv, dv)
+        {
+            for p in place.iter_mut() {
+                if *p == Placement::Fused(dv) {
+                    *p = Placement::Fused(rv);
+                }
+            }
+            place[d] = Placement::Fused(rv);
         }
     }
 }

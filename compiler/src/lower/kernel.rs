@@ -38,8 +38,14 @@ pub fn generate(
     }
     let out_buffer = buffer_of[root.index()]
         .ok_or_else(|| Error::Compile(format!("root {root} has no buffer")))?;
-    if let Op::Reduce { .. } = g.node(root).op {
-        return reduce(g, place, buffer_of, buffers, root, index, target);
+    // A reduction computes its kernel, possibly with elementwise work on its result
+    // fused after the loop (an epilogue).
+    let reduction = (0..=root.index()).map(|i| Value(i as u32)).find(|&v| {
+        matches!(g.node(v).op, Op::Reduce { .. })
+            && (v == root || place[v.index()] == Placement::Fused(root))
+    });
+    if let Some(red) = reduction {
+        return reduce(g, place, buffer_of, buffers, root, red, index, target);
     }
     let wg = target.workgroup_size();
     let (gx, gy) = grid(n, target, root)?;
@@ -180,20 +186,23 @@ fn grid(n: usize, target: &Target, root: Value) -> Result<(usize, usize)> {
 
 /// The kernels of a reduction, from `shaders/reduce.wgsl`: one stage, or two when the
 /// reduction is long and has few outputs (partial runs, then a fold of the partials).
+#[allow(clippy::too_many_arguments)]
 fn reduce(
     g: &Graph,
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
     buffers: &mut Vec<Buffer>,
     root: Value,
+    red: Value,
     index: usize,
     target: &Target,
 ) -> Result<Vec<Kernel>> {
-    let node = g.node(root);
+    let node = g.node(red);
     let Op::Reduce { kind, axes } = &node.op else {
-        return Err(Error::Compile(format!("{root} is not a reduction")));
+        return Err(Error::Compile(format!("{red} is not a reduction")));
     };
-    let ty = g.ty(root).clone();
+    let ty = g.ty(red).clone();
+    let out_ty = g.ty(root).clone();
     let outputs = ty.numel();
     let src = g.ty(node.args[0]).shape.clone();
     let reduced: Vec<usize> = axes.iter().map(|&a| src[a]).collect();
@@ -206,6 +215,23 @@ fn reduce(
     let out_buffer = buffer_of[root.index()]
         .ok_or_else(|| Error::Compile(format!("root {root} has no buffer")))?;
     let t = super::wgsl::wgsl_type(ty.dtype);
+    // The statements after the loop and the value stored: the accumulator, or the
+    // epilogue's result computed from it at the output's coordinates.
+    let finish = |e: &mut Emitter<'_>, coords: &[String]| -> Result<(String, String, u64)> {
+        if root == red {
+            return Ok((String::new(), "acc".to_string(), 0));
+        }
+        e.set_indent(1);
+        e.clear_memo();
+        e.seed(red, coords, "acc");
+        e.ops = 0;
+        let x = e.root_expr(root, coords)?;
+        let value = match out_ty.dtype {
+            DType::Bool => format!("select(0u, 1u, {x})"),
+            _ => x,
+        };
+        Ok((e.take_lines(), value, e.ops))
+    };
 
     // Stage 1 (or the only stage): fold runs of the fused operand.
     let (stage_buffer, stage_ty) = if parts > 1 {
@@ -217,7 +243,7 @@ fn reduce(
         });
         (BufferId(buffers.len() as u32 - 1), scratch)
     } else {
-        (out_buffer, ty.clone())
+        (out_buffer, out_ty.clone())
     };
     let count = outputs * parts;
     let mut e = Emitter::new(g, place, buffer_of);
@@ -239,10 +265,10 @@ fn reduce(
     e.set_indent(2);
     let rc = e.unravel("r", &reduced, "q");
     let mut full = Vec::with_capacity(src.len());
-    let (mut kept, mut red) = (coords.iter(), rc.iter());
+    let (mut kept, mut folded) = (coords.iter(), rc.iter());
     for a in 0..src.len() {
         let c = if axes.contains(&a) {
-            red.next()
+            folded.next()
         } else {
             kept.next()
         };
@@ -253,8 +279,13 @@ fn reduce(
     e.line(fold("acc", &x));
     let ops = e.ops + 1;
     let body = e.take_lines();
+    let (epilogue, store, epilogue_ops) = if parts == 1 {
+        finish(&mut e, &coords)?
+    } else {
+        (String::new(), "acc".to_string(), 0)
+    };
     let fused: Vec<String> = (0..g.len())
-        .filter(|&i| place[i] == Placement::Fused(root))
+        .filter(|&i| place[i] == Placement::Fused(root) && i != red.index())
         .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
         .collect();
     let variant = if parts > 1 {
@@ -265,7 +296,7 @@ fn reduce(
     let name = format!("{index:03}_{variant}_{}", node.op.name());
     let mut header = format!(
         "// Kernel {name}: computes %{} = {} : {ty}",
-        root.0,
+        red.0,
         node.op.name()
     );
     if parts > 1 {
@@ -290,7 +321,9 @@ fn reduce(
             count,
             prologue,
             body,
-            flops: (outputs * trips) as u64 * ops,
+            epilogue,
+            store,
+            flops: (outputs * trips) as u64 * ops + outputs as u64 * epilogue_ops,
         },
     )?];
     if parts == 1 {
@@ -299,8 +332,9 @@ fn reduce(
 
     // Stage 2: fold each output's partial results, in order.
     let mut e = Emitter::new(g, place, buffer_of);
-    e.bind(out_buffer, &ty, true);
+    e.bind(out_buffer, &out_ty, true);
     e.bind(stage_buffer, &stage_ty, false);
+    let coords = e.unravel("i", &ty.shape, "c");
     e.line("let start: u32 = 0u;");
     e.line(format!("let end: u32 = {parts}u;"));
     let (init, fold) = reduce_parts(&mut e, *kind, ty.dtype);
@@ -308,10 +342,11 @@ fn reduce(
     e.set_indent(2);
     e.line(fold("acc", &format!("b1[i * {parts}u + r]")));
     let body = e.take_lines();
+    let (epilogue, store, epilogue_ops) = finish(&mut e, &coords)?;
     let name = format!("{:03}_reduce_final_{}", index + 1, node.op.name());
     let header = format!(
         "// Kernel {name}: computes %{} = {} : {ty}, stage 2 of 2: folds {parts} partial results per output.",
-        root.0,
+        red.0,
         node.op.name()
     );
     kernels.push(reduce_kernel(
@@ -327,7 +362,9 @@ fn reduce(
             count: outputs,
             prologue,
             body,
-            flops: (outputs * parts) as u64,
+            epilogue,
+            store,
+            flops: (outputs * parts) as u64 + outputs as u64 * epilogue_ops,
         },
     )?);
     Ok(kernels)
@@ -343,6 +380,8 @@ struct ReduceParts<'a> {
     count: usize,
     prologue: String,
     body: String,
+    epilogue: String,
+    store: String,
     flops: u64,
 }
 
@@ -369,7 +408,15 @@ fn reduce_kernel(
         .replace("{{INIT}}", p.init)
         .replace("{{PROLOGUE}}", &p.prologue)
         .replace("{{BODY}}", &p.body)
-        .replace("{{STORE}}", "acc")
+        .replace(
+            "{{EPILOGUE}}",
+            &if p.epilogue.is_empty() {
+                String::new()
+            } else {
+                format!("{}\n", p.epilogue)
+            },
+        )
+        .replace("{{STORE}}", &p.store)
         + "\n";
     Ok(Kernel {
         name: p.name,

@@ -228,6 +228,20 @@ impl<'a> Emitter<'a> {
         let t = wgsl_type(ty.dtype);
         let x = &node.args;
         let e = match &node.op {
+            // Scattering one element per row is a comparison, not a loop.
+            Op::ScatterAdd { axis, .. } if g.ty(x[0]).shape[*axis] == 1 => {
+                let mut uc = coords.to_vec();
+                uc[*axis] = "0u".into();
+                let idx = self.at(x[1], &uc)?;
+                let c = &coords[*axis];
+                let hit = match g.ty(x[1]).dtype {
+                    DType::I32 => format!("{idx} >= 0i && u32({idx}) == {c}"),
+                    _ => format!("{idx} == {c}"),
+                };
+                let u = self.at(x[0], &uc)?;
+                let zero = self.literal(Scalar::of(ty.dtype, 0.0));
+                format!("select({zero}, {u}, {hit})")
+            }
             Op::Input { .. }
             | Op::Reduce { .. }
             | Op::Dot(_)
