@@ -218,3 +218,28 @@ fn the_backward_pass_keeps_the_relu_output_not_its_mask() {
     assert_eq!(forward, ["matmul_tiled16x16", "reduce"]);
     assert!(p.kernels[0].wgsl.contains("fn epilogue"));
 }
+
+#[test]
+fn elementwise_work_on_a_reduction_result_runs_after_its_loop() {
+    // loss = -Σ exp(x) / 4: the exp runs inside the loop, the negation and scaling after
+    // it, all in one kernel.
+    let g = parse(
+        "%0 = input x : f32[4,8]\n%1 = exp %0 : f32[4,8]\n%2 = reduce_sum %1 axes=[0,1] : f32[]\n%3 = neg %2 : f32[]\n%4 = constant 0.25 : f32[]\n%5 = mul %3, %4 : f32[]\noutput loss = %5\n",
+    );
+    let p = compile(&g, Target::software_vulkan());
+    assert_eq!(variants(&p), ["reduce"]);
+    assert!(p.kernels[0].wgsl.contains("-acc"), "{}", p.kernels[0].wgsl);
+}
+
+#[test]
+fn the_gradient_of_a_per_row_gather_needs_no_scatter_kernel() {
+    // Cross-entropy's label pick: its transpose scatters one element per row, which is
+    // a comparison computed inline by the kernel that reads it.
+    let g = parse(
+        "%0 = input z : f32[4,5]\n%1 = input labels : i32[4,1]\n%2 = gather %0, %1 axis=1 : f32[4,1]\n%3 = reduce_sum %2 axes=[0,1] : f32[]\noutput loss = %3\n",
+    );
+    let d = wgrad::grad(&g, None, &["z"]).unwrap();
+    let p = compile(&d, Target::software_vulkan());
+    assert!(!variants(&p).contains(&"scatter"), "{:?}", variants(&p));
+    assert_eq!(variants(&p), ["reduce", "elementwise"]);
+}
