@@ -1,0 +1,64 @@
+//! The deterministic figures of the benchmark workloads (`examples/programs/w*.wg`,
+//! full size), compiled for the software-Vulkan preset: kernel counts and bytes are
+//! properties of the compiler, so they are asserted here exactly; any change to them
+//! is a reviewed change to this file. Timings live in BENCHMARKS.md, never in tests.
+
+use wgrad::{Graph, Options, Program};
+
+fn compiled_gradient(name: &str, wrt: &[&str]) -> (Graph, Program) {
+    let path = format!("{}/examples/programs/{name}", env!("CARGO_MANIFEST_DIR"));
+    let f = wgrad::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let d = wgrad::grad(&f, None, wrt).unwrap();
+    let p = wgrad::compile(&d, &Options::default()).unwrap();
+    (d, p)
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn w1_mlp_keeps_only_the_relu_outputs_and_the_softmax_statistics() {
+    let (_, p) = compiled_gradient("w1.wg", &["w1", "b1", "w2", "b2", "w3", "b3"]);
+    let s = &p.stats;
+    // h1 and h2 (512 KiB each), the logits z [256,10], their row maxima and sums.
+    assert_eq!(
+        s.residual_bytes,
+        2 * 256 * 512 * 4 + 256 * 10 * 4 + 2 * 256 * 4
+    );
+    assert!(s.residual_bytes * 100 <= 105 * MIB);
+    // JAX/XLA's 8 matmuls (the dx product removed): 3 forward, 5 backward.
+    assert_eq!(s.matmul_kernels, 8);
+    assert_eq!(s.kernels, 15);
+}
+
+#[test]
+fn w2_softmax_logloss_from_primitives() {
+    let (_, p) = compiled_gradient("w2.wg", &["w"]);
+    assert_eq!((p.stats.kernels, p.stats.matmul_kernels), (8, 2));
+    assert_eq!(p.stats.temp_bytes, 8_204_288);
+}
+
+#[test]
+fn w3a_shared_weight_does_one_product_each_way_and_keeps_the_tanh_output() {
+    let (_, p) = compiled_gradient("w3a.wg", &["w"]);
+    assert_eq!(p.stats.matmul_kernels, 2);
+    assert_eq!(p.stats.residual_bytes, 256 * 512 * 4);
+    assert!(p.stats.residual_bytes <= MIB / 2);
+    assert_eq!(p.stats.kernels, 5);
+}
+
+#[test]
+fn w3b_weight_gradient_is_one_product_over_the_concatenated_batch() {
+    let (d, p) = compiled_gradient("w3b.wg", &["w"]);
+    let g = d.output("grad.w").unwrap();
+    let node = d.node(g);
+    assert!(
+        matches!(node.op, wgrad::ir::Op::Dot(_)),
+        "grad.w is {:?}",
+        node.op
+    );
+    for a in &node.args {
+        assert!(matches!(d.node(*a).op, wgrad::ir::Op::Concat { axis: 0 }));
+    }
+    // Two forward products and one for the weight gradient.
+    assert_eq!(p.stats.matmul_kernels, 3);
+}
