@@ -91,10 +91,13 @@ pub enum BinaryOp {
     /// `i32::MIN / -1 == i32::MIN`.
     Div,
     /// The larger operand. On ties the cotangent is split evenly between the operands.
+    /// A NaN operand gives NaN in the interpreter; on a device it is
+    /// implementation-defined, as in WGSL.
     Max,
     /// The smaller operand. On ties the cotangent is split evenly between the operands.
     Min,
-    /// `a^b`. Float only.
+    /// `a^b`. Float only. The interpreter follows `f64::powf`; a device computes
+    /// `exp2(b·log2 a)` as WGSL does, so only `a > 0` is portable.
     Pow,
 }
 
