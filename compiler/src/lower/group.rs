@@ -196,17 +196,9 @@ fn fuse_epilogues(
             continue;
         }
         // Every reader of the product must sit in one kernel, rooted at `root`.
-        let mut kernels = users[d].iter().map(|&u| match place[u] {
-            Placement::Root => Some(u),
-            Placement::Fused(r) => Some(r.index()),
-            _ => None,
-        });
-        let Some(Some(root)) = kernels.next() else {
+        let Some(root) = reading_kernel(place, &users[d]) else {
             continue;
         };
-        if !kernels.all(|k| k == Some(root)) {
-            continue;
-        }
         let shape = &g.ty(Value(d as u32)).shape;
         let stored = |v: Value| {
             matches!(place[v.index()], Placement::Input | Placement::Root) || prologue_operand(g, v)
@@ -231,6 +223,17 @@ fn fuse_epilogues(
     }
 }
 
+/// The root of the one kernel all `readers` belong to, if they belong to one.
+fn reading_kernel(place: &[Placement], readers: &[usize]) -> Option<usize> {
+    let mut kernels = readers.iter().map(|&u| match place[u] {
+        Placement::Root => Some(u),
+        Placement::Fused(r) => Some(r.index()),
+        _ => None,
+    });
+    let root = kernels.next()??;
+    kernels.all(|k| k == Some(root)).then_some(root)
+}
+
 /// A reduction read only by elementwise work of its own shape (the loss's scaling or
 /// negation, say) runs that work after its loop, in the same kernel.
 fn fuse_reduction_epilogues(
@@ -247,17 +250,9 @@ fn fuse_reduction_epilogues(
         {
             continue;
         }
-        let mut kernels = users[d].iter().map(|&u| match place[u] {
-            Placement::Root => Some(u),
-            Placement::Fused(r) => Some(r.index()),
-            _ => None,
-        });
-        let Some(Some(root)) = kernels.next() else {
+        let Some(root) = reading_kernel(place, &users[d]) else {
             continue;
         };
-        if !kernels.all(|k| k == Some(root)) {
-            continue;
-        }
         let (rv, dv) = (Value(root as u32), Value(d as u32));
         let lone = !(0..g.len()).any(|i| {
             place[i] == Placement::Fused(rv)

@@ -7,7 +7,7 @@
 //! inside those loops.
 
 use super::group::Placement;
-use super::program::{Buffer, BufferId, BufferRole, Kernel, KernelBinding};
+use super::program::{Buffer, BufferId, BufferRole, Kernel};
 use super::target::Target;
 use super::wgsl::{Emitter, dot_operand_coords, reduce_parts};
 use crate::error::{Error, Result};
@@ -140,16 +140,7 @@ pub fn generate(
         .iter()
         .map(|(_, t, _)| (t.numel() * t.dtype.size_bytes()) as u64)
         .sum();
-    let bindings = e
-        .bindings
-        .iter()
-        .enumerate()
-        .map(|(k, (buffer, _, writable))| KernelBinding {
-            binding: k as u32,
-            buffer: *buffer,
-            writable: *writable,
-        })
-        .collect();
+    let bindings = e.kernel_bindings();
     if e.bindings.len() as u32 > target.max_storage_buffers_per_shader_stage {
         return Err(Error::Limits {
             what: format!("max_storage_buffers_per_shader_stage (kernel {name})"),
@@ -423,16 +414,7 @@ fn reduce_kernel(
         variant: p.variant.to_string(),
         wgsl,
         entry_point: "main".into(),
-        bindings: e
-            .bindings
-            .iter()
-            .enumerate()
-            .map(|(k, (buffer, _, writable))| KernelBinding {
-                binding: k as u32,
-                buffer: *buffer,
-                writable: *writable,
-            })
-            .collect(),
+        bindings: e.kernel_bindings(),
         workgroup_size: [wg, 1, 1],
         dispatch: [gx as u32, gy as u32, 1],
         flops: p.flops,

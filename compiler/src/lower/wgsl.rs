@@ -482,6 +482,19 @@ impl<'a> Emitter<'a> {
         s
     }
 
+    /// The bindings as the program records them.
+    pub fn kernel_bindings(&self) -> Vec<super::program::KernelBinding> {
+        self.bindings
+            .iter()
+            .enumerate()
+            .map(|(k, (buffer, _, writable))| super::program::KernelBinding {
+                binding: (k + self.first_binding) as u32,
+                buffer: *buffer,
+                writable: *writable,
+            })
+            .collect()
+    }
+
     /// The `@group(0) @binding(k)` declarations.
     pub fn declarations(&self) -> String {
         let mut s = String::new();

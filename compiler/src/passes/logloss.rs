@@ -32,7 +32,7 @@
 //! graph with a match is rebuilt through the [`Builder`], every node re-inferred and keeping
 //! its [`Side`](crate::ir::Side); replaced nodes' operands are left for `dce`.
 
-use super::rewrite::live;
+use super::rewrite::{live, rebuild};
 use crate::error::Result;
 use crate::ir::{BinaryOp, Builder, Graph, Op, ReduceKind, UnaryOp, Value};
 
@@ -50,7 +50,9 @@ pub fn run(graph: &mut Graph) -> bool {
     if matches.iter().all(Option::is_none) {
         return changed;
     }
-    match rebuild(graph, &matches) {
+    match rebuild(graph, |b, map, v| {
+        matches[v.index()].as_ref().map(|m| emit(b, graph, map, m))
+    }) {
         Some(g) => {
             *graph = g;
             true
@@ -260,42 +262,4 @@ fn emit(b: &mut Builder, g: &Graph, map: &[Value], m: &Match) -> Result<Value> {
         v = b.push(n.op.clone(), &args)?;
     }
     Ok(v)
-}
-
-/// The graph with every matched `log` replaced by what it stands for; `None` (and the
-/// graph left as it was) if rebuilding fails, which it should not.
-fn rebuild(g: &Graph, matches: &[Option<Match>]) -> Option<Graph> {
-    let mut b = Builder::from_graph(Graph {
-        regions: g.regions.clone(),
-        ..Graph::default()
-    });
-    let mut map: Vec<Value> = Vec::with_capacity(g.len());
-    for v in g.values() {
-        let node = g.node(v);
-        b.set_side(node.side);
-        let new = match (&node.op, &matches[v.index()]) {
-            (Op::Input { index }, _) => {
-                let (name, _) = g.inputs.get(*index as usize)?;
-                let w = b.input(name, g.ty(v).clone()).ok()?;
-                // Inputs are declared in arena order by every builder; keep the indices.
-                if b.graph().inputs.len() != *index as usize + 1 {
-                    return None;
-                }
-                w
-            }
-            (_, Some(m)) => emit(&mut b, g, &map, m).ok()?,
-            (op, None) => {
-                let args: Vec<Value> = node.args.iter().map(|a| map[a.index()]).collect();
-                b.push(op.clone(), &args).ok()?
-            }
-        };
-        if b.graph().node(new).ty != node.ty {
-            return None;
-        }
-        map.push(new);
-    }
-    for (name, v) in &g.outputs {
-        b.output(name, map[v.index()]).ok()?;
-    }
-    b.finish().ok()
 }

@@ -8,7 +8,7 @@
 //! nodes stay in the arena, dead; `dce` removes them. Only live nodes are rewritten, so
 //! a second run over a rewritten graph finds nothing left to do and reports no change.
 
-use crate::ir::{Graph, Node, Op, Scalar, Value, infer};
+use crate::ir::{Builder, Graph, Node, Op, Scalar, Value, infer};
 
 /// What a rule does to a node.
 pub enum Rewrite {
@@ -99,4 +99,51 @@ pub fn splat(graph: &Graph, v: Value) -> Option<Scalar> {
 /// Whether `v` is a splat constant whose elements equal `x` (`0.0` matches `-0.0`).
 pub fn is_splat_of(graph: &Graph, v: Value, x: f64) -> bool {
     splat(graph, v).is_some_and(|s| s.to_f64() == x)
+}
+
+/// Rebuilds `g` through the [`Builder`], for rewrites that add nodes (which cannot be
+/// done in place, since operands must precede their users). For each value, `replace`
+/// may emit its replacement, given the map from old values to new ones; every other
+/// node is copied. Inputs, outputs and side tags are kept. Returns `None` (leaving the
+/// caller's graph as it was) when emitting fails or a replacement changes a type, which
+/// a correct rule never does.
+pub fn rebuild(
+    g: &Graph,
+    mut replace: impl FnMut(&mut Builder, &[Value], Value) -> Option<crate::error::Result<Value>>,
+) -> Option<Graph> {
+    let mut b = Builder::from_graph(Graph {
+        regions: g.regions.clone(),
+        ..Graph::default()
+    });
+    let mut map: Vec<Value> = Vec::with_capacity(g.len());
+    for v in g.values() {
+        let node = g.node(v);
+        b.set_side(node.side);
+        let new = match &node.op {
+            Op::Input { index } => {
+                let (name, _) = g.inputs.get(*index as usize)?;
+                let w = b.input(name, g.ty(v).clone()).ok()?;
+                // Inputs are declared in arena order by every builder; keep the indices.
+                if b.graph().inputs.len() != *index as usize + 1 {
+                    return None;
+                }
+                w
+            }
+            op => match replace(&mut b, &map, v) {
+                Some(result) => result.ok()?,
+                None => {
+                    let args: Vec<Value> = node.args.iter().map(|a| map[a.index()]).collect();
+                    b.push(op.clone(), &args).ok()?
+                }
+            },
+        };
+        if b.graph().node(new).ty != node.ty {
+            return None;
+        }
+        map.push(new);
+    }
+    for (name, v) in &g.outputs {
+        b.output(name, map[v.index()]).ok()?;
+    }
+    b.finish().ok()
 }
