@@ -246,9 +246,7 @@ fn measure(
     let rt = Runtime::new(&RuntimeOptions {
         timestamps: s.profile,
     })?;
-    let options = Options {
-        target: rt.target().clone(),
-    };
+    let options = Options::new(rt.target().clone());
 
     let start = Instant::now();
     let program = wgrad::compile(graph, &options)?;
@@ -413,9 +411,7 @@ fn paired(
     s: &Settings,
 ) -> BoxResult<(f64, f64, f64)> {
     let rt = Runtime::new(&RuntimeOptions::default())?;
-    let options = Options {
-        target: rt.target().clone(),
-    };
+    let options = Options::new(rt.target().clone());
     let fp = wgrad::compile(forward, &options)?;
     let gp = wgrad::compile(grad, &options)?;
     let mut fe = rt.load(&fp)?;

@@ -170,17 +170,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = Runtime::new(&RuntimeOptions::default())?;
     println!("adapter: {}", rt.adapter());
     let started = Instant::now();
-    let step = wgrad::compile(
-        &training_step(&args)?,
-        &Options {
-            target: rt.target().clone(),
-        },
-    )?;
+    let step = wgrad::compile(&training_step(&args)?, &Options::new(rt.target().clone()))?;
     let eval = wgrad::compile(
         &correct_count(test.len(), args.hidden)?,
-        &Options {
-            target: rt.target().clone(),
-        },
+        &Options::new(rt.target().clone()),
     )?;
     let mut exe = rt.load(&step)?;
     let mut eval_exe = rt.load(&eval)?;

@@ -114,6 +114,7 @@ pub fn stats_json(program: &Program) -> String {
         "peak_bytes": s.peak_bytes,
         "temp_bytes": s.temp_bytes,
         "residual_bytes": s.residual_bytes,
+        "allocated_bytes": s.allocated_bytes,
     });
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgrad::json::Precision;
+use wgrad::passes::Optimizations;
 use wgrad::{Error, Graph, Options, Runtime, RuntimeOptions, Target, json};
 
 #[derive(Parser)]
@@ -110,6 +111,9 @@ enum Command {
         /// recomputes it or drops it, and why.
         #[arg(long)]
         explain: bool,
+        /// Switch an optimization off (repeatable), to measure what it buys.
+        #[arg(long, value_parser = Optimizations::NAMES)]
+        without: Vec<String>,
     },
     /// Print the statistics of the compiled program (or, with `--wrt`, its gradient):
     /// kernels, matmul kernels, flops, bytes moved, peak, temporary and residual bytes.
@@ -128,6 +132,9 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Switch an optimization off (repeatable), to measure what it buys.
+        #[arg(long, value_parser = Optimizations::NAMES)]
+        without: Vec<String>,
     },
     /// Print the adapter the runtime chooses (honouring WGPU_BACKEND and
     /// WGPU_ADAPTER_NAME) and the target it describes.
@@ -202,13 +209,7 @@ fn run(command: Command) -> Result<String, String> {
             let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
             json::check_inputs(&g, &inputs).map_err(user)?;
             let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
-            let program = wgrad::compile(
-                &g,
-                &Options {
-                    target: rt.target().clone(),
-                },
-            )
-            .map_err(user)?;
+            let program = wgrad::compile(&g, &Options::new(rt.target().clone())).map_err(user)?;
             let out = rt
                 .load(&program)
                 .and_then(|mut exe| exe.run(&inputs))
@@ -222,11 +223,10 @@ fn run(command: Command) -> Result<String, String> {
             target,
             dump,
             explain,
+            without,
         } => {
-            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
-            let target =
-                Target::preset(&target).ok_or_else(|| format!("unknown target `{target}`"))?;
-            let (program, report) = wgrad::lower::compile(&g, &Options { target }).map_err(user)?;
+            let (g, options) = prepare(&file, of.as_deref(), wrt.as_deref(), &target, &without)?;
+            let (program, report) = wgrad::lower::compile(&g, &options).map_err(user)?;
             if let Some(dir) = dump {
                 wgrad::dump::write(&dir, &program, &report)
                     .map_err(|e| format!("cannot write the dump to `{}`: {e}", dir.display()))?;
@@ -253,24 +253,24 @@ fn run(command: Command) -> Result<String, String> {
             wrt,
             target,
             json,
+            without,
         } => {
-            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
-            let target =
-                Target::preset(&target).ok_or_else(|| format!("unknown target `{target}`"))?;
-            let program = wgrad::compile(&g, &Options { target }).map_err(user)?;
+            let (g, options) = prepare(&file, of.as_deref(), wrt.as_deref(), &target, &without)?;
+            let program = wgrad::compile(&g, &options).map_err(user)?;
             if json {
                 return Ok(wgrad::dump::stats_json(&program));
             }
             let s = &program.stats;
             Ok(format!(
-                "kernels         {}\nmatmul_kernels  {}\nflops           {}\nbytes_moved     {}\npeak_bytes      {}\ntemp_bytes      {}\nresidual_bytes  {}\n",
+                "kernels         {}\nmatmul_kernels  {}\nflops           {}\nbytes_moved     {}\npeak_bytes      {}\ntemp_bytes      {}\nresidual_bytes  {}\nallocated_bytes {}\n",
                 s.kernels,
                 s.matmul_kernels,
                 s.flops,
                 s.bytes_moved,
                 s.peak_bytes,
                 s.temp_bytes,
-                s.residual_bytes
+                s.residual_bytes,
+                s.allocated_bytes
             ))
         }
         Command::Adapter => {
@@ -294,14 +294,53 @@ fn run(command: Command) -> Result<String, String> {
 
 /// Loads a program and, when `wrt` is given, replaces it by its gradient.
 fn load_derived(file: &str, of: Option<&str>, wrt: Option<&[String]>) -> Result<Graph, String> {
+    load_derived_with(file, of, wrt, &Optimizations::ALL)
+}
+
+/// [`load_derived`], differentiating with only the `enabled` optimizations.
+fn load_derived_with(
+    file: &str,
+    of: Option<&str>,
+    wrt: Option<&[String]>,
+    enabled: &Optimizations,
+) -> Result<Graph, String> {
     let g = load(file)?;
     match wrt {
         Some(wrt) => {
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-            wgrad::grad(&g, of, &wrt).map_err(user)
+            wgrad::autodiff::grad_with(&g, of, &wrt, enabled).map_err(user)
         }
         None => Ok(g),
     }
+}
+
+/// The program (or its gradient) and the compile options for a target preset, with
+/// the named optimizations switched off in both differentiation and lowering.
+fn prepare(
+    file: &str,
+    of: Option<&str>,
+    wrt: Option<&[String]>,
+    target: &str,
+    without: &[String],
+) -> Result<(Graph, Options), String> {
+    let enabled = disabled(without)?;
+    let g = load_derived_with(file, of, wrt, &enabled)?;
+    let target = Target::preset(target).ok_or_else(|| format!("unknown target `{target}`"))?;
+    Ok((
+        g,
+        Options {
+            optimizations: enabled,
+            ..Options::new(target)
+        },
+    ))
+}
+
+/// Every optimization but the named ones.
+fn disabled(without: &[String]) -> Result<Optimizations, String> {
+    without.iter().try_fold(Optimizations::ALL, |o, name| {
+        o.without(name)
+            .ok_or_else(|| format!("unknown optimization `{name}`"))
+    })
 }
 
 fn user(e: Error) -> String {

@@ -153,13 +153,7 @@ fn repeated_runs_are_bit_identical() {
         )
         .unwrap(),
     );
-    let program = wgrad::compile(
-        &g,
-        &Options {
-            target: rt.target().clone(),
-        },
-    )
-    .unwrap();
+    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
     let mut exe = rt.load(&program).unwrap();
     let first = exe.run(&ins).unwrap();
     for _ in 0..5 {
@@ -197,7 +191,7 @@ fn large_dispatches_split_into_a_two_dimensional_grid() {
     let g = b.finish().unwrap();
     let mut target = rt.target().clone();
     target.max_compute_workgroups_per_dimension = 4;
-    let program = wgrad::compile(&g, &Options { target }).unwrap();
+    let program = wgrad::compile(&g, &Options::new(target)).unwrap();
     assert_eq!(program.kernels[0].dispatch, [4, 4, 1]);
     let data: Vec<f64> = (0..4096).map(f64::from).collect();
     let mut exe = rt.load(&program).unwrap();
@@ -370,13 +364,7 @@ fn long_reductions_run_in_two_deterministic_stages() {
     b.output("s", s).unwrap();
     b.output("m", m).unwrap();
     let g = b.finish().unwrap();
-    let program = wgrad::compile(
-        &g,
-        &Options {
-            target: rt.target().clone(),
-        },
-    )
-    .unwrap();
+    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
     let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
     // exp(x)·x is cheap elementwise work on an input: each reduction recomputes it.
     assert_eq!(
@@ -419,13 +407,7 @@ fn shared_weight_products_with_prologues_match_the_interpreter() {
         b.output("loss", loss).unwrap();
         let g = b.finish().unwrap();
         let d = wgrad::grad(&g, None, &["w"]).unwrap();
-        let program = wgrad::compile(
-            &d,
-            &Options {
-                target: rt.target().clone(),
-            },
-        )
-        .unwrap();
+        let program = wgrad::compile(&d, &Options::new(rt.target().clone())).unwrap();
         if shared_sum {
             assert!(program.kernels.iter().any(|k| k.wgsl.contains("fn load_a")));
         }

@@ -14,7 +14,7 @@ fn example(name: &str) -> Graph {
 }
 
 fn compile(g: &Graph, target: Target) -> wgrad::Program {
-    wgrad::compile(g, &Options { target }).unwrap_or_else(|e| panic!("{e}"))
+    wgrad::compile(g, &Options::new(target)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn variants(p: &wgrad::Program) -> Vec<&str> {

@@ -62,3 +62,37 @@ fn w3b_weight_gradient_is_one_product_over_the_concatenated_batch() {
     // Two forward products and one for the weight gradient.
     assert_eq!(p.stats.matmul_kernels, 3);
 }
+
+/// The statistics of a workload's gradient with one optimization switched off.
+fn without(name: &str, wrt: &[&str], optimization: &str) -> wgrad::lower::Stats {
+    let path = format!("{}/examples/programs/{name}", env!("CARGO_MANIFEST_DIR"));
+    let f = wgrad::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let enabled = wgrad::passes::Optimizations::ALL
+        .without(optimization)
+        .unwrap();
+    let d = wgrad::autodiff::grad_with(&f, None, wrt, &enabled).unwrap();
+    let options = Options {
+        optimizations: enabled,
+        ..Options::default()
+    };
+    wgrad::compile(&d, &options).unwrap().stats
+}
+
+#[test]
+fn each_optimization_pays_for_itself_on_some_workload() {
+    let w1 = ["w1", "b1", "w2", "b2", "w3", "b3"];
+    let (_, all) = compiled_gradient("w1.wg", &w1);
+    // Fusing bias, relu and masks into the products saves W1 five kernels.
+    assert_eq!(
+        without("w1.wg", &w1, "fusion").kernels,
+        all.stats.kernels + 5
+    );
+    // Sharing buffers between temporaries allocates less.
+    assert!(without("w1.wg", &w1, "reuse_buffers").allocated_bytes > all.stats.allocated_bytes);
+    // Factoring the shared weight halves W3a's products.
+    assert_eq!(without("w3a.wg", &["w"], "factor").matmul_kernels, 4);
+    // Recomputing the softmax's exponentials saves W2 kernels and temporaries.
+    let (_, w2) = compiled_gradient("w2.wg", &["w"]);
+    let w2_plain = without("w2.wg", &["w"], "rematerialize");
+    assert!(w2_plain.kernels > w2.stats.kernels && w2_plain.temp_bytes > w2.stats.temp_bytes);
+}

@@ -136,9 +136,7 @@ fn dots(g: &Graph) -> usize {
 
 /// The products the compiled program of `g` runs for the software-Vulkan target.
 fn matmul_kernels(g: &Graph) -> u64 {
-    let options = Options {
-        target: Target::software_vulkan(),
-    };
+    let options = Options::new(Target::software_vulkan());
     let (program, _) = compile(g, &options).unwrap();
     let products = program
         .kernels

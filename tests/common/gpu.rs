@@ -101,13 +101,7 @@ pub fn assert_gpu_matches(
     inputs: &HashMap<String, Tensor>,
 ) -> Vec<(String, Tensor)> {
     let inputs = as_f32(inputs);
-    let program = wgrad::compile(
-        g,
-        &Options {
-            target: rt.target().clone(),
-        },
-    )
-    .or_panic(g);
+    let program = wgrad::compile(g, &Options::new(rt.target().clone())).or_panic(g);
     let mut exe = rt.load(&program).unwrap();
     let got = exe.run(&inputs).unwrap();
     let want = wgrad::eval(g, &inputs).unwrap();

@@ -27,7 +27,7 @@ pub use gradcheck::{GradcheckOptions, GradcheckReport, WorstElement, gradcheck};
 
 use crate::error::{Error, Result};
 use crate::ir::{Builder, Graph, Op, Side, Value};
-use crate::passes;
+use crate::passes::{self, Optimizations};
 
 /// Resolves the differentiated output: `of`, or the program's only output.
 pub fn resolve_output(graph: &Graph, of: Option<&str>) -> Result<(String, Value)> {
@@ -51,7 +51,18 @@ pub fn resolve_output(graph: &Graph, of: Option<&str>) -> Result<(String, Value)
 /// The gradient of the scalar output `of` (default: the only output) with respect to
 /// the inputs `wrt`: the program plus one output `grad.<w>` per `w`.
 pub fn grad(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
-    let graph = &optimized(graph)?;
+    grad_with(graph, of, wrt, &Optimizations::ALL)
+}
+
+/// [`grad`] with only the `enabled` optimizations run before and after differentiating
+/// (to measure what each one buys).
+pub fn grad_with(
+    graph: &Graph,
+    of: Option<&str>,
+    wrt: &[&str],
+    enabled: &Optimizations,
+) -> Result<Graph> {
+    let graph = &optimized(graph, enabled)?;
     let (of_name, out) = resolve_output(graph, of)?;
     let ty = graph.ty(out).clone();
     if !ty.is_scalar() {
@@ -62,28 +73,28 @@ pub fn grad(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     let mut b = Builder::from_graph(graph.clone());
     b.set_side(Side::Adjoint);
     let seed = b.full(1.0, &ty)?;
-    reverse(b, out, &of_name, seed, wrt)
+    reverse(b, out, &of_name, seed, wrt, enabled)
 }
 
 /// The vector-Jacobian product of output `of` (default: the only output): the program
 /// plus an input `ct.<of>` (the cotangent, of the output's type) and one output
 /// `grad.<w>` per `w`.
 pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
-    let graph = &optimized(graph)?;
+    let graph = &optimized(graph, &Optimizations::ALL)?;
     let (of_name, out) = resolve_output(graph, of)?;
     let ty = graph.ty(out).clone();
     let mut b = Builder::from_graph(graph.clone());
     b.set_side(Side::Adjoint);
     let name = fresh(&b.graph().inputs, &format!("ct.{of_name}"));
     let seed = b.input(&name, ty)?;
-    reverse(b, out, &of_name, seed, wrt)
+    reverse(b, out, &of_name, seed, wrt, &Optimizations::ALL)
 }
 
 /// The Jacobian-vector product of output `of` (default: the only output): the program
 /// plus one input `tan.<w>` per `w` (the tangent, of `w`'s type) and the output
 /// `tan.<of>`.
 pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
-    let graph = &optimized(graph)?;
+    let graph = &optimized(graph, &Optimizations::ALL)?;
     let (of_name, out) = resolve_output(graph, of)?;
     check_float(graph, out, &of_name)?;
     let wrt_values = resolve_wrt(graph, wrt)?;
@@ -102,7 +113,7 @@ pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     };
     let oname = fresh(&b.graph().outputs, &format!("tan.{of_name}"));
     b.output(&oname, tangent)?;
-    finish(b)
+    finish(b, &Optimizations::ALL)
 }
 
 /// The names of every float input, in declared order: what `vjp` differentiates with
@@ -118,7 +129,14 @@ pub fn float_inputs(graph: &Graph) -> Vec<String> {
 
 /// Pulls the cotangent `seed` of `out` back to the `wrt` inputs and adds their
 /// `grad.<w>` outputs.
-fn reverse(mut b: Builder, out: Value, of_name: &str, seed: Value, wrt: &[&str]) -> Result<Graph> {
+fn reverse(
+    mut b: Builder,
+    out: Value,
+    of_name: &str,
+    seed: Value,
+    wrt: &[&str],
+    enabled: &Optimizations,
+) -> Result<Graph> {
     let graph = b.graph().clone();
     check_float(&graph, out, of_name)?;
     let wrt_values = resolve_wrt(&graph, wrt)?;
@@ -134,7 +152,7 @@ fn reverse(mut b: Builder, out: Value, of_name: &str, seed: Value, wrt: &[&str])
         let oname = fresh(&b.graph().outputs, &format!("grad.{name}"));
         b.output(&oname, g)?;
     }
-    finish(b)
+    finish(b, enabled)
 }
 
 /// The reverse sweep over the builder's graph: returns the cotangent of each `wrt`
@@ -284,17 +302,17 @@ fn fresh(list: &[(String, Value)], name: &str) -> String {
 }
 
 /// The derivative program: the builder's graph, optimized and verified.
-fn finish(b: Builder) -> Result<Graph> {
+fn finish(b: Builder, enabled: &Optimizations) -> Result<Graph> {
     let mut g = b.finish()?;
-    passes::optimize(&mut g)?;
+    passes::optimize_with(&mut g, enabled, |_, _| Ok(()))?;
     crate::ir::verify(&g)?;
     Ok(g)
 }
 
 /// A copy of the program to differentiate, optimized first so that the derivative is
 /// taken of the simplified program; its inputs and outputs are unchanged.
-fn optimized(graph: &Graph) -> Result<Graph> {
+fn optimized(graph: &Graph, enabled: &Optimizations) -> Result<Graph> {
     let mut g = graph.clone();
-    passes::optimize(&mut g)?;
+    passes::optimize_with(&mut g, enabled, |_, _| Ok(()))?;
     Ok(g)
 }

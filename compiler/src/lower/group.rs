@@ -12,6 +12,7 @@
 
 use super::target::Target;
 use crate::ir::{DType, Graph, Op, Value};
+use crate::passes::Optimizations;
 
 /// How many elementwise ops deep a value recomputed by every reader may be.
 const MAX_RECOMPUTE: usize = 3;
@@ -34,7 +35,12 @@ pub enum Placement {
 
 /// Places every value of a loop-free graph; values marked in `split` become roots
 /// too (used to split kernels that would bind too many buffers).
-pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
+pub fn place(
+    g: &Graph,
+    split: &[bool],
+    target: &Target,
+    enabled: &Optimizations,
+) -> Vec<Placement> {
     let n = g.len();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, node) in g.nodes.iter().enumerate() {
@@ -50,7 +56,7 @@ pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
     for node in &g.nodes {
         if let Op::Dot(_) = node.op {
             for &a in &node.args {
-                if !prologue_operand(g, a) {
+                if !(enabled.fusion && prologue_operand(g, a)) {
                     forced[reindexed_source(g, a).index()] = true;
                 }
             }
@@ -81,8 +87,13 @@ pub fn place(g: &Graph, split: &[bool], target: &Target) -> Vec<Placement> {
             }
         };
     }
-    fuse_epilogues(g, &mut place, &users, split, target);
-    fuse_reduction_epilogues(g, &mut place, &users, split);
+    if enabled.fusion {
+        fuse_epilogues(g, &mut place, &users, split, target);
+        fuse_reduction_epilogues(g, &mut place, &users, split);
+    }
+    if !enabled.rematerialize {
+        return place;
+    }
     // Cheap values need no kernel of their own even when several kernels read them: a
     // re-indexing of a stored value, or a short chain of elementwise work on stored
     // values (up to `MAX_RECOMPUTE` ops deep), is rematerialized by each reader

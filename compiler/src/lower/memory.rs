@@ -166,5 +166,6 @@ pub fn statistics(
         peak_bytes: peak,
         temp_bytes: temp_peak,
         residual_bytes,
+        allocated_bytes: buffers.iter().map(|b| b.bytes).sum(),
     }
 }

@@ -28,20 +28,30 @@ pub use validate::validate_wgsl;
 
 use crate::error::{Error, Result};
 use crate::ir::{Graph, NodeType, Value, print, verify};
-use crate::passes;
+use crate::passes::{self, Optimizations};
 
 /// What to compile for, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// The target; the software-Vulkan preset by default.
     pub target: Target,
+    /// The optimizations that run; all by default.
+    pub optimizations: Optimizations,
+}
+
+impl Options {
+    /// Every optimization, for `target`.
+    pub fn new(target: Target) -> Options {
+        Options {
+            target,
+            optimizations: Optimizations::default(),
+        }
+    }
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options {
-            target: Target::software_vulkan(),
-        }
+        Options::new(Target::software_vulkan())
     }
 }
 
@@ -87,13 +97,15 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     };
     let changed = passes::unroll::run(&mut g)?;
     step("unroll", &g, changed)?;
-    passes::optimize_with(&mut g, |pass, g| step(pass, g, true))?;
+    passes::optimize_with(&mut g, &options.optimizations, |pass, g| {
+        step(pass, g, true)
+    })?;
 
     // Place values in kernels; a kernel that would bind more buffers than the target
     // allows gets part of its expression split into a kernel of its own.
     let mut split = vec![false; g.len()];
     let (buffers, buffer_of, kernels, sides, residency) = loop {
-        let place = group::place(&g, &split, target);
+        let place = group::place(&g, &split, target, &options.optimizations);
         let (mut buffers, buffer_of) = plan_buffers(&g, &place, target)?;
         match generate_kernels(&g, &place, &buffer_of, &mut buffers, target) {
             Ok(generated) => {
@@ -130,7 +142,11 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     let mut outputs = io(&g.outputs)?;
     let residual = memory::residual_bytes(&buffers, &kernels, &sides);
     let mut kernels = kernels;
-    let buffers = memory::plan(buffers, &mut kernels, &mut inputs, &mut outputs);
+    let buffers = if options.optimizations.reuse_buffers {
+        memory::plan(buffers, &mut kernels, &mut inputs, &mut outputs)
+    } else {
+        buffers
+    };
     let state = outputs
         .iter()
         .filter_map(|o| {

@@ -106,6 +106,9 @@ pub struct Stats {
     /// Bytes of values written by primal-side kernels and read by adjoint-side kernels
     /// (what a backward pass keeps from the forward pass), inputs excepted.
     pub residual_bytes: u64,
+    /// Bytes of all buffers allocated (temporaries share buffers when their lifetimes
+    /// do not overlap, so this can be less than the sum of every value's size).
+    pub allocated_bytes: u64,
 }
 
 /// A compiled program for one [`Target`].

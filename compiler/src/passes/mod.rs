@@ -24,11 +24,73 @@ use crate::ir::{Graph, verify};
 /// The most rounds of fold, simplify and cse before the pipeline stops looking for more.
 pub const MAX_ROUNDS: usize = 16;
 
+/// Which optimizations run, in differentiation and in lowering; all by default. Each
+/// can be switched off to measure what it buys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Optimizations {
+    /// Constant folding, algebraic simplification and CSE.
+    pub simplify: bool,
+    /// The stable rewrite of a softmax log-loss written from primitives.
+    pub logloss: bool,
+    /// Linearity factoring of a weight shared by several products.
+    pub factor: bool,
+    /// Elementwise work fused into the products and reductions that produce or consume
+    /// it (matmul prologues and epilogues, reduction epilogues).
+    pub fusion: bool,
+    /// Cheap elementwise values recomputed by each reader instead of stored.
+    pub rematerialize: bool,
+    /// Temporaries sharing buffers when their lifetimes do not overlap.
+    pub reuse_buffers: bool,
+}
+
+impl Default for Optimizations {
+    fn default() -> Optimizations {
+        Optimizations::ALL
+    }
+}
+
+impl Optimizations {
+    /// Every optimization on.
+    pub const ALL: Optimizations = Optimizations {
+        simplify: true,
+        logloss: true,
+        factor: true,
+        fusion: true,
+        rematerialize: true,
+        reuse_buffers: true,
+    };
+
+    /// The name of each optimization, as `without` takes it.
+    pub const NAMES: [&'static str; 6] = [
+        "simplify",
+        "logloss",
+        "factor",
+        "fusion",
+        "rematerialize",
+        "reuse_buffers",
+    ];
+
+    /// These optimizations but the one named `name`, or `None` for an unknown name.
+    pub fn without(self, name: &str) -> Option<Optimizations> {
+        let mut o = self;
+        match name {
+            "simplify" => o.simplify = false,
+            "logloss" => o.logloss = false,
+            "factor" => o.factor = false,
+            "fusion" => o.fusion = false,
+            "rematerialize" => o.rematerialize = false,
+            "reuse_buffers" => o.reuse_buffers = false,
+            _ => return None,
+        }
+        Some(o)
+    }
+}
+
 /// Optimizes `graph` and returns the names of the passes that changed it, in order (a
 /// pass that changed it in several rounds appears once per round).
 pub fn optimize(graph: &mut Graph) -> Result<Vec<&'static str>> {
     let mut changed = Vec::new();
-    optimize_with(graph, |pass, _| {
+    optimize_with(graph, &Optimizations::default(), |pass, _| {
         changed.push(pass);
         Ok(())
     })?;
@@ -46,6 +108,7 @@ pub fn optimize(graph: &mut Graph) -> Result<Vec<&'static str>> {
 /// something.
 pub fn optimize_with(
     graph: &mut Graph,
+    enabled: &Optimizations,
     mut after: impl FnMut(&'static str, &Graph) -> Result<()>,
 ) -> Result<()> {
     let mut step = |pass: &'static str, changed: bool, graph: &Graph| -> Result<bool> {
@@ -59,11 +122,17 @@ pub fn optimize_with(
     };
     for _ in 0..MAX_ROUNDS {
         let mut changed = false;
-        changed |= step("fold", fold::run(graph), graph)?;
-        changed |= step("simplify", simplify::run(graph), graph)?;
-        changed |= step("cse", cse::run(graph), graph)?;
-        changed |= step("logloss", logloss::run(graph), graph)?;
-        changed |= step("factor", factor::run(graph), graph)?;
+        if enabled.simplify {
+            changed |= step("fold", fold::run(graph), graph)?;
+            changed |= step("simplify", simplify::run(graph), graph)?;
+            changed |= step("cse", cse::run(graph), graph)?;
+        }
+        if enabled.logloss {
+            changed |= step("logloss", logloss::run(graph), graph)?;
+        }
+        if enabled.factor {
+            changed |= step("factor", factor::run(graph), graph)?;
+        }
         if !changed {
             break;
         }
