@@ -25,6 +25,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 use std::collections::HashMap;
 use std::time::Instant;
+use wgrad::passes::Optimizations;
 use wgrad::{Builder, DType, Graph, Options, Runtime, RuntimeOptions, Tensor, Type};
 
 #[derive(Parser)]
@@ -61,6 +62,10 @@ struct Args {
     /// Seed of the inputs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Switch an optimization off (repeatable) in differentiation and lowering, to
+    /// measure what it buys.
+    #[arg(long, value_parser = Optimizations::NAMES)]
+    without: Vec<String>,
 }
 
 type Inputs = HashMap<String, Tensor>;
@@ -217,6 +222,7 @@ impl Measurement {
 }
 
 struct Settings {
+    optimizations: Optimizations,
     repeats: usize,
     warmup: usize,
     budget: f64,
@@ -246,7 +252,10 @@ fn measure(
     let rt = Runtime::new(&RuntimeOptions {
         timestamps: s.profile,
     })?;
-    let options = Options::new(rt.target().clone());
+    let options = Options {
+        optimizations: s.optimizations,
+        ..Options::new(rt.target().clone())
+    };
 
     let start = Instant::now();
     let program = wgrad::compile(graph, &options)?;
@@ -411,7 +420,10 @@ fn paired(
     s: &Settings,
 ) -> BoxResult<(f64, f64, f64)> {
     let rt = Runtime::new(&RuntimeOptions::default())?;
-    let options = Options::new(rt.target().clone());
+    let options = Options {
+        optimizations: s.optimizations,
+        ..Options::new(rt.target().clone())
+    };
     let fp = wgrad::compile(forward, &options)?;
     let gp = wgrad::compile(grad, &options)?;
     let mut fe = rt.load(&fp)?;
@@ -457,7 +469,13 @@ fn no_extra(_: &[(String, Tensor)], _: &mut wgrad::Executable<'_>) -> BoxResult<
 
 fn main() -> BoxResult<()> {
     let args = Args::parse();
+    let optimizations = args
+        .without
+        .iter()
+        .try_fold(Optimizations::ALL, |o, name| o.without(name))
+        .ok_or("unknown optimization")?;
     let s = Settings {
+        optimizations,
         repeats: if args.quick { 3 } else { args.repeats.max(1) },
         warmup: if args.quick { 1 } else { args.warmup },
         budget: args.budget,
@@ -523,7 +541,7 @@ fn main() -> BoxResult<()> {
             )?);
         }
         if wanted(&grad_label) {
-            let graph = wgrad::grad(forward, None, wrt)?;
+            let graph = wgrad::autodiff::grad_with(forward, None, wrt, &s.optimizations)?;
             let mut extra =
                 |_: &[(String, Tensor)], exe: &mut wgrad::Executable<'_>| -> BoxResult<()> {
                     if !name.starts_with("W2") {
@@ -638,7 +656,7 @@ fn main() -> BoxResult<()> {
             );
         }
         if wanted(&g) && wanted(&f) && !args.no_paired {
-            let (fm, gm, r) = paired(forward, &wgrad::grad(forward, None, wrt)?, inputs, &s)?;
+            let (fm, gm, r) = paired(forward, &wgrad::autodiff::grad_with(forward, None, wrt, &s.optimizations)?, inputs, &s)?;
             println!(
                 "{name}: interleaved forward/grad runs: forward {fm:.2} ms, grad {gm:.2} ms (medians), median of paired grad / forward = {r:.2}"
             );
