@@ -656,7 +656,12 @@ fn main() -> BoxResult<()> {
             );
         }
         if wanted(&g) && wanted(&f) && !args.no_paired {
-            let (fm, gm, r) = paired(forward, &wgrad::autodiff::grad_with(forward, None, wrt, &s.optimizations)?, inputs, &s)?;
+            let (fm, gm, r) = paired(
+                forward,
+                &wgrad::autodiff::grad_with(forward, None, wrt, &s.optimizations)?,
+                inputs,
+                &s,
+            )?;
             println!(
                 "{name}: interleaved forward/grad runs: forward {fm:.2} ms, grad {gm:.2} ms (medians), median of paired grad / forward = {r:.2}"
             );
