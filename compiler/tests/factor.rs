@@ -8,6 +8,9 @@
 //! differentiate W3a and W3b (`x1·W + x2·W` and `Σ tanh(x1·W) + Σ tanh(x2·W)`) and count
 //! the products the compiled gradient runs.
 
+mod common;
+
+use common::{example, text};
 use wgrad_compiler::autodiff::{self, GradcheckOptions, backward, gradcheck};
 use wgrad_compiler::ir::{
     BinaryOp, Builder, DType, Graph, Op, Side, Tensor, Type, Value, eval_graph, parse, print,
@@ -16,23 +19,6 @@ use wgrad_compiler::lower::{Options, Target, compile};
 use wgrad_compiler::passes::{self, optimize};
 
 // ---- Helpers ----------------------------------------------------------------------
-
-/// `s` without the indentation its second and later lines share, and with a final
-/// newline, so that program text can be indented in the source.
-fn text(s: &str) -> String {
-    let indent = s
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    s.lines()
-        .enumerate()
-        .map(|(i, l)| if i == 0 { l } else { &l[indent.min(l.len())..] })
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
-}
 
 /// Optimizes `input` and compares the printed result with `expect`. Also checks that a
 /// second run changes nothing and that both programs compute the same outputs.
@@ -145,12 +131,6 @@ fn matmul_kernels(g: &Graph) -> u64 {
         .count();
     assert_eq!(products as u64, program.stats.matmul_kernels);
     program.stats.matmul_kernels
-}
-
-fn example(name: &str) -> Graph {
-    let path = format!("{}/../examples/programs/{name}", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    parse(&source).unwrap_or_else(|e| panic!("{path}:{e}"))
 }
 
 /// W3a with `x1, x2 : [n, k]` and `w : [k, m]`: `Σ tanh(x1·w + x2·w)`.

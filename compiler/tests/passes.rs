@@ -7,6 +7,9 @@
 //! the example programs, their gradients and random graphs through the interpreter before
 //! and after optimization.
 
+mod common;
+
+use common::{example, text};
 use wgrad_compiler::autodiff::{self, backward, forward};
 use wgrad_compiler::ir::{
     BinaryOp, Builder, CmpOp, DType, Graph, Op, ReduceKind, Scalar, Tensor, Type, UnaryOp, Value,
@@ -16,23 +19,6 @@ use wgrad_compiler::lower::{Options, compile};
 use wgrad_compiler::passes::{self, optimize};
 
 // ---- Helpers ----------------------------------------------------------------------
-
-/// `s` without the indentation its second and later lines share, and with a final
-/// newline, so that program text can be indented in the source.
-fn text(s: &str) -> String {
-    let indent = s
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    s.lines()
-        .enumerate()
-        .map(|(i, l)| if i == 0 { l } else { &l[indent.min(l.len())..] })
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
-}
 
 /// Optimizes `input` and compares the printed result with `expect`. Also checks that a
 /// second run changes nothing and that both programs compute the same outputs.
@@ -170,12 +156,6 @@ fn raw_jvp(f: &Graph, of: &str, wrt: &[&str]) -> Graph {
     let mut g = b.finish().unwrap();
     passes::dce::run(&mut g);
     g
-}
-
-fn example(name: &str) -> Graph {
-    let path = format!("{}/../examples/programs/{name}", env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    parse(&source).unwrap_or_else(|e| panic!("{path}:{e}"))
 }
 
 /// Optimizes a copy of `g`, checks it computes what `g` does, that a second run changes
