@@ -5,7 +5,7 @@
 //! usage. Every derivative command prints an ordinary program that the same commands
 //! accept again, so derivatives of any order compose through pipes.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,48 +62,29 @@ enum Command {
     /// Run the program (or, with `--wrt`, its gradient) on the f64 reference
     /// interpreter and print every output as JSON.
     Eval {
-        /// The program file (`-` reads standard input).
-        file: String,
+        #[command(flatten)]
+        source: Source,
         /// A JSON file mapping each input name to {"shape", "dtype", "data"}.
         #[arg(long)]
         inputs: String,
-        /// With --wrt: the output to differentiate (default: the only output).
-        #[arg(long, requires = "wrt")]
-        of: Option<String>,
-        /// Evaluate the gradient with respect to these inputs.
-        #[arg(long, value_delimiter = ',')]
-        wrt: Option<Vec<String>>,
     },
     /// Run the program (or, with `--wrt`, its gradient) on the GPU and print every output
     /// as JSON, like `eval`.
     Run {
-        /// The program file (`-` reads standard input).
-        file: String,
+        #[command(flatten)]
+        source: Source,
         /// A JSON file mapping each input name to {"shape", "dtype", "data"}.
         #[arg(long)]
         inputs: String,
-        /// With --wrt: the output to differentiate (default: the only output).
-        #[arg(long, requires = "wrt")]
-        of: Option<String>,
-        /// Run the gradient with respect to these inputs.
-        #[arg(long, value_delimiter = ',')]
-        wrt: Option<Vec<String>>,
     },
     /// Compile a program (or, with `--wrt`, its gradient) to WGSL kernels for a target;
     /// print the kernels and statistics, and with `--dump` write every pass's IR, each
     /// kernel, the buffer plan and `stats.json`.
     Compile {
-        /// The program file (`-` reads standard input).
-        file: String,
-        /// With --wrt: the output to differentiate (default: the only output).
-        #[arg(long, requires = "wrt")]
-        of: Option<String>,
-        /// Compile the gradient with respect to these inputs.
-        #[arg(long, value_delimiter = ',')]
-        wrt: Option<Vec<String>>,
-        /// The target preset.
-        #[arg(long, default_value = "software-vulkan", value_parser = Target::PRESETS)]
-        target: String,
+        #[command(flatten)]
+        source: Source,
+        #[command(flatten)]
+        lowering: Lowering,
         /// Write the dump into this directory.
         #[arg(long)]
         dump: Option<PathBuf>,
@@ -111,30 +92,17 @@ enum Command {
         /// recomputes it or drops it, and why.
         #[arg(long)]
         explain: bool,
-        /// Switch an optimization off (repeatable), to measure what it buys.
-        #[arg(long, value_parser = Optimizations::NAMES)]
-        without: Vec<String>,
     },
     /// Print the statistics of the compiled program (or, with `--wrt`, its gradient):
     /// kernels, matmul kernels, flops, bytes moved, peak, temporary and residual bytes.
     Stats {
-        /// The program file (`-` reads standard input).
-        file: String,
-        /// With --wrt: the output to differentiate (default: the only output).
-        #[arg(long, requires = "wrt")]
-        of: Option<String>,
-        /// Compile the gradient with respect to these inputs.
-        #[arg(long, value_delimiter = ',')]
-        wrt: Option<Vec<String>>,
-        /// The target preset.
-        #[arg(long, default_value = "software-vulkan", value_parser = Target::PRESETS)]
-        target: String,
+        #[command(flatten)]
+        source: Source,
+        #[command(flatten)]
+        lowering: Lowering,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Switch an optimization off (repeatable), to measure what it buys.
-        #[arg(long, value_parser = Optimizations::NAMES)]
-        without: Vec<String>,
     },
     /// Print the adapter the runtime chooses (honouring WGPU_BACKEND and
     /// WGPU_ADAPTER_NAME) and the target it describes.
@@ -144,6 +112,30 @@ enum Command {
         /// The program file (`-` reads standard input).
         file: String,
     },
+}
+
+/// A program, or (with `--wrt`) its gradient.
+#[derive(Args)]
+struct Source {
+    /// The program file (`-` reads standard input).
+    file: String,
+    /// With --wrt: the output to differentiate (default: the only output).
+    #[arg(long, requires = "wrt")]
+    of: Option<String>,
+    /// Use the gradient with respect to these comma-separated inputs.
+    #[arg(long, value_delimiter = ',')]
+    wrt: Option<Vec<String>>,
+}
+
+/// What to compile for, and which optimizations to leave out.
+#[derive(Args)]
+struct Lowering {
+    /// The target preset.
+    #[arg(long, default_value = "software-vulkan", value_parser = Target::PRESETS)]
+    target: String,
+    /// Switch an optimization off (repeatable), to measure what it buys.
+    #[arg(long, value_parser = Optimizations::NAMES)]
+    without: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -185,26 +177,16 @@ fn run(command: Command) -> Result<String, String> {
             let d = wgrad::vjp(&g, of.as_deref(), &wrt).map_err(user)?;
             Ok(wgrad::print(&d))
         }
-        Command::Eval {
-            file,
-            inputs,
-            of,
-            wrt,
-        } => {
-            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
+        Command::Eval { source, inputs } => {
+            let g = load_derived(&source, &Optimizations::ALL)?;
             let text = read(&inputs)?;
             let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
             json::check_inputs(&g, &inputs).map_err(user)?;
             let out = wgrad::eval(&g, &inputs).map_err(user)?;
             Ok(json::format_tensors(&out, Precision::F64))
         }
-        Command::Run {
-            file,
-            inputs,
-            of,
-            wrt,
-        } => {
-            let g = load_derived(&file, of.as_deref(), wrt.as_deref())?;
+        Command::Run { source, inputs } => {
+            let g = load_derived(&source, &Optimizations::ALL)?;
             let text = read(&inputs)?;
             let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
             json::check_inputs(&g, &inputs).map_err(user)?;
@@ -217,15 +199,12 @@ fn run(command: Command) -> Result<String, String> {
             Ok(json::format_tensors(&out, Precision::F32))
         }
         Command::Compile {
-            file,
-            of,
-            wrt,
-            target,
+            source,
+            lowering,
             dump,
             explain,
-            without,
         } => {
-            let (g, options) = prepare(&file, of.as_deref(), wrt.as_deref(), &target, &without)?;
+            let (g, options) = prepare(&source, &lowering)?;
             let (program, report) = wgrad::lower::compile(&g, &options).map_err(user)?;
             if let Some(dir) = dump {
                 wgrad::dump::write(&dir, &program, &report)
@@ -248,14 +227,11 @@ fn run(command: Command) -> Result<String, String> {
             Ok(text)
         }
         Command::Stats {
-            file,
-            of,
-            wrt,
-            target,
+            source,
+            lowering,
             json,
-            without,
         } => {
-            let (g, options) = prepare(&file, of.as_deref(), wrt.as_deref(), &target, &without)?;
+            let (g, options) = prepare(&source, &lowering)?;
             let program = wgrad::compile(&g, &options).map_err(user)?;
             if json {
                 return Ok(wgrad::dump::stats_json(&program));
@@ -292,40 +268,26 @@ fn run(command: Command) -> Result<String, String> {
     }
 }
 
-/// Loads a program and, when `wrt` is given, replaces it by its gradient.
-fn load_derived(file: &str, of: Option<&str>, wrt: Option<&[String]>) -> Result<Graph, String> {
-    load_derived_with(file, of, wrt, &Optimizations::ALL)
-}
-
-/// [`load_derived`], differentiating with only the `enabled` optimizations.
-fn load_derived_with(
-    file: &str,
-    of: Option<&str>,
-    wrt: Option<&[String]>,
-    enabled: &Optimizations,
-) -> Result<Graph, String> {
-    let g = load(file)?;
-    match wrt {
+/// Loads a program and, when `--wrt` is given, replaces it by its gradient, taken with
+/// the `enabled` optimizations.
+fn load_derived(source: &Source, enabled: &Optimizations) -> Result<Graph, String> {
+    let g = load(&source.file)?;
+    match &source.wrt {
         Some(wrt) => {
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-            wgrad::autodiff::grad_with(&g, of, &wrt, enabled).map_err(user)
+            wgrad::autodiff::grad_with(&g, source.of.as_deref(), &wrt, enabled).map_err(user)
         }
         None => Ok(g),
     }
 }
 
-/// The program (or its gradient) and the compile options for a target preset, with
-/// the named optimizations switched off in both differentiation and lowering.
-fn prepare(
-    file: &str,
-    of: Option<&str>,
-    wrt: Option<&[String]>,
-    target: &str,
-    without: &[String],
-) -> Result<(Graph, Options), String> {
-    let enabled = disabled(without)?;
-    let g = load_derived_with(file, of, wrt, &enabled)?;
-    let target = Target::preset(target).ok_or_else(|| format!("unknown target `{target}`"))?;
+/// The program (or its gradient) and the compile options, with the named optimizations
+/// switched off in both differentiation and lowering.
+fn prepare(source: &Source, lowering: &Lowering) -> Result<(Graph, Options), String> {
+    let enabled = disabled(&lowering.without)?;
+    let g = load_derived(source, &enabled)?;
+    let target = Target::preset(&lowering.target)
+        .ok_or_else(|| format!("unknown target `{}`", lowering.target))?;
     Ok((
         g,
         Options {
