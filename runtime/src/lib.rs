@@ -80,5 +80,5 @@ pub mod testing;
 pub use adapter::AdapterSummary;
 pub use executable::Executable;
 pub use runtime::{Runtime, RuntimeOptions};
-pub use target::target_from_adapter;
+pub use target::{FromAdapter, target_from_adapter};
 pub use wgrad_compiler::{Error, Result};
