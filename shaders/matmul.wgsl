@@ -9,6 +9,7 @@
 //                 loaded four at a time), or a note that an operand is computed as it
 //                 is loaded by `load_a(row, k)` / `load_b(k, col)` (its prologue)
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
+//   {{K_STEP}}    1u, or 4u when both operands are read as vec4 along K
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile
 //   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
@@ -35,7 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b_base = gid.z * {{B_STRIDE}}u;
     let c_base = gid.z * {{C_STRIDE}}u;
 {{ACC}}
-    for (var k: u32 = 0u; k < K; k = k + 1u) {
+    for (var k: u32 = 0u; k < K; k = k + {{K_STEP}}) {
 {{LOADS}}
 {{FMAS}}
     }

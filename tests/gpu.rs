@@ -419,3 +419,36 @@ fn shared_weight_products_with_prologues_match_the_interpreter() {
         assert_gpu_matches(rt, &d, &ins);
     }
 }
+
+#[test]
+fn products_in_every_operand_layout_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    // A row-major or transposed, B row-major or transposed; K a multiple of 4 or not.
+    let mut rng = Rng::new(8);
+    for (lhs_contract, rhs_contract) in [(1, 0), (1, 1), (0, 0), (0, 1)] {
+        for k in [8, 7] {
+            let (m, n) = (5, 6);
+            let lhs = if lhs_contract == 1 { [m, k] } else { [k, m] };
+            let rhs = if rhs_contract == 0 { [k, n] } else { [n, k] };
+            let mut b = Builder::new();
+            let a = b.input("a", Type::f32(&lhs)).unwrap();
+            let c = b.input("b", Type::f32(&rhs)).unwrap();
+            let dims = wgrad::ir::DotDims {
+                lhs_batch: vec![],
+                rhs_batch: vec![],
+                lhs_contract: vec![lhs_contract],
+                rhs_contract: vec![rhs_contract],
+            };
+            let y = b.dot(a, c, dims).unwrap();
+            b.output("y", y).unwrap();
+            let g = b.finish().unwrap();
+            let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+            assert!(program.kernels[0].variant.starts_with("matmul_tiled"));
+            let ins = inputs(vec![
+                ("a", rng.tensor(&lhs, -1.0, 1.0)),
+                ("b", rng.tensor(&rhs, -1.0, 1.0)),
+            ]);
+            assert_gpu_matches(rt, &g, &ins);
+        }
+    }
+}

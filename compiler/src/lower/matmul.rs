@@ -123,6 +123,9 @@ pub fn generate(
     }
     let [tm, tn] = target.matmul_tile.map(|t| t.max(1) as usize);
     let vec4 = !b_transposed && !inline_b && n % 4 == 0 && tn % 4 == 0;
+    // Both operands contiguous along K (A row-major, B transposed): four steps of K at
+    // a time, as vec4 loads of each and dot products.
+    let along_k = !a_transposed && b_transposed && !inline_a && !inline_b && k % 4 == 0;
     let (gx, gy) = (n.div_ceil(8 * tn), m.div_ceil(8 * tm));
     let max = target.max_compute_workgroups_per_dimension as usize;
     if gx > max || gy > max || batch > max {
@@ -195,6 +198,13 @@ pub fn generate(
     let mut stores = String::new();
     for i in 0..tm {
         let row = format!("min(row0 + {i}u, {}u)", m - 1);
+        if along_k {
+            let _ = writeln!(
+                loads,
+                "        let a{i} = a[(a_base + {row} * {k}u + k) / 4u];"
+            );
+            continue;
+        }
         let a_idx = if a_transposed {
             format!("a_base + k * {m}u + {row}")
         } else {
@@ -206,7 +216,20 @@ pub fn generate(
             let _ = writeln!(loads, "        let a{i} = a[{a_idx}];");
         }
     }
-    if vec4 {
+    if along_k {
+        for j in 0..tn {
+            let col = format!("min(col0 + {j}u, {}u)", n - 1);
+            let _ = writeln!(
+                loads,
+                "        let b{j} = b[(b_base + {col} * {k}u + k) / 4u];"
+            );
+            for i in 0..tm {
+                let _ = writeln!(acc, "    var acc{i}_{j}: f32 = 0.0f;");
+                let _ = writeln!(fmas, "        acc{i}_{j} = acc{i}_{j} + dot(a{i}, b{j});");
+                let _ = writeln!(stores, "{}", store(i, j, format!("acc{i}_{j}")));
+            }
+        }
+    } else if vec4 {
         for j in 0..tn / 4 {
             let col4 = format!("min(col0 / 4u + {j}u, {}u)", n / 4 - 1);
             let _ = writeln!(
@@ -280,6 +303,8 @@ pub fn generate(
             "{{A_BINDING}}",
             if inline_a {
                 "// A is computed as it is loaded: see load_a."
+            } else if along_k {
+                "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;"
             } else {
                 "@group(0) @binding(1) var<storage, read> a: array<f32>;"
             },
@@ -291,7 +316,7 @@ pub fn generate(
             } else {
                 format!(
                     "@group(0) @binding(2) var<storage, read> b: array<{}>;",
-                    if vec4 { "vec4<f32>" } else { "f32" }
+                    if vec4 || along_k { "vec4<f32>" } else { "f32" }
                 )
             },
         )
@@ -300,6 +325,7 @@ pub fn generate(
         .replace("{{K}}", &k.to_string())
         .replace("{{TM}}", &tm.to_string())
         .replace("{{TN}}", &tn.to_string())
+        .replace("{{K_STEP}}", if along_k { "4u" } else { "1u" })
         .replace("{{A_STRIDE}}", &(m * k).to_string())
         .replace("{{B_STRIDE}}", &(k * n).to_string())
         .replace("{{C_STRIDE}}", &(m * n).to_string())
