@@ -126,11 +126,8 @@ pub fn generate(
     // Both operands contiguous along K (A row-major, B transposed): four steps of K at
     // a time, as vec4 loads of each and dot products.
     let along_k = !a_transposed && b_transposed && !inline_a && !inline_b && k % 4 == 0;
+    // `tileable` checked that this grid fits the target.
     let (gx, gy) = (n.div_ceil(8 * tn), m.div_ceil(8 * tm));
-    let max = target.max_compute_workgroups_per_dimension as usize;
-    if gx > max || gy > max || batch > max {
-        return None;
-    }
 
     // Prologues compute inline operands as they are loaded; an epilogue evaluates the
     // root from the accumulator, the row and the column. They share one set of extra
