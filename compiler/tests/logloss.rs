@@ -10,6 +10,9 @@
 //! loss and its gradient `scale · (softmax(z)·Σy − y)`. One golden file shows the W2
 //! program before and after.
 
+mod common;
+
+use common::Rng;
 use wgrad_compiler::autodiff::grad;
 use wgrad_compiler::ir::{
     BinaryOp, Builder, DType, DotDims, Graph, Op, ReduceKind, Tensor, Type, UnaryOp, Value,
@@ -280,28 +283,6 @@ fn program(s: &Spelling) -> Graph {
 }
 
 // ---- Inputs and the closed form ---------------------------------------------------------
-
-/// A deterministic pseudo-random number generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One case: logits, the targets as the program takes them, and as dense rows.
 struct Case {

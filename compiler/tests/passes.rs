@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{example, text};
+use common::{Rng, example, text};
 use wgrad_compiler::autodiff::{self, backward, forward};
 use wgrad_compiler::ir::{
     BinaryOp, Builder, CmpOp, DType, Graph, Op, ReduceKind, Scalar, Tensor, Type, UnaryOp, Value,
@@ -35,31 +35,6 @@ fn check(input: &str, expect: &str) {
     );
     assert_eq!(again, after);
     assert_same_results(&before, &after, 0);
-}
-
-/// A deterministic pseudo-random number generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())]
-    }
 }
 
 /// Inputs for every declared input of `g`: floats in [-1, 1), integers in 0..3 (valid

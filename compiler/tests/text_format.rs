@@ -4,6 +4,9 @@
 //! print identically; random and mutated text must parse or fail, never panic; each kind
 //! of mistake is reported at its line and column with a message saying what was expected.
 
+mod common;
+
+use common::Rng;
 use proptest::prelude::*;
 use wgrad_compiler::Result;
 use wgrad_compiler::ir::{
@@ -55,37 +58,6 @@ fn config() -> ProptestConfig {
 }
 
 // ---- Random graphs ----------------------------------------------------------------
-
-/// SplitMix64: the parameters of each random step come from its own seed, so proptest
-/// shrinks a failing graph by dropping steps.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())]
-    }
-}
 
 fn random_dtype(r: &mut Rng) -> DType {
     match r.below(10) {
