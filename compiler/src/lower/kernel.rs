@@ -335,11 +335,19 @@ fn reduce(
     let body = e.take_lines();
     let (epilogue, store, epilogue_ops) = finish(&mut e, &coords)?;
     let name = format!("{:03}_reduce_final_{}", index + 1, node.op.name());
-    let header = format!(
+    let mut header = format!(
         "// Kernel {name}: computes %{} = {} : {ty}, stage 2 of 2: folds {parts} partial results per output.",
         red.0,
         node.op.name()
     );
+    if root != red {
+        // The work after the loop: the fused values that read the reduction's result.
+        let after: Vec<String> = (red.index() + 1..=root.index())
+            .filter(|&i| i == root.index() || place[i] == Placement::Fused(root))
+            .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
+            .collect();
+        header.push_str(&format!("\n// Epilogue: {}.", after.join(", ")));
+    }
     kernels.push(reduce_kernel(
         &e,
         target,
