@@ -87,22 +87,15 @@ impl Target {
         }
     }
 
-    /// A typical discrete GPU under Vulkan.
+    /// A typical discrete GPU under Vulkan: the software preset's limits and features,
+    /// with fewer storage buffers per stage and a smaller matmul tile.
     pub fn discrete_gpu() -> Target {
         Target {
             name: "discrete-gpu".into(),
             class: AdapterClass::DiscreteGpu,
             max_storage_buffers_per_shader_stage: 16,
-            max_compute_invocations_per_workgroup: 1024,
-            max_compute_workgroups_per_dimension: 65535,
-            max_storage_buffer_binding_size: 128 << 20,
-            max_buffer_size: 1 << 30,
-            features: TargetFeatures {
-                shader_f16: true,
-                subgroups: true,
-                timestamps: true,
-            },
             matmul_tile: [4, 4],
+            ..Target::software_vulkan()
         }
     }
 
