@@ -11,7 +11,9 @@
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
 //   {{K_STEP}}    1u, or 4u when both operands are read as vec4 along K
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
-//   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile
+//   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile, and, when the kernel also
+//                 sums B over K (a bias gradient), the sums of the loaded B values,
+//                 stored by the invocations of the first tile row
 //   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
 //                 work on the product is fused into this kernel, `fn epilogue(acc,
 //                 row, col)`, applied to every stored element

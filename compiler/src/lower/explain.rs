@@ -2,11 +2,12 @@
 //!
 //! After kernels are placed, every primal value falls in one of three classes with
 //! respect to the adjoint-side kernels: **kept** — stored by the forward pass and read
-//! from its buffer by a backward kernel (a residual); **recomputed** — evaluated again
-//! inside a backward kernel from values that are stored anyway (cheap elementwise
-//! work); **dropped** — no backward kernel needs it.
+//! from its buffer by a backward kernel (a residual); **computed alongside** — computed
+//! once by a kernel that also computes the backward values reading it, in registers;
+//! **recomputed** — evaluated again inside a backward kernel from values that are
+//! stored anyway (cheap elementwise work); **dropped** — no backward kernel needs it.
 
-use super::group::Placement;
+use super::group::{Placement, kernel_of};
 use super::program::Kernel;
 use crate::ir::{Graph, Op, Side, Type, Value};
 use std::fmt;
@@ -18,6 +19,9 @@ pub enum Decision {
     Kept(Vec<String>),
     /// Evaluated again inside these backward kernels.
     Recomputed(Vec<String>),
+    /// Computed once, in the same kernel as the backward values that read it (a row
+    /// kernel holding a row's maximum and sum in registers), and never stored.
+    Alongside(Vec<String>),
     /// Not needed by the backward pass.
     Dropped,
 }
@@ -45,6 +49,11 @@ impl fmt::Display for Residency {
                 "kept, {bytes} bytes: a derivative rule reads it, in {}",
                 k.join(", ")
             ),
+            Decision::Alongside(k) => write!(
+                f,
+                "computed in the same kernel as the backward values that read it, {}: never stored",
+                k.join(", ")
+            ),
             Decision::Recomputed(k) => write!(
                 f,
                 "recomputed inside {}: cheaper than storing it",
@@ -61,19 +70,34 @@ pub fn explain(g: &Graph, place: &[Placement], kernels: &[(Value, &Kernel)]) -> 
     let n = g.len();
     let mut read_by: Vec<Vec<String>> = vec![Vec::new(); n];
     let mut computed_in: Vec<Vec<String>> = vec![Vec::new(); n];
+    let mut alongside: Vec<Vec<String>> = vec![Vec::new(); n];
     for &(root, kernel) in kernels {
-        if g.nodes[root.index()].side != Side::Adjoint {
+        // The values this kernel computes, and whether it is a backward kernel.
+        let ours: Vec<usize> = (0..n)
+            .filter(|&i| kernel_of(place, Value(i as u32)) == Some(root))
+            .collect();
+        if !ours.iter().any(|&i| g.nodes[i].side == Side::Adjoint) {
             continue;
         }
-        // Walk the kernel's expression: stored operands are read, the rest computed.
+        // Walk the backward values' expressions: stored operands are read, the rest
+        // computed, here or beside them.
         let mut seen = vec![false; n];
-        let mut stack: Vec<Value> = g.node(root).args.clone();
+        let mut stack: Vec<Value> = ours
+            .iter()
+            .filter(|&&i| g.nodes[i].side == Side::Adjoint)
+            .flat_map(|&i| g.nodes[i].args.iter().copied())
+            .collect();
         while let Some(v) = stack.pop() {
             if std::mem::replace(&mut seen[v.index()], true) {
                 continue;
             }
+            if kernel_of(place, v) == Some(root) {
+                push_once(&mut alongside[v.index()], &kernel.name);
+                stack.extend(&g.node(v).args);
+                continue;
+            }
             match place[v.index()] {
-                Placement::Input | Placement::Root => {
+                Placement::Input | Placement::Root | Placement::Also(_) => {
                     push_once(&mut read_by[v.index()], &kernel.name)
                 }
                 Placement::Fused(_) | Placement::Everywhere => {
@@ -100,6 +124,8 @@ pub fn explain(g: &Graph, place: &[Placement], kernels: &[(Value, &Kernel)]) -> 
             ty: g.ty(Value(i as u32)).clone(),
             decision: if !read_by[i].is_empty() {
                 Decision::Kept(read_by[i].clone())
+            } else if !alongside[i].is_empty() {
+                Decision::Alongside(alongside[i].clone())
             } else if !computed_in[i].is_empty() {
                 Decision::Recomputed(computed_in[i].clone())
             } else {

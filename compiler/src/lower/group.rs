@@ -9,6 +9,12 @@
 //! slices, pads, gathers — is fused into the kernel of its only consumer, including
 //! elementwise chains feeding a reduction. Constants and iotas are never stored: every
 //! kernel that reads one computes it.
+//!
+//! Two placements then give a kernel several results (`Placement::Also`): row
+//! groups (`rows`), and a product that also sums the columns of its operand
+//! ([`fuse_column_sums`]), which is how a bias gradient rides along with its weight
+//! gradient. Kernels then run in an order that respects what each reads
+//! ([`kernel_order`]), which is no longer the order of their roots.
 
 use super::target::Target;
 use crate::ir::{DType, Graph, Op, Value};
@@ -29,6 +35,10 @@ pub enum Placement {
     /// Recomputed wherever it is read: constants, iotas, and cheap re-indexings of
     /// stored values.
     Everywhere,
+    /// Computed by the kernel of this root, beside it: the other results of a kernel
+    /// with several (a row kernel, or a product that also sums its operand's columns).
+    /// It has a buffer when another kernel reads it or it is an output.
+    Also(Value),
     /// Read by nothing.
     Dead,
 }
@@ -36,6 +46,21 @@ pub enum Placement {
 /// Places every value of a loop-free graph; values marked in `split` become roots
 /// too (used to split kernels that would bind too many buffers).
 pub fn place(
+    g: &Graph,
+    split: &[bool],
+    target: &Target,
+    enabled: &Optimizations,
+) -> Vec<Placement> {
+    let mut place = place_values(g, split, target, enabled);
+    if enabled.fusion {
+        super::rows::group(g, &mut place, target);
+        fuse_column_sums(g, &mut place, target);
+    }
+    place
+}
+
+/// Places every value in a kernel of one root.
+fn place_values(
     g: &Graph,
     split: &[bool],
     target: &Target,
@@ -356,4 +381,157 @@ fn reindexed_source(g: &Graph, mut v: Value) -> Value {
             _ => return v,
         }
     }
+}
+
+/// The kernel that computes `v`, named by its root: `v` itself for a root, the root
+/// it is fused into or computed beside; `None` for inputs and for values recomputed
+/// wherever they are read.
+pub fn kernel_of(place: &[Placement], v: Value) -> Option<Value> {
+    match place[v.index()] {
+        Placement::Root => Some(v),
+        Placement::Also(root) => Some(root),
+        Placement::Fused(r) => kernel_of(place, r),
+        Placement::Input | Placement::Everywhere | Placement::Dead => None,
+    }
+}
+
+/// For every value, the kernels (by root) that read it from its buffer: values
+/// recomputed wherever they are read are followed into their operands.
+pub fn readers(g: &Graph, place: &[Placement]) -> Vec<Vec<Value>> {
+    let n = g.len();
+    let mut readers: Vec<Vec<Value>> = vec![Vec::new(); n];
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..n {
+        let Some(k) = kernel_of(place, Value(i as u32)) else {
+            continue;
+        };
+        let mut stack: Vec<Value> = g.nodes[i].args.clone();
+        while let Some(a) = stack.pop() {
+            match place[a.index()] {
+                Placement::Everywhere => {
+                    if seen.insert((a, k)) {
+                        stack.extend(&g.node(a).args);
+                    }
+                }
+                Placement::Input | Placement::Root | Placement::Also(_) => {
+                    if kernel_of(place, a) != Some(k) && !readers[a.index()].contains(&k) {
+                        readers[a.index()].push(k);
+                    }
+                }
+                Placement::Fused(_) | Placement::Dead => {}
+            }
+        }
+    }
+    readers
+}
+
+/// The roots of all kernels in dispatch order: every kernel after the kernels whose
+/// results it reads, and otherwise in the order of their roots.
+pub fn kernel_order(g: &Graph, place: &[Placement]) -> Vec<Value> {
+    let n = g.len();
+    let readers = readers(g, place);
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut preds = vec![0usize; n];
+    for (v, rs) in readers.iter().enumerate() {
+        let Some(k) = kernel_of(place, Value(v as u32)) else {
+            continue;
+        };
+        for r in rs {
+            if !succs[k.index()].contains(&r.index()) {
+                succs[k.index()].push(r.index());
+                preds[r.index()] += 1;
+            }
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+        .filter(|&i| place[i] == Placement::Root && preds[i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
+    let mut order = Vec::new();
+    while let Some(std::cmp::Reverse(k)) = ready.pop() {
+        order.push(Value(k as u32));
+        for &s in &succs[k] {
+            preds[s] -= 1;
+            if preds[s] == 0 {
+                ready.push(std::cmp::Reverse(s));
+            }
+        }
+    }
+    order
+}
+
+/// A column sum of a product's operand `B` — `reduce_sum(B, axes=[k])` over the axis
+/// the product contracts, as in the bias gradient `Σ_rows dy` beside the weight
+/// gradient `xᵀ·dy` — is computed by the tiled product kernel from the `B` values it
+/// loads anyway (the invocations of the first tile row store it): one kernel instead
+/// of two, and `B` read once.
+pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
+    let n = g.len();
+    let mut taken = vec![false; n];
+    for s in 0..n {
+        let node = &g.nodes[s];
+        let Op::Reduce {
+            kind: crate::ir::ReduceKind::Sum,
+            axes,
+        } = &node.op
+        else {
+            continue;
+        };
+        let b = node.args[0];
+        if place[s] != Placement::Root
+            || axes.len() != 1
+            || g.ty(b).rank() != 2
+            || g.ty(b).dtype != DType::F32
+            || !matches!(place[b.index()], Placement::Input | Placement::Root)
+        {
+            continue;
+        }
+        // The product's kernel must compute nothing that depends on the sum.
+        let product = (0..n).find(|&d| {
+            let Op::Dot(dims) = &g.nodes[d].op else {
+                return false;
+            };
+            let root = match place[d] {
+                Placement::Root => d,
+                Placement::Fused(r) if place[r.index()] == Placement::Root => r.index(),
+                _ => return false,
+            };
+            g.nodes[d].args[1] == b
+                && dims.rhs_contract == *axes
+                && dims.lhs_batch.is_empty()
+                && !taken[root]
+                && super::matmul::tileable(g, Value(d as u32), target, |v| {
+                    matches!(place[v.index()], Placement::Input | Placement::Root)
+                        || prologue_operand(g, v)
+                })
+                .is_some()
+                && !depends_on(g, place, Value(root as u32), Value(s as u32))
+        });
+        if let Some(d) = product {
+            let root = match place[d] {
+                Placement::Fused(r) => r.index(),
+                _ => d,
+            };
+            taken[root] = true;
+            place[s] = Placement::Also(Value(root as u32));
+        }
+    }
+}
+
+/// Whether anything the kernel of `root` computes depends on `v`.
+fn depends_on(g: &Graph, place: &[Placement], root: Value, v: Value) -> bool {
+    let mut seen = vec![false; g.len()];
+    let mut stack: Vec<Value> = (0..=root.index())
+        .filter(|&i| i == root.index() || place[i] == Placement::Fused(root))
+        .map(|i| Value(i as u32))
+        .collect();
+    while let Some(x) = stack.pop() {
+        if x == v {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[x.index()], true) {
+            stack.extend(&g.node(x).args);
+        }
+    }
+    false
 }

@@ -5,6 +5,8 @@
 //! either in row-major or transposed layout. The tile shape comes from the target
 //! ([`Target::matmul_tile`]); rows of `B` are loaded as `vec4` when `B` is row-major
 //! and its width is a multiple of 4. Anything else uses the generic product kernel.
+//! The kernel may also sum `B` over the contracted axis (a bias gradient beside its
+//! weight gradient, see `group::fuse_column_sums`).
 
 use super::group::Placement;
 use super::program::{BufferId, Kernel, KernelBinding};
@@ -176,6 +178,16 @@ pub fn generate(
         )?;
         extra_ops = e.ops - prologue_ops;
     }
+    // Column sums of B computed beside the product, from the B values it loads.
+    let sums: Vec<Value> = (0..g.len())
+        .filter(|&i| place[i] == Placement::Also(root))
+        .map(|i| Value(i as u32))
+        .collect();
+    let column_sum = match sums[..] {
+        [] => None,
+        [s] if batch == 1 => Some(e.bind(buffer_of[s.index()]?, g.ty(s), true)),
+        _ => return None,
+    };
     let epilogue = format!("\n{}\n{functions}", e.declarations().trim_end());
     let extra = e.bindings.clone();
     let store = |i: usize, col: usize, value: String| {
@@ -269,6 +281,36 @@ pub fn generate(
             }
         }
     }
+    if let Some(out) = &column_sum {
+        // Every invocation sums the B values it loads; those of the first tile row
+        // store the sums of their columns.
+        let _ = writeln!(stores, "    if gid.y == 0u {{");
+        let lanes = if vec4 { 4 } else { 1 };
+        for j in 0..tn / lanes {
+            let (ty, zero) = if vec4 || along_k {
+                ("vec4<f32>", "vec4<f32>(0.0f)")
+            } else {
+                ("f32", "0.0f")
+            };
+            let _ = writeln!(acc, "    var sum{j}: {ty} = {zero};");
+            let _ = writeln!(fmas, "        sum{j} = sum{j} + b{j};");
+            for lane in 0..lanes {
+                let col = lanes * j + lane;
+                let value = if along_k {
+                    format!("(sum{j}.x + sum{j}.y) + (sum{j}.z + sum{j}.w)")
+                } else if vec4 {
+                    format!("sum{j}[{lane}]")
+                } else {
+                    format!("sum{j}")
+                };
+                let _ = writeln!(
+                    stores,
+                    "        if col0 + {col}u < N {{ {out}[col0 + {col}u] = {value}; }}"
+                );
+            }
+        }
+        let _ = writeln!(stores, "    }}");
+    }
     let variant = format!("matmul_tiled{tm}x{tn}");
     let name = format!("{index:03}_{variant}_dot");
     let mut header = format!(
@@ -278,6 +320,13 @@ pub fn generate(
         if a_transposed { ", A transposed" } else { "" },
         if b_transposed { ", B transposed" } else { "" },
     );
+    for &s in &sums {
+        header.push_str(&format!(
+            "\n// Also computes %{} = reduce_sum of B over K: {}.",
+            s.0,
+            g.ty(s)
+        ));
+    }
     if root != dot {
         let fused: Vec<String> = (0..g.len())
             .filter(|&i| place[i] == Placement::Fused(root) && i != dot.index())
@@ -367,6 +416,7 @@ pub fn generate(
         dispatch: [gx as u32, gy as u32, batch as u32],
         flops: 2 * (batch * m * n * k) as u64
             + (m * n) as u64 * extra_ops
+            + (m.div_ceil(tm) * n * k * usize::from(column_sum.is_some())) as u64
             + (m * k * n.div_ceil(tn) * usize::from(inline_a)
                 + k * n * m.div_ceil(tm) * usize::from(inline_b)) as u64,
         bytes_moved,

@@ -1,13 +1,17 @@
 //! The memory plan: liveness-based reuse of temporary buffers, and the statistics that
 //! depend on when buffers are live.
 //!
-//! Lowering first gives every stored value a buffer of its own ("virtual" buffers).
-//! Walking the kernels in dispatch order, a temporary buffer is live from the kernel
-//! that first writes it to the last kernel that reads it; after that kernel its memory
-//! may hold a later temporary of at most its size (best fit). Inputs and outputs are
-//! never shared: the host reads and writes them by name. A kernel never reads and
-//! writes one physical buffer, because a buffer is released only after its last reader
-//! has run and is taken only by a value first written by a later kernel.
+//! Lowering first gives every stored value a buffer of its own ("virtual" buffers),
+//! except that a row kernel's result may take the buffer of an operand it is the last
+//! to read (it overwrites each element after reading it). Walking the kernels in
+//! dispatch order, a temporary buffer is live from the kernel that first writes it to
+//! the last kernel that reads it; after that kernel its memory may hold a later
+//! temporary of at most its size (best fit). Inputs are never shared: the host writes
+//! them. An output's memory is idle until the kernel that first writes it, so a
+//! temporary whose whole life ends before then may use it; the host reads outputs
+//! only after the run. Apart from a row kernel overwriting its operand, a kernel never
+//! reads and writes one physical buffer, because a buffer is released only after its
+//! last reader has run and is taken only by a value first written by a later kernel.
 
 use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, Stats};
 use crate::ir::{Side, Type};
@@ -49,10 +53,21 @@ pub fn plan(
     let mut physical: Vec<Buffer> = Vec::new();
     let mut map = vec![BufferId(u32::MAX); n];
     let mut free: Vec<usize> = Vec::new();
+    // Before which kernel a free buffer must be vacated: outputs lend their memory
+    // until they are first written.
+    let mut until: Vec<Option<usize>> = Vec::new();
     // Inputs and outputs, and buffers no kernel touches, keep buffers of their own.
     for i in 0..n {
         if pinned[i] || live.first[i].is_none() {
             map[i] = BufferId(physical.len() as u32);
+            if is_output(i, outputs) && virtual_buffers[i].role == BufferRole::Computed {
+                until.push(live.first[i]);
+                if live.first[i].is_some() {
+                    free.push(physical.len());
+                }
+            } else {
+                until.push(None);
+            }
             physical.push(virtual_buffers[i].clone());
         }
     }
@@ -63,10 +78,11 @@ pub fn plan(
                 continue;
             }
             let need = virtual_buffers[i].bytes;
+            let done = live.last[i].unwrap_or(k);
             let best = free
                 .iter()
                 .enumerate()
-                .filter(|&(_, &p)| physical[p].bytes >= need)
+                .filter(|&(_, &p)| physical[p].bytes >= need && until[p].is_none_or(|u| done < u))
                 .min_by_key(|&(_, &p)| physical[p].bytes);
             map[i] = match best {
                 Some((slot, &p)) => {
@@ -75,6 +91,7 @@ pub fn plan(
                 }
                 None => {
                     physical.push(virtual_buffers[i].clone());
+                    until.push(None);
                     BufferId(physical.len() as u32 - 1)
                 }
             };
@@ -103,25 +120,32 @@ pub fn plan(
     physical
 }
 
-/// Bytes of values written by a primal-side kernel and read by an adjoint-side kernel
-/// (inputs excepted), computed on the virtual buffers before any sharing.
-pub fn residual_bytes(buffers: &[Buffer], kernels: &[Kernel], sides: &[Side]) -> u64 {
-    let mut written_primal = vec![false; buffers.len()];
+/// Bytes of buffers holding a primal value (written by the forward pass) that an
+/// adjoint-side kernel reads, inputs excepted, computed on the virtual buffers before
+/// any sharing. A kernel is adjoint-side when anything it computes is.
+pub fn residual_bytes(
+    buffers: &[Buffer],
+    kernels: &[Kernel],
+    sides: &[Side],
+    holds_primal: &[bool],
+) -> u64 {
     let mut read_adjoint = vec![false; buffers.len()];
+    let mut written = vec![false; buffers.len()];
     for (kernel, side) in kernels.iter().zip(sides) {
         for b in &kernel.bindings {
             let i = b.buffer.0 as usize;
-            match (b.writable, side) {
-                (true, Side::Primal) => written_primal[i] = true,
-                (false, Side::Adjoint) => read_adjoint[i] = true,
-                _ => {}
+            // A buffer bound for writing is read too when it already holds a value (a
+            // row kernel overwriting its operand).
+            if *side == Side::Adjoint && (!b.writable || written[i]) {
+                read_adjoint[i] = true;
             }
+        }
+        for b in &kernel.bindings {
+            written[b.buffer.0 as usize] |= b.writable;
         }
     }
     (0..buffers.len())
-        .filter(|&i| {
-            written_primal[i] && read_adjoint[i] && buffers[i].role == BufferRole::Computed
-        })
+        .filter(|&i| holds_primal[i] && read_adjoint[i] && buffers[i].role == BufferRole::Computed)
         .map(|i| buffers[i].bytes)
         .sum()
 }

@@ -14,6 +14,8 @@ mod kernel;
 mod matmul;
 mod memory;
 mod program;
+mod row;
+mod rows;
 mod target;
 mod validate;
 mod wgsl;
@@ -27,7 +29,7 @@ pub use target::{AdapterClass, Target, TargetFeatures};
 pub use validate::validate_wgsl;
 
 use crate::error::{Error, Result};
-use crate::ir::{Graph, NodeType, Value, print, verify};
+use crate::ir::{Graph, NodeType, Side, Value, print, verify};
 use crate::passes::{self, Optimizations};
 
 /// What to compile for, and how.
@@ -100,10 +102,20 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     passes::optimize_with(&mut g, &options.optimizations, |pass, g| {
         step(pass, g, true)
     })?;
+    let fusion = options.optimizations.fusion;
+    if fusion {
+        let changed = rows::split_reductions(&mut g);
+        step("split_rows", &g, changed)?;
+    }
 
     // Place values in kernels; a kernel that would bind more buffers than the target
-    // allows gets part of its expression split into a kernel of its own.
-    let mut split = vec![false; g.len()];
+    // allows gets part of its expression split into a kernel of its own. Per-row
+    // results that a reduction across rows reads are stored by their row kernel.
+    let mut split = if fusion {
+        rows::per_row_operands(&g)
+    } else {
+        vec![false; g.len()]
+    };
     let (buffers, buffer_of, kernels, sides, residency) = loop {
         let place = group::place(&g, &split, target, &options.optimizations);
         let (mut buffers, buffer_of) = plan_buffers(&g, &place, target)?;
@@ -111,12 +123,19 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
             Ok(generated) => {
                 let sides = generated
                     .iter()
-                    .map(|(root, _)| g.nodes[root.index()].side)
+                    .map(|(root, _)| kernel_side(&g, &place, *root))
                     .collect::<Vec<_>>();
+                let holds_primal = holds_primal(&g, &buffer_of, buffers.len());
                 let pairs: Vec<(Value, &Kernel)> = generated.iter().map(|(r, k)| (*r, k)).collect();
                 let residency = explain::explain(&g, &place, &pairs);
                 let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
-                break (buffers, buffer_of, kernels, sides, residency);
+                break (
+                    buffers,
+                    buffer_of,
+                    kernels,
+                    (sides, holds_primal),
+                    residency,
+                );
             }
             Err((root, e)) => match root.and_then(|r| group::split_candidate(&g, &place, r)) {
                 Some(v) => split[v.index()] = true,
@@ -140,7 +159,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     };
     let mut inputs = io(&g.inputs)?;
     let mut outputs = io(&g.outputs)?;
-    let residual = memory::residual_bytes(&buffers, &kernels, &sides);
+    let residual = memory::residual_bytes(&buffers, &kernels, &sides.0, &sides.1);
     let mut kernels = kernels;
     let buffers = if options.optimizations.reuse_buffers {
         memory::plan(buffers, &mut kernels, &mut inputs, &mut outputs)
@@ -177,14 +196,39 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     ))
 }
 
-/// One buffer per input and per kernel root.
+/// The side of a kernel: adjoint when any value it computes is.
+fn kernel_side(g: &Graph, place: &[Placement], root: Value) -> Side {
+    let adjoint = (0..g.len()).any(|i| {
+        group::kernel_of(place, Value(i as u32)) == Some(root) && g.nodes[i].side == Side::Adjoint
+    });
+    if adjoint { Side::Adjoint } else { Side::Primal }
+}
+
+/// For every buffer, whether it holds a primal value.
+fn holds_primal(g: &Graph, buffer_of: &[Option<BufferId>], buffers: usize) -> Vec<bool> {
+    let mut primal = vec![false; buffers];
+    for (i, b) in buffer_of.iter().enumerate() {
+        if let Some(b) = b {
+            primal[b.0 as usize] |= g.nodes[i].side == Side::Primal;
+        }
+    }
+    primal
+}
+
+/// One buffer per input, per kernel root, and per value computed beside a root that
+/// another kernel reads or the host reads back. A row kernel's per-element result
+/// takes the buffer of an operand it is the last to read, when it reads that operand
+/// only at the element it writes.
 fn plan_buffers(
     g: &Graph,
     place: &[Placement],
     target: &Target,
 ) -> Result<(Vec<Buffer>, Vec<Option<BufferId>>)> {
+    let readers = group::readers(g, place);
+    let is_output = |i: usize| g.outputs.iter().any(|(_, v)| v.index() == i);
     let mut buffers = Vec::new();
     let mut buffer_of = vec![None; g.len()];
+    let mut taken = vec![false; g.len()];
     for (i, p) in place.iter().enumerate() {
         let role = match p {
             Placement::Input => {
@@ -197,6 +241,7 @@ fn plan_buffers(
                 BufferRole::Input(name)
             }
             Placement::Root => BufferRole::Computed,
+            Placement::Also(_) if is_output(i) || !readers[i].is_empty() => BufferRole::Computed,
             _ => continue,
         };
         let ty = match &g.nodes[i].ty {
@@ -205,6 +250,11 @@ fn plan_buffers(
                 return Err(Error::Compile(format!("%{i}: a loop survived unrolling")));
             }
         };
+        if let Some(u) = overwritable(g, place, &readers, &taken, Value(i as u32)) {
+            taken[u.index()] = true;
+            buffer_of[i] = buffer_of[u.index()];
+            continue;
+        }
         let bytes = (ty.numel() * ty.dtype.size_bytes()) as u64;
         if bytes > target.max_storage_buffer_binding_size {
             return Err(Error::Compile(format!(
@@ -222,11 +272,48 @@ fn plan_buffers(
     Ok((buffers, buffer_of))
 }
 
+/// The operand whose buffer the row-kernel result `v` may overwrite: a temporary of
+/// `v`'s type that only `v`'s kernel reads, and reads only at the element being
+/// written (every value of the kernel that depends on it is computed at its own row).
+fn overwritable(
+    g: &Graph,
+    place: &[Placement],
+    readers: &[Vec<Value>],
+    taken: &[bool],
+    v: Value,
+) -> Option<Value> {
+    let head = match place[v.index()] {
+        Placement::Also(h) => h,
+        Placement::Root => v,
+        _ => return None,
+    };
+    let row_kernel = (0..g.len()).any(|i| place[i] == Placement::Also(head))
+        && !(0..g.len()).any(|i| {
+            group::kernel_of(place, Value(i as u32)) == Some(head)
+                && matches!(g.nodes[i].op, crate::ir::Op::Dot(_))
+        });
+    if !row_kernel || g.outputs.iter().any(|(_, o)| *o == v) {
+        return None;
+    }
+    let rows = rows::rows_of_kernel(g, place, head)?;
+    if g.ty(v).shape.len() != rows.prefix.len() + 1 {
+        return None;
+    }
+    (0..head.index()).map(|u| Value(u as u32)).find(|&u| {
+        place[u.index()] == Placement::Root
+            && !taken[u.index()]
+            && readers[u.index()] == [head]
+            && g.ty(u) == g.ty(v)
+            && !g.outputs.iter().any(|(_, o)| *o == u)
+            && rows::read_at_own_element(g, place, head, u, &rows)
+    })
+}
+
 /// Why kernel generation failed, and for which root (when one is to blame).
 type KernelFailure = (Option<Value>, Error);
 
-/// One kernel per root (with its root), in order; on failure, the root whose kernel
-/// failed.
+/// One kernel per root (with its root), in dispatch order; on failure, the root
+/// whose kernel failed.
 fn generate_kernels(
     g: &Graph,
     place: &[Placement],
@@ -235,16 +322,31 @@ fn generate_kernels(
     target: &Target,
 ) -> std::result::Result<Vec<(Value, Kernel)>, KernelFailure> {
     let mut kernels = Vec::new();
-    for (i, p) in place.iter().enumerate() {
-        if *p != Placement::Root {
-            continue;
-        }
-        let root = Value(i as u32);
-        let tiled = matmul::generate(g, place, buffer_of, root, kernels.len(), target);
-        let generated = match tiled {
-            Some(k) => vec![k],
-            None => kernel::generate(g, place, buffer_of, buffers, root, kernels.len(), target)
-                .map_err(|e| (Some(root), e))?,
+    for root in group::kernel_order(g, place) {
+        let several = (0..g.len()).any(|i| place[i] == Placement::Also(root));
+        let product = (0..=root.index()).any(|i| {
+            matches!(g.nodes[i].op, crate::ir::Op::Dot(_))
+                && group::kernel_of(place, Value(i as u32)) == Some(root)
+        });
+        let generated = if several && !product {
+            row::generate(g, place, buffer_of, root, kernels.len(), target)
+                .map_err(|e| (Some(root), e))?
+                .into_iter()
+                .collect()
+        } else {
+            match matmul::generate(g, place, buffer_of, root, kernels.len(), target) {
+                Some(k) => vec![k],
+                None if several => {
+                    return Err((
+                        None,
+                        Error::Compile(format!(
+                            "{root}: the product computing a column sum beside it is not tiled"
+                        )),
+                    ));
+                }
+                None => kernel::generate(g, place, buffer_of, buffers, root, kernels.len(), target)
+                    .map_err(|e| (Some(root), e))?,
+            }
         };
         for k in generated {
             validate_wgsl(&k.name, &k.wgsl, target).map_err(|e| (None, e))?;

@@ -32,6 +32,9 @@ pub struct Emitter<'a> {
     pub ops: u64,
     first_binding: usize,
     prefix: &'static str,
+    /// Stored values this kernel computes itself rather than loads (the results of a
+    /// kernel with several).
+    inline: Vec<Value>,
 }
 
 /// The WGSL scalar type of a dtype in registers.
@@ -80,7 +83,14 @@ impl<'a> Emitter<'a> {
             ops: 0,
             first_binding: 0,
             prefix: "b",
+            inline: Vec::new(),
         }
+    }
+
+    /// Computes the stored values `values` here instead of loading them.
+    pub fn with_inline(mut self, values: Vec<Value>) -> Emitter<'a> {
+        self.inline = values;
+        self
     }
 
     /// Numbers this emitter's bindings from `first` on and names them `<prefix><k>`,
@@ -135,10 +145,14 @@ impl<'a> Emitter<'a> {
         name
     }
 
-    /// The binding name of a buffer, binding it on first use.
+    /// The binding name of a buffer, binding it on first use. A buffer read and then
+    /// written (a row kernel overwriting its input) is bound once, `read_write`.
     pub fn bind(&mut self, buffer: BufferId, ty: &Type, writable: bool) -> String {
         let k = match self.bindings.iter().position(|(b, _, _)| *b == buffer) {
-            Some(k) => k,
+            Some(k) => {
+                self.bindings[k].2 |= writable;
+                k
+            }
             None => {
                 self.bindings.push((buffer, ty.clone(), writable));
                 self.bindings.len() - 1
@@ -213,7 +227,11 @@ impl<'a> Emitter<'a> {
     }
 
     fn compute(&mut self, v: Value, coords: &[String]) -> Result<String> {
-        if matches!(self.place[v.index()], Placement::Input | Placement::Root) {
+        let stored = matches!(
+            self.place[v.index()],
+            Placement::Input | Placement::Root | Placement::Also(_)
+        );
+        if stored && !self.inline.contains(&v) {
             return self.load(v, coords);
         }
         self.root_expr(v, coords)

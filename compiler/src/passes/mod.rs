@@ -14,7 +14,7 @@ pub mod dce;
 pub mod factor;
 pub mod fold;
 pub mod logloss;
-mod rewrite;
+pub(crate) mod rewrite;
 pub mod simplify;
 pub mod unroll;
 

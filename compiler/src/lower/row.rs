@@ -1,0 +1,230 @@
+//! The row kernel: one kernel for a row group (`rows`), specialized from
+//! `shaders/row.wgsl`.
+//!
+//! Each value the kernel computes has a *pass*: the number of reductions along the row
+//! it waits for. A reduction whose operand is of pass `p` folds during pass `p` over
+//! the row, and its result is available from pass `p + 1` on. Per-row values are
+//! computed once between passes; per-element values are computed inside the passes
+//! that need them (an exponential read by a sum in one pass and by the gradient in the
+//! next is evaluated in both, rather than stored). Results other kernels read are
+//! stored: per-element ones in the last pass, per-row ones at the end.
+
+use super::group::{Placement, kernel_of};
+use super::program::{BufferId, Kernel};
+use super::rows::Rows;
+use super::target::Target;
+use super::wgsl::{Emitter, reduce_parts, wgsl_type};
+use crate::error::{Error, Result};
+use crate::ir::{Graph, Op, Value};
+use std::fmt::Write;
+
+const TEMPLATE: &str = include_str!("../../../shaders/row.wgsl");
+
+/// Generates the row kernel of the group rooted at `head` (none for zero rows).
+pub fn generate(
+    g: &Graph,
+    place: &[Placement],
+    buffer_of: &[Option<BufferId>],
+    head: Value,
+    index: usize,
+    target: &Target,
+) -> Result<Option<Kernel>> {
+    let n = head.index() + 1;
+    let ours = |v: usize| kernel_of(place, Value(v as u32)) == Some(head);
+    let members: Vec<Value> = (0..n)
+        .filter(|&i| i == head.index() || place[i] == Placement::Also(head))
+        .map(|i| Value(i as u32))
+        .collect();
+    // Everything computed here: the members, what is fused into them, and the values
+    // recomputed wherever they are read.
+    let inside = super::rows::computed_by(g, place, head);
+    let reductions: Vec<Value> = (0..n)
+        .filter(|&i| inside[i] && matches!(g.nodes[i].op, Op::Reduce { .. }))
+        .map(|i| Value(i as u32))
+        .collect();
+    let rows = reductions
+        .first()
+        .and_then(|&r| Rows::of_reduction(g, r))
+        .ok_or_else(|| Error::Compile(format!("row kernel {head}: no reduction along a row")))?;
+    let count: usize = rows.prefix.iter().product();
+    if count == 0 {
+        return Ok(None);
+    }
+    let len = rows.len;
+    // The pass each value is available in.
+    let mut pass = vec![0usize; n];
+    for i in 0..n {
+        if !inside[i] {
+            continue;
+        }
+        let after = g.nodes[i].args.iter().map(|a| pass[a.index()]).max();
+        pass[i] = after.unwrap_or(0) + usize::from(matches!(g.nodes[i].op, Op::Reduce { .. }));
+    }
+    let element_shape: Vec<usize> = rows.prefix.iter().copied().chain([len]).collect();
+    let stored: Vec<(Value, BufferId)> = members
+        .iter()
+        .filter_map(|&m| buffer_of[m.index()].map(|b| (m, b)))
+        .collect();
+    let (per_element, per_row): (Vec<(Value, BufferId)>, Vec<_>) = stored
+        .iter()
+        .partition(|(m, _)| g.ty(*m).shape == element_shape);
+    if let Some((m, _)) = per_row.iter().find(|(m, _)| g.ty(*m).shape != rows.prefix) {
+        return Err(Error::Compile(format!(
+            "row kernel {head}: {m} is neither per row nor per element"
+        )));
+    }
+    let last = reductions
+        .iter()
+        .map(|r| pass[g.node(*r).args[0].index()])
+        .chain(per_element.iter().map(|(m, _)| pass[m.index()]))
+        .max()
+        .unwrap_or(0);
+
+    let mut e = Emitter::new(g, place, buffer_of).with_inline(members.clone());
+    let pc = e.unravel("i", &rows.prefix, "p");
+    let ec: Vec<String> = pc.iter().cloned().chain(["c".to_string()]).collect();
+    let mut row_done = vec![false; n];
+    let mut row_ops = 0u64;
+    let mut flops = 0u64;
+    let mut per_row_values = |e: &mut Emitter<'_>, upto: usize, row_ops: &mut u64| -> Result<()> {
+        for i in 0..n {
+            let node = &g.nodes[i];
+            if inside[i]
+                && !row_done[i]
+                && pass[i] <= upto
+                && g.ty(Value(i as u32)).shape == rows.prefix
+                && !matches!(
+                    node.op,
+                    Op::Reduce { .. } | Op::Constant { .. } | Op::Iota { .. }
+                )
+            {
+                e.ops = 0;
+                e.at(Value(i as u32), &pc)?;
+                *row_ops += e.ops;
+                row_done[i] = true;
+            }
+        }
+        Ok(())
+    };
+    for p in 0..=last {
+        per_row_values(&mut e, p, &mut row_ops)?;
+        let folds: Vec<Value> = reductions
+            .iter()
+            .copied()
+            .filter(|r| pass[g.node(*r).args[0].index()] == p)
+            .collect();
+        let stores: &[(Value, BufferId)] = if p == last { &per_element } else { &[] };
+        if folds.is_empty() && stores.is_empty() {
+            continue;
+        }
+        e.line(format!("// Pass {} over the row.", p + 1));
+        let mut accs = Vec::new();
+        let mut fold_fns = Vec::new();
+        for &r in &folds {
+            let Op::Reduce { kind, .. } = g.node(r).op else {
+                unreachable!("filtered to reductions")
+            };
+            let d = g.ty(r).dtype;
+            let (init, fold) = reduce_parts(&mut e, kind, d);
+            let acc = format!("acc{}", r.0);
+            e.line(format!("var {acc}: {} = {init};", wgsl_type(d)));
+            accs.push(acc);
+            fold_fns.push(fold);
+        }
+        let saved = e.open(format!("for (var c: u32 = 0u; c < {len}u; c = c + 1u)"));
+        e.ops = 0;
+        for ((&r, acc), fold) in folds.iter().zip(&accs).zip(&fold_fns) {
+            let x = e.at(g.node(r).args[0], &ec)?;
+            e.line(fold(acc, &x));
+            e.ops += 1;
+        }
+        // Every value is computed before any is stored: a result may overwrite an
+        // operand that another result still reads at this element.
+        let mut results = Vec::new();
+        for &(m, buffer) in stores {
+            results.push((m, buffer, e.at(m, &ec)?));
+        }
+        for (m, buffer, x) in results {
+            let out = e.bind(buffer, g.ty(m), true);
+            e.store(&out, &format!("i * {len}u + c"), g.ty(m).dtype, &x);
+        }
+        flops += e.ops * len as u64;
+        e.close(saved);
+        for (&r, acc) in folds.iter().zip(&accs) {
+            e.seed(r, &pc, acc);
+        }
+    }
+    per_row_values(&mut e, usize::MAX, &mut row_ops)?;
+    for &(m, buffer) in &per_row {
+        let x = e.at(m, &pc)?;
+        let out = e.bind(buffer, g.ty(m), true);
+        e.store(&out, "i", g.ty(m).dtype, &x);
+    }
+    flops = (flops + row_ops) * count as u64;
+
+    let name = format!("{index:03}_row_{}", g.node(head).op.name());
+    let mut header = format!(
+        "// Kernel {name}: one invocation per row of {} makes {} passes over it.",
+        g.ty(g.node(reductions[0]).args[0]),
+        last + 1
+    );
+    let list = |vs: &mut dyn Iterator<Item = Value>| {
+        vs.map(|v| format!("%{} {}", v.0, g.node(v).op.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = write!(
+        header,
+        "\n// Stores: {}.",
+        list(&mut stored.iter().map(|(m, _)| *m))
+    );
+    let _ = write!(
+        header,
+        "\n// Computes: {}.",
+        list(&mut (0..n).filter(|&i| ours(i)).map(|i| Value(i as u32)))
+    );
+    let wg = target.workgroup_size();
+    let groups = count.div_ceil(wg as usize);
+    let max_dim = target.max_compute_workgroups_per_dimension as usize;
+    let gx = groups.min(max_dim);
+    let gy = groups.div_ceil(gx.max(1));
+    if gy > max_dim {
+        return Err(Error::Compile(format!(
+            "{head} needs {groups} workgroups, more than a {max_dim}×{max_dim} grid"
+        )));
+    }
+    if e.bindings.len() as u32 > target.max_storage_buffers_per_shader_stage {
+        return Err(Error::Limits {
+            what: format!("max_storage_buffers_per_shader_stage (kernel {name})"),
+            needed: e.bindings.len() as u64,
+            available: target.max_storage_buffers_per_shader_stage as u64,
+        });
+    }
+    let wgsl = TEMPLATE
+        .lines()
+        .skip_while(|line| line.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("{{HEADER}}", &header)
+        .replace("{{BINDINGS}}", e.declarations().trim_end())
+        .replace("{{WG}}", &wg.to_string())
+        .replace("{{ROW}}", &(gx * wg as usize).to_string())
+        .replace("{{COUNT}}", &count.to_string())
+        .replace("{{BODY}}", e.body().trim_end())
+        + "\n";
+    Ok(Some(Kernel {
+        name,
+        variant: "row".into(),
+        wgsl,
+        entry_point: "main".into(),
+        bindings: e.kernel_bindings(),
+        workgroup_size: [wg, 1, 1],
+        dispatch: [gx as u32, gy as u32, 1],
+        flops,
+        bytes_moved: e
+            .bindings
+            .iter()
+            .map(|(_, t, _)| (t.numel() * t.dtype.size_bytes()) as u64)
+            .sum(),
+    }))
+}

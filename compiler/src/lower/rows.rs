@@ -1,0 +1,467 @@
+//! Row groups: kernels that reduce along the last axis of the same rows, and the
+//! elementwise work between those reductions, merge into one *row kernel* (`row`)
+//! that makes a few passes over each row and stores only what other kernels read.
+//!
+//! A softmax with its loss and gradient is the case this is for: the row maximum, the
+//! sum of exponentials, the sum of the targets, each row's loss and `softmax · Σy − y`
+//! are five kernels when each reduction is a kernel of its own, and their per-row
+//! results are buffers. As one row kernel they are three passes over a row held by
+//! one invocation, the per-row results live in registers, and the gradient may
+//! overwrite the logits it was computed from.
+//!
+//! Kernels join a group when one reads another's result *at its own row*: through
+//! elementwise ops, broadcasts of per-row values along the row, and reductions along
+//! the row. A merge that would make a kernel outside the group both read from the
+//! group and feed it is refused (the kernels must still run in some order).
+
+use super::group::{Placement, kernel_of, readers};
+use super::target::Target;
+use crate::ir::{Graph, Op, Value};
+use crate::passes::rewrite::{live, rebuild};
+
+/// Reductions at least this long over fewer rows than this are not grouped: they
+/// run in two stages, which needs their own kernels (`kernel::SPLIT_REDUCTION`).
+const LONG_ROW: usize = 4096;
+const FEW_ROWS: usize = 256;
+
+/// The rows a value is laid out in: the leading axes (the row index) and the length
+/// of the last axis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rows {
+    /// The shape of the row index.
+    pub prefix: Vec<usize>,
+    /// Elements per row.
+    pub len: usize,
+}
+
+impl Rows {
+    /// The rows that reduction `v` runs along, when it reduces exactly the last axis
+    /// of an operand of rank 2 or more.
+    pub fn of_reduction(g: &Graph, v: Value) -> Option<Rows> {
+        let Op::Reduce { axes, .. } = &g.node(v).op else {
+            return None;
+        };
+        let shape = &g.ty(g.node(v).args[0]).shape;
+        (shape.len() >= 2 && axes[..] == [shape.len() - 1]).then(|| Rows {
+            prefix: shape[..shape.len() - 1].to_vec(),
+            len: shape[shape.len() - 1],
+        })
+    }
+
+    /// Whether a value of this shape is per row (`prefix`) or per element
+    /// (`prefix + [len]`).
+    fn holds(&self, shape: &[usize]) -> bool {
+        shape == self.prefix || (shape.len() == self.prefix.len() + 1 && self.element(shape))
+    }
+
+    fn element(&self, shape: &[usize]) -> bool {
+        shape.len() == self.prefix.len() + 1
+            && shape[..self.prefix.len()] == self.prefix[..]
+            && shape[self.prefix.len()] == self.len
+    }
+
+    fn count(&self) -> usize {
+        self.prefix.iter().product()
+    }
+}
+
+/// Whether `v` reads the rows of a row reduction at its own row, and which rows.
+fn row_local_op(g: &Graph, v: Value, rows: &Rows) -> bool {
+    let node = g.node(v);
+    let shape = &g.ty(v).shape;
+    match &node.op {
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(_)
+        | Op::Select
+        | Op::Cast { .. }
+        | Op::StopGradient => rows.holds(shape),
+        Op::Broadcast { dims, .. } => {
+            g.ty(node.args[0]).shape == rows.prefix
+                && rows.element(shape)
+                && dims.iter().copied().eq(0..rows.prefix.len())
+        }
+        Op::Reduce { .. } => Rows::of_reduction(g, v).as_ref() == Some(rows),
+        _ => false,
+    }
+}
+
+/// The rows of the row reduction `v` derives from at its own row, if any.
+fn derived_rows(g: &Graph, v: Value, memo: &mut Vec<Option<Option<Rows>>>) -> Option<Rows> {
+    if let Some(known) = &memo[v.index()] {
+        return known.clone();
+    }
+    let found = if let Some(rows) = Rows::of_reduction(g, v) {
+        Some(rows)
+    } else {
+        g.node(v)
+            .args
+            .clone()
+            .into_iter()
+            .filter_map(|a| derived_rows(g, a, memo))
+            .find(|rows| row_local_op(g, v, rows))
+    };
+    memo[v.index()] = Some(found.clone());
+    found
+}
+
+/// Splits a reduction over the last axis and others, whose operand derives from a
+/// row reduction at its own row, into a reduction along the rows (which joins the row
+/// kernel) and a reduction of the per-row results: `Σ_{i,j} y·(z − lse)` becomes
+/// `Σ_i (Σ_j y·(z − lse))`. Returns whether anything changed.
+pub fn split_reductions(g: &mut Graph) -> bool {
+    let live = live(g);
+    let mut memo = vec![None; g.len()];
+    let split: Vec<bool> = g
+        .values()
+        .map(|v| {
+            let Op::Reduce { axes, .. } = &g.node(v).op else {
+                return false;
+            };
+            let x = g.node(v).args[0];
+            let rank = g.ty(x).rank();
+            live[v.index()]
+                && rank >= 2
+                && axes.len() > 1
+                && axes.contains(&(rank - 1))
+                && derived_rows(g, x, &mut memo).is_some_and(|rows| rows.element(&g.ty(x).shape))
+        })
+        .collect();
+    if !split.contains(&true) {
+        return false;
+    }
+    let rebuilt = rebuild(g, |b, map, v| {
+        if !split[v.index()] {
+            return None;
+        }
+        let Op::Reduce { kind, axes } = &g.node(v).op else {
+            return None;
+        };
+        let x = map[g.node(v).args[0].index()];
+        let last = g.ty(g.node(v).args[0]).rank() - 1;
+        let rest: Vec<usize> = axes.iter().copied().filter(|&a| a != last).collect();
+        Some(
+            b.reduce(*kind, x, &[last])
+                .and_then(|per_row| b.reduce(*kind, per_row, &rest)),
+        )
+    });
+    match rebuilt {
+        Some(new) => {
+            *g = new;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Values that should be stored by a row kernel rather than fused into the kernel
+/// that reads them: per-row values derived from a row reduction that a reduction
+/// across rows reads (each row's loss, summed into the loss).
+pub fn per_row_operands(g: &Graph) -> Vec<bool> {
+    let mut memo = vec![None; g.len()];
+    let mut forced = vec![false; g.len()];
+    for v in g.values() {
+        if let Op::Reduce { .. } = g.node(v).op {
+            let x = g.node(v).args[0];
+            if Rows::of_reduction(g, v).is_none()
+                && !matches!(g.node(x).op, Op::Reduce { .. })
+                && derived_rows(g, x, &mut memo).is_some_and(|rows| rows.prefix == g.ty(x).shape)
+            {
+                forced[x.index()] = true;
+            }
+        }
+    }
+    forced
+}
+
+/// What the kernel of `root` computes, in arena order.
+fn closure(g: &Graph, place: &[Placement], root: Value) -> Vec<Value> {
+    computed_by(g, place, root)
+        .iter()
+        .enumerate()
+        .filter(|&(_, inside)| *inside)
+        .map(|(i, _)| Value(i as u32))
+        .collect()
+}
+
+/// The rows a kernel may compute in a row kernel: those of its reductions (all along
+/// the last axis of the same rows), or `None` when it has none, or another loop.
+fn kernel_rows(g: &Graph, values: &[Value]) -> Option<Option<Rows>> {
+    let mut rows: Option<Rows> = None;
+    for &v in values {
+        match &g.node(v).op {
+            Op::Reduce { .. } => {
+                let r = Rows::of_reduction(g, v)?;
+                if r.len >= LONG_ROW && r.count() < FEW_ROWS {
+                    return None;
+                }
+                match &rows {
+                    Some(known) if *known != r => return None,
+                    _ => rows = Some(r),
+                }
+            }
+            Op::Dot(_) | Op::Loop { .. } | Op::Get { .. } => return None,
+            Op::ScatterAdd { axis, .. } if g.ty(g.node(v).args[0]).shape[*axis] != 1 => {
+                return None;
+            }
+            _ => {}
+        }
+    }
+    Some(rows)
+}
+
+/// Whether kernel `values` reads the `members`' results and its own reductions only at
+/// its own row of `rows`.
+fn reads_locally(g: &Graph, values: &[Value], members: &[bool], rows: &Rows) -> bool {
+    let mut depends = std::collections::HashSet::new();
+    for &v in values {
+        let node = g.node(v);
+        let reads = node.args.iter().any(|a| {
+            members[a.index()]
+                || depends.contains(a)
+                || (values.contains(a) && matches!(g.node(*a).op, Op::Reduce { .. }))
+        });
+        if reads || matches!(node.op, Op::Reduce { .. }) {
+            if !row_local_op(g, v, rows) {
+                return false;
+            }
+            depends.insert(v);
+        }
+    }
+    let root = *values.iter().max().expect("a kernel computes its root");
+    rows.holds(&g.ty(root).shape)
+}
+
+/// Merges kernels into row groups: every group of two or more kernels becomes one
+/// kernel, rooted at its last member, the others computed beside it
+/// (`Placement::Also`).
+pub fn group(g: &Graph, place: &mut [Placement], target: &Target) {
+    let n = g.len();
+    let roots: Vec<Value> = (0..n)
+        .filter(|&i| place[i] == Placement::Root)
+        .map(|i| Value(i as u32))
+        .collect();
+    let readers = readers(g, place);
+    let values: Vec<Vec<Value>> = (0..n)
+        .map(|i| {
+            if place[i] == Placement::Root {
+                closure(g, place, Value(i as u32))
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    // The kernels each kernel reads from.
+    let mut reads: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (v, rs) in readers.iter().enumerate() {
+        if let Some(k) = kernel_of(place, Value(v as u32)) {
+            for r in rs {
+                if !reads[r.index()].contains(&k.index()) {
+                    reads[r.index()].push(k.index());
+                }
+            }
+        }
+    }
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (r, ks) in reads.iter().enumerate() {
+        for &k in ks {
+            succs[k].push(r);
+        }
+    }
+    // Each kernel's group (by index into `groups`), and each group's rows and members.
+    let mut group_of: Vec<Option<usize>> = vec![None; n];
+    let mut groups: Vec<(Rows, Vec<usize>)> = Vec::new();
+    for &k in &roots {
+        let k = k.index();
+        let Some(own) = kernel_rows(g, &values[k]) else {
+            continue;
+        };
+        let mut joined: Vec<usize> = reads[k].iter().filter_map(|&p| group_of[p]).collect();
+        joined.sort_unstable();
+        joined.dedup();
+        let mut merged: Option<(Rows, Vec<usize>)> = None;
+        for gi in joined {
+            let (rows, members) = &groups[gi];
+            if own.as_ref().is_some_and(|r| r != rows) {
+                continue;
+            }
+            if merged.as_ref().is_some_and(|(r, _)| r != rows) {
+                continue;
+            }
+            let mut tentative = merged.clone().unwrap_or((rows.clone(), Vec::new()));
+            tentative.1.extend(members);
+            tentative.1.push(k);
+            if legal(g, &values, &tentative, &group_of, &groups, &succs, target) {
+                tentative.1.pop();
+                merged = Some(tentative);
+            }
+        }
+        let (rows, mut members) = match (merged, own) {
+            (Some(m), _) => m,
+            (None, Some(rows)) => (rows, Vec::new()),
+            (None, None) => continue,
+        };
+        members.push(k);
+        if members.len() > 1
+            && !legal(
+                g,
+                &values,
+                &(rows.clone(), members.clone()),
+                &group_of,
+                &groups,
+                &succs,
+                target,
+            )
+        {
+            continue;
+        }
+        let id = groups.len();
+        for &m in &members {
+            if let Some(old) = group_of[m] {
+                groups[old].1.clear();
+            }
+            group_of[m] = Some(id);
+        }
+        groups.push((rows, members));
+    }
+    for (_, members) in groups {
+        if members.len() < 2 {
+            continue;
+        }
+        let head = *members.iter().max().expect("two members");
+        for m in members {
+            if m != head {
+                place[m] = Placement::Also(Value(head as u32));
+            }
+        }
+    }
+}
+
+/// Whether the kernels `members` may become one row kernel along `rows`: each reads
+/// the others at its own row, no kernel outside both reads from the group and feeds
+/// it, and the kernel binds no more buffers than the target allows.
+fn legal(
+    g: &Graph,
+    values: &[Vec<Value>],
+    (rows, members): &(Rows, Vec<usize>),
+    group_of: &[Option<usize>],
+    groups: &[(Rows, Vec<usize>)],
+    succs: &[Vec<usize>],
+    target: &Target,
+) -> bool {
+    let n = g.len();
+    let mut is_member = vec![false; n];
+    for &m in members {
+        is_member[m] = true;
+    }
+    if !members
+        .iter()
+        .all(|&m| reads_locally(g, &values[m], &is_member, rows))
+    {
+        return false;
+    }
+    // Buffers bound: everything loaded from outside, plus one per member at most.
+    let mut loaded = std::collections::HashSet::new();
+    for &m in members {
+        for &v in &values[m] {
+            for a in &g.node(v).args {
+                if !values[m].contains(a) && !is_member[a.index()] {
+                    loaded.insert(*a);
+                }
+            }
+        }
+    }
+    let loaded = loaded
+        .iter()
+        .filter(|a| !matches!(g.node(**a).op, Op::Constant { .. } | Op::Iota { .. }))
+        .count();
+    if loaded + members.len() > target.max_storage_buffers_per_shader_stage as usize {
+        return false;
+    }
+    // No path leaves the group and comes back. Kernels already grouped elsewhere move
+    // together, so their group's members are visited as one.
+    let mut seen = vec![false; n];
+    let mut stack: Vec<usize> = members
+        .iter()
+        .flat_map(|&m| succs[m].iter().copied())
+        .filter(|&s| !is_member[s])
+        .collect();
+    while let Some(k) = stack.pop() {
+        if is_member[k] {
+            return false;
+        }
+        if std::mem::replace(&mut seen[k], true) {
+            continue;
+        }
+        let together: Vec<usize> = match group_of[k] {
+            Some(gi) if !groups[gi].1.is_empty() => groups[gi].1.clone(),
+            _ => vec![k],
+        };
+        for t in together {
+            seen[t] = true;
+            if is_member[t] {
+                return false;
+            }
+            stack.extend(&succs[t]);
+        }
+    }
+    true
+}
+
+/// Which values the kernel rooted at `head` computes: its own, those computed beside
+/// it, what is fused into them, and the values it recomputes (indexed up to `head`).
+pub fn computed_by(g: &Graph, place: &[Placement], head: Value) -> Vec<bool> {
+    let n = head.index() + 1;
+    let mut inside = vec![false; n];
+    let mut stack: Vec<usize> = (0..n)
+        .filter(|&i| kernel_of(place, Value(i as u32)) == Some(head))
+        .collect();
+    while let Some(v) = stack.pop() {
+        if std::mem::replace(&mut inside[v], true) {
+            continue;
+        }
+        for a in &g.nodes[v].args {
+            if place[a.index()] == Placement::Everywhere {
+                stack.push(a.index());
+            }
+        }
+    }
+    inside
+}
+
+/// The rows of the row kernel rooted at `head`.
+pub fn rows_of_kernel(g: &Graph, place: &[Placement], head: Value) -> Option<Rows> {
+    let inside = computed_by(g, place, head);
+    (0..inside.len())
+        .find(|&i| inside[i] && matches!(g.nodes[i].op, Op::Reduce { .. }))
+        .and_then(|i| Rows::of_reduction(g, Value(i as u32)))
+}
+
+/// Whether the row kernel rooted at `head` reads `u` only at the element it is
+/// computing: every value it computes from `u` is computed at its own row.
+pub fn read_at_own_element(
+    g: &Graph,
+    place: &[Placement],
+    head: Value,
+    u: Value,
+    rows: &Rows,
+) -> bool {
+    let inside = computed_by(g, place, head);
+    let mut depends = vec![false; inside.len()];
+    for i in 0..inside.len() {
+        if !inside[i] {
+            continue;
+        }
+        if g.nodes[i]
+            .args
+            .iter()
+            .any(|a| *a == u || depends.get(a.index()).copied().unwrap_or(false))
+        {
+            if !row_local_op(g, Value(i as u32), rows) {
+                return false;
+            }
+            depends[i] = true;
+        }
+    }
+    true
+}
