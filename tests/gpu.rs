@@ -452,3 +452,130 @@ fn products_in_every_operand_layout_match_the_interpreter() {
         }
     }
 }
+
+/// The kernels of `program` that write buffer `b`.
+fn writers(program: &wgrad::Program, b: wgrad::lower::BufferId) -> Vec<&str> {
+    program
+        .kernels
+        .iter()
+        .filter(|k| k.bindings.iter().any(|x| x.buffer == b && x.writable))
+        .map(|k| k.name.as_str())
+        .collect()
+}
+
+#[test]
+fn a_literal_softmax_log_loss_gradient_runs_as_one_row_kernel() {
+    let Some(rt) = rt() else { return };
+    // W2 at a small size, written literally: -Σ y·log(exp(z) / Σ_row exp(z)).
+    let mut rng = Rng::new(11);
+    let (n, f, c) = (13, 7, 9);
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[n, f])).unwrap();
+    let w = b.input("w", Type::f32(&[f, c])).unwrap();
+    let y = b.input("y", Type::f32(&[n, c])).unwrap();
+    let z = b.matmul(x, w).unwrap();
+    let e = b.exp(z).unwrap();
+    let s = b.sum(e, &[1]).unwrap();
+    let sb = b.broadcast_in_dim(s, &[n, c], &[0]).unwrap();
+    let p = b.div(e, sb).unwrap();
+    let lp = b.log(p).unwrap();
+    let t = b.mul(y, lp).unwrap();
+    let total = b.sum_all(t).unwrap();
+    let loss = b.neg(total).unwrap();
+    b.output("loss", loss).unwrap();
+    let d = wgrad::grad(&b.finish().unwrap(), None, &["w"]).unwrap();
+    let program = wgrad::compile(&d, &Options::new(rt.target().clone())).unwrap();
+    let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
+    assert_eq!(variants.len(), 4, "{variants:?}");
+    assert_eq!(variants[1], "row");
+    // dz overwrites the logits: the row kernel writes the buffer the product wrote.
+    let row = &program.kernels[1];
+    let z_buffer = program.kernels[0].bindings[0].buffer;
+    assert!(
+        row.bindings
+            .iter()
+            .any(|x| x.buffer == z_buffer && x.writable)
+    );
+    assert_eq!(writers(&program, z_buffer).len(), 2);
+    let mut targets = vec![0.0; n * c];
+    for r in 0..n {
+        targets[r * c + (r * 5) % c] = 1.0;
+    }
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[n, f], -1.0, 1.0)),
+        ("w", rng.tensor(&[f, c], -1.0, 1.0)),
+        ("y", Tensor::new(Type::f32(&[n, c]), targets).unwrap()),
+    ]);
+    assert_gpu_matches(rt, &d, &ins);
+}
+
+#[test]
+fn bias_gradients_computed_beside_weight_gradients_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    // W1's shape at a small size, with hidden widths that take the scalar and the vec4
+    // path of the tiled product, and a batch that is not a multiple of the tile.
+    let mut rng = Rng::new(12);
+    for hidden in [9, 8] {
+        let (n, f, c) = (19, 6, 5);
+        let mut b = Builder::new();
+        let x = b.input("x", Type::f32(&[n, f])).unwrap();
+        let labels = b.input("labels", Type::new(DType::I32, &[n])).unwrap();
+        let w1 = b.input("w1", Type::f32(&[f, hidden])).unwrap();
+        let b1 = b.input("b1", Type::f32(&[hidden])).unwrap();
+        let w2 = b.input("w2", Type::f32(&[hidden, c])).unwrap();
+        let b2 = b.input("b2", Type::f32(&[c])).unwrap();
+        let h = b.linear(x, w1, b1).unwrap();
+        let h = b.relu(h).unwrap();
+        let z = b.linear(h, w2, b2).unwrap();
+        let loss = b.cross_entropy(z, labels).unwrap();
+        b.output("loss", loss).unwrap();
+        let d = wgrad::grad(&b.finish().unwrap(), None, &["w1", "b1", "w2", "b2"]).unwrap();
+        let program = wgrad::compile(&d, &Options::new(rt.target().clone())).unwrap();
+        let beside = program
+            .kernels
+            .iter()
+            .filter(|k| k.wgsl.contains("Also computes"))
+            .count();
+        assert_eq!(beside, 2, "both bias gradients ride along with a product");
+        let label_data: Vec<f64> = (0..n).map(|r| ((r * 3) % c) as f64).collect();
+        let ins = inputs(vec![
+            ("x", rng.tensor(&[n, f], -1.0, 1.0)),
+            (
+                "labels",
+                Tensor::new(Type::new(DType::I32, &[n]), label_data).unwrap(),
+            ),
+            ("w1", rng.tensor(&[f, hidden], -0.5, 0.5)),
+            ("b1", rng.tensor(&[hidden], -0.5, 0.5)),
+            ("w2", rng.tensor(&[hidden, c], -0.5, 0.5)),
+            ("b2", rng.tensor(&[c], -0.5, 0.5)),
+        ]);
+        assert_gpu_matches(rt, &d, &ins);
+    }
+}
+
+#[test]
+fn row_kernels_over_several_leading_axes_store_per_row_and_per_element_results() {
+    let Some(rt) = rt() else { return };
+    // Rows indexed by [2,3], 5 long: max and min in one pass, then a normalization, a
+    // comparison (bool) and the per-row maximum all stored by one kernel.
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[2, 3, 5])).unwrap();
+    let hi = b.reduce_max(x, &[2]).unwrap();
+    let lo = b.reduce(wgrad::ir::ReduceKind::Min, x, &[2]).unwrap();
+    let range = b.sub(hi, lo).unwrap();
+    let hib = b.broadcast_in_dim(hi, &[2, 3, 5], &[0, 1]).unwrap();
+    let rb = b.broadcast_in_dim(range, &[2, 3, 5], &[0, 1]).unwrap();
+    let shifted = b.sub(x, hib).unwrap();
+    let scaled = b.div(shifted, rb).unwrap();
+    let top = b.compare(wgrad::ir::CmpOp::Ge, x, hib).unwrap();
+    b.output("scaled", scaled).unwrap();
+    b.output("top", top).unwrap();
+    b.output("hi", hi).unwrap();
+    let g = b.finish().unwrap();
+    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+    let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
+    assert_eq!(variants, ["row"]);
+    let mut rng = Rng::new(13);
+    let ins = inputs(vec![("x", rng.tensor(&[2, 3, 5], -2.0, 2.0))]);
+    assert_gpu_matches(rt, &g, &ins);
+}
