@@ -249,3 +249,60 @@ fn the_gradient_of_a_per_row_gather_needs_no_scatter_kernel() {
     assert!(!variants(&p).contains(&"scatter"), "{:?}", variants(&p));
     assert_eq!(variants(&p), ["reduce", "elementwise"]);
 }
+
+#[test]
+fn a_softmax_is_one_row_kernel_holding_its_statistics_in_registers() {
+    // max, sum of exponentials and the normalized output: three kernels and two
+    // per-row buffers without row kernels; one kernel and no temporaries with them.
+    let g = parse(
+        "%0 = input x : f32[6,10]\n%1 = reduce_max %0 axes=[1] : f32[6]\n%2 = broadcast %1 dims=[0] : f32[6,10]\n%3 = sub %0, %2 : f32[6,10]\n%4 = exp %3 : f32[6,10]\n%5 = reduce_sum %4 axes=[1] : f32[6]\n%6 = broadcast %5 dims=[0] : f32[6,10]\n%7 = div %4, %6 : f32[6,10]\noutput y = %7\n",
+    );
+    let p = compile(&g, Target::software_vulkan());
+    assert_eq!(variants(&p), ["row"]);
+    assert_eq!(p.stats.temp_bytes, 0);
+    assert_eq!(p.buffers.len(), 2);
+    // Two passes fold the reductions; the output is stored in the third.
+    assert_eq!(p.kernels[0].wgsl.matches("for (var c: u32").count(), 3);
+}
+
+#[test]
+fn a_row_group_that_would_feed_itself_through_another_kernel_is_not_merged() {
+    // The row maximum m and e = exp(x - m) form a row kernel; e feeds a product d; the
+    // row sum of (x - m) + d reads m and d. Merging that sum into m's kernel would make
+    // the kernel both feed the product and wait for it, so it stays a kernel of its own.
+    let g = parse(
+        "%0 = input x : f32[4,8]\n%1 = input w : f32[8,8]\n%2 = reduce_max %0 axes=[1] : f32[4]\n%3 = broadcast %2 dims=[0] : f32[4,8]\n%4 = sub %0, %3 : f32[4,8]\n%5 = exp %4 : f32[4,8]\n%6 = dot %5, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,8]\n%7 = add %4, %6 : f32[4,8]\n%8 = reduce_sum %7 axes=[1] : f32[4]\noutput y = %8\n",
+    );
+    let p = compile(&g, Target::software_vulkan());
+    assert_eq!(variants(&p), ["row", "matmul_tiled16x16", "reduce"]);
+}
+
+#[test]
+fn a_row_result_overwrites_an_operand_only_when_read_at_its_own_element() {
+    // g = softmax(z) - y may overwrite z; with a transpose of z added it reads other
+    // rows of z, so it gets a buffer of its own.
+    for (extra, in_place) in [("", true), ("transposed", false)] {
+        let mut text = String::from(
+            "%0 = input a : f32[6,6]\n%1 = input b : f32[6,6]\n%2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[6,6]\n%3 = reduce_max %2 axes=[1] : f32[6]\n%4 = broadcast %3 dims=[0] : f32[6,6]\n%5 = sub %2, %4 : f32[6,6]\n%6 = exp %5 : f32[6,6]\n%7 = reduce_sum %6 axes=[1] : f32[6]\n%8 = broadcast %7 dims=[0] : f32[6,6]\n%9 = div %6, %8 : f32[6,6]\n",
+        );
+        if extra.is_empty() {
+            text.push_str("%10 = sub %9, %1 : f32[6,6]\n");
+        } else {
+            text.push_str("%10 = transpose %2 perm=[1,0] : f32[6,6]\n%11 = add %9, %10 : f32[6,6]\n%12 = sub %11, %1 : f32[6,6]\n");
+        }
+        let last = if extra.is_empty() { 10 } else { 12 };
+        text.push_str(&format!(
+            "%{} = dot %0, %{last} lhs_batch=[] rhs_batch=[] lhs_contract=[0] rhs_contract=[0] : f32[6,6]\noutput g = %{}\n",
+            last + 1,
+            last + 1
+        ));
+        let p = compile(&parse(&text), Target::software_vulkan());
+        assert_eq!(variants(&p)[1], "row", "{extra}");
+        let z = p.kernels[0].bindings[0].buffer;
+        let overwrites = p.kernels[1]
+            .bindings
+            .iter()
+            .any(|b| b.buffer == z && b.writable);
+        assert_eq!(overwrites, in_place, "{extra}");
+    }
+}

@@ -322,7 +322,14 @@ fn generate_kernels(
     target: &Target,
 ) -> std::result::Result<Vec<(Value, Kernel)>, KernelFailure> {
     let mut kernels = Vec::new();
-    for root in group::kernel_order(g, place) {
+    let order = group::kernel_order(g, place);
+    if order.len() != place.iter().filter(|p| **p == Placement::Root).count() {
+        return Err((
+            None,
+            Error::Compile("the kernels read each other's results in a cycle".into()),
+        ));
+    }
+    for root in order {
         let several = (0..g.len()).any(|i| place[i] == Placement::Also(root));
         let product = (0..=root.index()).any(|i| {
             matches!(g.nodes[i].op, crate::ir::Op::Dot(_))
