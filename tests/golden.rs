@@ -161,3 +161,29 @@ fn tiled_matmul_kernel() {
          output c = %2\n",
     );
 }
+
+#[test]
+fn softmax_log_loss_row_kernel_and_weight_gradient_with_bias_gradient() {
+    // The gradient of a linear layer under a softmax log-loss, W2's shape at a small
+    // size with a bias: the product, one row kernel (max, sum of exponentials, the
+    // targets' sum and each row's loss, then dz overwriting the logits), the loss's sum
+    // over rows, and xᵀ·dz with the bias gradient Σ_rows dz computed beside it.
+    let mut b = wgrad::Builder::new();
+    let x = b.input("x", wgrad::Type::f32(&[6, 4])).unwrap();
+    let w = b.input("w", wgrad::Type::f32(&[4, 8])).unwrap();
+    let bias = b.input("b", wgrad::Type::f32(&[8])).unwrap();
+    let y = b.input("y", wgrad::Type::f32(&[6, 8])).unwrap();
+    let z = b.linear(x, w, bias).unwrap();
+    let loss = b.cross_entropy_dense(z, y).unwrap();
+    b.output("loss", loss).unwrap();
+    let d = wgrad::grad(&b.finish().unwrap(), None, &["w", "b"]).unwrap();
+    let program = wgrad::compile(&d, &wgrad::Options::default()).unwrap();
+    let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
+    assert_eq!(
+        variants,
+        ["matmul_tiled16x16", "row", "reduce", "matmul_tiled16x16"]
+    );
+    for k in &program.kernels {
+        check(&format!("wgsl_logloss_{}", k.name), k.wgsl.clone());
+    }
+}
