@@ -187,3 +187,24 @@ fn softmax_log_loss_row_kernel_and_weight_gradient_with_bias_gradient() {
         check(&format!("wgsl_logloss_{}", k.name), k.wgsl.clone());
     }
 }
+
+#[test]
+fn a_sum_over_rows_and_columns_splits_into_a_per_row_sum_for_the_row_kernel() {
+    // The stable log-loss Σ_{i,j} y·(z − lse) reads the row statistics at its own row:
+    // lowering sums each row first (in the row kernel), then the rows.
+    let g = program("softmax_regression.wg");
+    let d = wgrad::grad(&g, None, &["w"]).unwrap();
+    let (_, report) = wgrad::lower::compile(&d, &wgrad::Options::default()).unwrap();
+    let ir = |pass: &str| {
+        let at = report.passes.iter().position(|p| p.pass == pass).unwrap();
+        (
+            report.passes[at - 1].ir.clone(),
+            report.passes[at].ir.clone(),
+        )
+    };
+    let (before, after) = ir("split_rows");
+    check(
+        "split_rows_softmax_regression",
+        format!("# before\n{before}\n# after\n{after}"),
+    );
+}

@@ -112,3 +112,44 @@ fn each_optimization_pays_for_itself_on_some_workload() {
     let w2_unshared = without("w2.wg", &["w"], "reuse_buffers");
     assert_eq!(w2_unshared.temp_bytes, w2.stats.temp_bytes + 1024 * 4);
 }
+
+#[test]
+fn w1_explain_says_why_each_forward_value_is_kept() {
+    let path = format!("{}/examples/programs/w1.wg", env!("CARGO_MANIFEST_DIR"));
+    let f = wgrad::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let d = wgrad::grad(&f, None, &["w1", "b1", "w2", "b2", "w3", "b3"]).unwrap();
+    let (_, report) = wgrad::lower::compile(&d, &Options::default()).unwrap();
+    let decision = |op: &str, shape: &[usize]| -> Vec<&wgrad::lower::Decision> {
+        report
+            .residency
+            .iter()
+            .filter(|r| r.op == op && r.ty.shape == shape)
+            .map(|r| &r.decision)
+            .collect()
+    };
+    use wgrad::lower::Decision;
+    // h1 and h2 (the relu selects) are kept; their masks are recomputed from them.
+    let selects = decision("select", &[256, 512]);
+    assert_eq!(selects.len(), 2);
+    assert!(selects.iter().all(|d| matches!(d, Decision::Kept(_))));
+    assert!(
+        decision("gt", &[256, 512])
+            .iter()
+            .all(|d| matches!(d, Decision::Dropped))
+    );
+    // The row maximum and the sum of exponentials stay in the row kernel's registers.
+    for op in ["reduce_max", "reduce_sum"] {
+        let d = decision(op, &[256]);
+        assert!(
+            d.iter().any(|d| matches!(d, Decision::Alongside(_))),
+            "{op}: {d:?}"
+        );
+    }
+    let printed: Vec<String> = report.residency.iter().map(|r| r.to_string()).collect();
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("reduce_max") && l.contains("never stored")),
+        "{printed:#?}"
+    );
+}
