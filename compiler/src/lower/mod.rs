@@ -1,12 +1,14 @@
 //! Lowering: IR → kernel groups → WGSL, for a [`Target`].
 //!
 //! Compilation needs no device. [`compile`] unrolls loops, optimizes the program
-//! ([`passes::optimize`]), places every value in a fusion group (`group`), generates one
-//! kernel per group root (`kernel`, written by `wgsl`), validates every kernel's WGSL
-//! with naga, and plans buffers (`memory`: one per input and output, temporaries
-//! sharing memory when their lifetimes do not overlap). The result is a [`Program`] of
-//! plain data: kernels with their WGSL text, bindings, dispatch grids, the buffer plan,
-//! and statistics.
+//! ([`passes::optimize`]), splits sums over rows and columns that a row kernel can
+//! take per row (`rows`), places every value in a fusion group (`group`; row groups
+//! from `rows`), generates one kernel per group root in an order that respects what
+//! each reads (`kernel`, `matmul`, `row`, written by `wgsl`), validates every kernel's
+//! WGSL with naga, and plans buffers (`memory`: one per input and output, temporaries
+//! sharing memory when their lifetimes do not overlap, and using outputs' memory
+//! before the outputs are written). The result is a [`Program`] of plain data: kernels
+//! with their WGSL text, bindings, dispatch grids, the buffer plan, and statistics.
 
 mod explain;
 mod group;
