@@ -507,6 +507,18 @@ fn a_literal_softmax_log_loss_gradient_runs_as_one_row_kernel() {
         ("y", Tensor::new(Type::f32(&[n, c]), targets).unwrap()),
     ]);
     assert_gpu_matches(rt, &d, &ins);
+    // With logits of magnitude about 1e3 (where exp overflows f32) the loss and the
+    // gradient stay finite: the row kernel subtracts each row's maximum.
+    let mut big = common::gpu::as_f32(&ins);
+    let w = big.get_mut("w").unwrap();
+    w.data.iter_mut().for_each(|v| *v *= 1000.0);
+    let mut exe = rt.load(&program).unwrap();
+    let out = exe.run(&big).unwrap();
+    let largest = out[1].1.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(largest > 1.0, "the gradient is not trivially zero");
+    for (name, t) in &out {
+        assert!(t.data.iter().all(|v| v.is_finite()), "{name} is not finite");
+    }
 }
 
 #[test]
