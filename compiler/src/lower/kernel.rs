@@ -141,13 +141,7 @@ pub fn generate(
         .map(|(_, t, _)| (t.numel() * t.dtype.size_bytes()) as u64)
         .sum();
     let bindings = e.kernel_bindings();
-    if e.bindings.len() as u32 > target.max_storage_buffers_per_shader_stage {
-        return Err(Error::Limits {
-            what: format!("max_storage_buffers_per_shader_stage (kernel {name})"),
-            needed: e.bindings.len() as u64,
-            available: target.max_storage_buffers_per_shader_stage as u64,
-        });
-    }
+    check_bindings(e.bindings.len(), target, &name)?;
     Ok(vec![Kernel {
         name,
         variant: variant.to_string(),
@@ -161,8 +155,20 @@ pub fn generate(
     }])
 }
 
+/// An error when a kernel binds more storage buffers than the target allows.
+pub fn check_bindings(count: usize, target: &Target, name: &str) -> Result<()> {
+    if count as u32 > target.max_storage_buffers_per_shader_stage {
+        return Err(Error::Limits {
+            what: format!("max_storage_buffers_per_shader_stage (kernel {name})"),
+            needed: count as u64,
+            available: target.max_storage_buffers_per_shader_stage as u64,
+        });
+    }
+    Ok(())
+}
+
 /// The dispatch grid for `n` invocations: 1-D, or 2-D when one dimension is not enough.
-fn grid(n: usize, target: &Target, root: Value) -> Result<(usize, usize)> {
+pub fn grid(n: usize, target: &Target, root: Value) -> Result<(usize, usize)> {
     let groups = n.div_ceil(target.workgroup_size() as usize);
     let max_dim = target.max_compute_workgroups_per_dimension as usize;
     let gx = groups.min(max_dim);
@@ -393,11 +399,7 @@ fn reduce_kernel(
 ) -> Result<Kernel> {
     let wg = target.workgroup_size();
     let (gx, gy) = grid(p.count, target, root)?;
-    let wgsl = REDUCE_TEMPLATE
-        .lines()
-        .skip_while(|line| line.starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let wgsl = super::wgsl::template(REDUCE_TEMPLATE)
         .replace("{{HEADER}}", &p.header)
         .replace("{{BINDINGS}}", e.declarations().trim_end())
         .replace("{{WG}}", &wg.to_string())

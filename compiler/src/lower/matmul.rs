@@ -339,11 +339,7 @@ pub fn generate(
             .collect();
         header.push_str(&format!("\n// Epilogue: {}.", fused.join(", ")));
     }
-    let wgsl = TEMPLATE
-        .lines()
-        .skip_while(|line| line.starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let wgsl = super::wgsl::template(TEMPLATE)
         .replace("{{HEADER}}", &header)
         .replace(
             "{{A_BINDING}}",

@@ -184,27 +184,9 @@ pub fn generate(
         list(&mut (0..n).filter(|&i| ours(i)).map(|i| Value(i as u32)))
     );
     let wg = target.workgroup_size();
-    let groups = count.div_ceil(wg as usize);
-    let max_dim = target.max_compute_workgroups_per_dimension as usize;
-    let gx = groups.min(max_dim);
-    let gy = groups.div_ceil(gx.max(1));
-    if gy > max_dim {
-        return Err(Error::Compile(format!(
-            "{head} needs {groups} workgroups, more than a {max_dim}×{max_dim} grid"
-        )));
-    }
-    if e.bindings.len() as u32 > target.max_storage_buffers_per_shader_stage {
-        return Err(Error::Limits {
-            what: format!("max_storage_buffers_per_shader_stage (kernel {name})"),
-            needed: e.bindings.len() as u64,
-            available: target.max_storage_buffers_per_shader_stage as u64,
-        });
-    }
-    let wgsl = TEMPLATE
-        .lines()
-        .skip_while(|line| line.starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let (gx, gy) = super::kernel::grid(count, target, head)?;
+    super::kernel::check_bindings(e.bindings.len(), target, &name)?;
+    let wgsl = super::wgsl::template(TEMPLATE)
         .replace("{{HEADER}}", &header)
         .replace("{{BINDINGS}}", e.declarations().trim_end())
         .replace("{{WG}}", &wg.to_string())

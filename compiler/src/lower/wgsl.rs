@@ -55,6 +55,14 @@ pub fn storage_type(d: DType) -> &'static str {
     }
 }
 
+/// A template from `shaders/` without its leading comment (the placeholder notes).
+pub fn template(text: &str) -> String {
+    text.lines()
+        .skip_while(|line| line.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Row-major strides of a shape.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
