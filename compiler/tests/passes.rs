@@ -231,6 +231,24 @@ fn double_negation_cancels() {
 }
 
 #[test]
+fn multiplying_by_minus_one_is_negation() {
+    // What a derivative of `-Σ y·…` leaves behind: -(-1 · y) is y.
+    check(
+        "%0 = input y : f32[3]
+         %1 = constant -1.0 : f32[3]
+         %2 = mul %1, %0 : f32[3]
+         %3 = neg %2 : f32[3]
+         %4 = mul %0, %1 : f32[3]
+         %5 = add %3, %4 : f32[3]
+         output z = %5",
+        "%0 = input y : f32[3]
+         %1 = neg %0 : f32[3]
+         %2 = add %0, %1 : f32[3]
+         output z = %2",
+    );
+}
+
+#[test]
 fn stop_gradient_is_kept_but_not_repeated() {
     check(
         "%0 = input x : f32[3]

@@ -41,6 +41,14 @@ fn simplify(g: &Graph, v: Value) -> Option<Rewrite> {
             if is_splat_of(g, arg(0), 1.0) {
                 return alias(arg(1));
             }
+            // x * -1 == neg(x)
+            if is_splat_of(g, arg(1), -1.0) {
+                return Some(Rewrite::Replace(Op::Unary(UnaryOp::Neg), vec![arg(0)]));
+            }
+            // -1 * x == neg(x)
+            if is_splat_of(g, arg(0), -1.0) {
+                return Some(Rewrite::Replace(Op::Unary(UnaryOp::Neg), vec![arg(1)]));
+            }
         }
         Op::Binary(BinaryOp::Add) => {
             // x + 0 == x
