@@ -5,8 +5,8 @@
 //
 // Placeholders, filled in by the compiler (compiler/src/lower/matmul.rs):
 //   {{HEADER}}    comment naming the kernel and the IR value it computes
-//   {{A_BINDING}} {{B_BINDING}}  the operands' buffers (B as vec4<f32> when its rows are
-//                 loaded four at a time), or a note that an operand is computed as it
+//   {{A_BINDING}} {{B_BINDING}}  the operands' buffers (as vec4<f32> when four elements
+//                 are loaded at a time), or a note that an operand is computed as it
 //                 is loaded by `load_a(row, k)` / `load_b(k, col)` (its prologue)
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
 //   {{K_STEP}}    1u, or 4u when both operands are read as vec4 along K

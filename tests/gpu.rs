@@ -423,11 +423,12 @@ fn shared_weight_products_with_prologues_match_the_interpreter() {
 #[test]
 fn products_in_every_operand_layout_match_the_interpreter() {
     let Some(rt) = rt() else { return };
-    // A row-major or transposed, B row-major or transposed; K a multiple of 4 or not.
+    // A row-major or transposed, B row-major or transposed; K a multiple of 4 or not;
+    // M a multiple of 4 (a transposed A is read as vec4 along M) or not.
     let mut rng = Rng::new(8);
     for (lhs_contract, rhs_contract) in [(1, 0), (1, 1), (0, 0), (0, 1)] {
-        for k in [8, 7] {
-            let (m, n) = (5, 6);
+        for (k, m) in [(8, 5), (7, 5), (8, 20), (7, 36)] {
+            let n = 6;
             let lhs = if lhs_contract == 1 { [m, k] } else { [k, m] };
             let rhs = if rhs_contract == 0 { [k, n] } else { [n, k] };
             let mut b = Builder::new();

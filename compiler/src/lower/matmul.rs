@@ -4,9 +4,10 @@
 //! one contracted axis each, batch axes leading and paired in order, each operand
 //! either in row-major or transposed layout. The tile shape comes from the target
 //! ([`Target::matmul_tile`]); rows of `B` are loaded as `vec4` when `B` is row-major
-//! and its width is a multiple of 4. Anything else uses the generic product kernel.
-//! The kernel may also sum `B` over the contracted axis (a bias gradient beside its
-//! weight gradient, see `group::fuse_column_sums`).
+//! and its width is a multiple of 4, and so are the rows of a transposed `A` when its
+//! height is. Anything else uses the generic product kernel. The kernel may also sum
+//! `B` over the contracted axis (a bias gradient beside its weight gradient, see
+//! `group::fuse_column_sums`).
 
 use super::group::Placement;
 use super::program::{BufferId, Kernel, KernelBinding};
@@ -128,6 +129,8 @@ pub fn generate(
     // Both operands contiguous along K (A row-major, B transposed): four steps of K at
     // a time, as vec4 loads of each and dot products.
     let along_k = !a_transposed && b_transposed && !inline_a && !inline_b && k % 4 == 0;
+    // A transposed ([K,M]): the tile's rows at one k are contiguous, read as vec4.
+    let a_rows4 = a_transposed && !inline_a && m % 4 == 0 && tm % 4 == 0;
     // `tileable` checked that this grid fits the target.
     let (gx, gy) = (n.div_ceil(8 * tn), m.div_ceil(8 * tm));
 
@@ -207,6 +210,19 @@ pub fn generate(
     let mut stores = String::new();
     for i in 0..tm {
         let row = format!("min(row0 + {i}u, {}u)", m - 1);
+        if a_rows4 {
+            if i % 4 == 0 {
+                let _ = writeln!(
+                    loads,
+                    "        let av{} = a[(a_base + k * {m}u) / 4u + min(row0 / 4u + {}u, {}u)];",
+                    i / 4,
+                    i / 4,
+                    m / 4 - 1
+                );
+            }
+            let _ = writeln!(loads, "        let a{i} = av{}[{}];", i / 4, i % 4);
+            continue;
+        }
         if along_k {
             let _ = writeln!(
                 loads,
@@ -345,7 +361,7 @@ pub fn generate(
             "{{A_BINDING}}",
             if inline_a {
                 "// A is computed as it is loaded: see load_a."
-            } else if along_k {
+            } else if along_k || a_rows4 {
                 "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;"
             } else {
                 "@group(0) @binding(1) var<storage, read> a: array<f32>;"
