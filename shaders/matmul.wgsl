@@ -9,7 +9,7 @@
 //                 are loaded at a time), or a note that an operand is computed as it
 //                 is loaded by `load_a(row, k)` / `load_b(k, col)` (its prologue)
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
-//   {{K_STEP}}    1u, or 4u when both operands are read as vec4 along K
+//   {{K_STEP}}    1u, or 4u when A is read as vec4 along K (four steps of K at a time)
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile, and, when the kernel also
 //                 sums B over K (a bias gradient), the sums of the loaded B values,

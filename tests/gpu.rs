@@ -424,11 +424,18 @@ fn shared_weight_products_with_prologues_match_the_interpreter() {
 fn products_in_every_operand_layout_match_the_interpreter() {
     let Some(rt) = rt() else { return };
     // A row-major or transposed, B row-major or transposed; K a multiple of 4 or not;
-    // M a multiple of 4 (a transposed A is read as vec4 along M) or not.
+    // M a multiple of 4 (a transposed A is read as vec4 along M) or not; N a multiple of
+    // 4 (B's rows read as vec4, and then a row-major A as vec4 along K) or not.
     let mut rng = Rng::new(8);
     for (lhs_contract, rhs_contract) in [(1, 0), (1, 1), (0, 0), (0, 1)] {
-        for (k, m) in [(8, 5), (7, 5), (8, 20), (7, 36)] {
-            let n = 6;
+        for (k, m, n) in [
+            (8, 5, 6),
+            (7, 5, 6),
+            (8, 20, 6),
+            (7, 36, 6),
+            (8, 5, 8),
+            (12, 20, 40),
+        ] {
             let lhs = if lhs_contract == 1 { [m, k] } else { [k, m] };
             let rhs = if rhs_contract == 0 { [k, n] } else { [n, k] };
             let mut b = Builder::new();

@@ -131,6 +131,17 @@ pub fn generate(
     let along_k = !a_transposed && b_transposed && !inline_a && !inline_b && k % 4 == 0;
     // A transposed ([K,M]): the tile's rows at one k are contiguous, read as vec4.
     let a_rows4 = a_transposed && !inline_a && m % 4 == 0 && tm % 4 == 0;
+    // A row-major and B read as vec4 rows: four steps of K at a time, A as vec4 along K.
+    let a_k4 = vec4 && !a_transposed && !inline_a && k % 4 == 0;
+    // Steps of K per iteration, and the names of the B values loaded for column `j`.
+    let k_step = if along_k || a_k4 { 4 } else { 1 };
+    let b_names = |j: usize| -> Vec<String> {
+        if a_k4 {
+            (0..4).map(|kk| format!("b{j}_{kk}")).collect()
+        } else {
+            vec![format!("b{j}")]
+        }
+    };
     // `tileable` checked that this grid fits the target.
     let (gx, gy) = (n.div_ceil(8 * tn), m.div_ceil(8 * tm));
 
@@ -223,7 +234,7 @@ pub fn generate(
             let _ = writeln!(loads, "        let a{i} = av{}[{}];", i / 4, i % 4);
             continue;
         }
-        if along_k {
+        if along_k || a_k4 {
             let _ = writeln!(
                 loads,
                 "        let a{i} = a[(a_base + {row} * {k}u + k) / 4u];"
@@ -257,17 +268,31 @@ pub fn generate(
     } else if vec4 {
         for j in 0..tn / 4 {
             let col4 = format!("min(col0 / 4u + {j}u, {}u)", n / 4 - 1);
-            let _ = writeln!(
-                loads,
-                "        let b{j} = b[b_base / 4u + k * {}u + {col4}];",
-                n / 4
-            );
+            for (kk, b) in b_names(j).iter().enumerate() {
+                let row = if a_k4 {
+                    format!("(k + {kk}u)")
+                } else {
+                    "k".to_string()
+                };
+                let _ = writeln!(
+                    loads,
+                    "        let {b} = b[b_base / 4u + {row} * {}u + {col4}];",
+                    n / 4
+                );
+            }
             for i in 0..tm {
                 let _ = writeln!(acc, "    var acc{i}_{j}: vec4<f32> = vec4<f32>(0.0f);");
-                let _ = writeln!(
-                    fmas,
-                    "        acc{i}_{j} = fma(vec4<f32>(a{i}), b{j}, acc{i}_{j});"
-                );
+                for (kk, b) in b_names(j).iter().enumerate() {
+                    let a = if a_k4 {
+                        format!("a{i}[{kk}]")
+                    } else {
+                        format!("a{i}")
+                    };
+                    let _ = writeln!(
+                        fmas,
+                        "        acc{i}_{j} = fma(vec4<f32>({a}), {b}, acc{i}_{j});"
+                    );
+                }
                 for lane in 0..4 {
                     let _ = writeln!(
                         stores,
@@ -309,7 +334,9 @@ pub fn generate(
                 ("f32", "0.0f")
             };
             let _ = writeln!(acc, "    var sum{j}: {ty} = {zero};");
-            let _ = writeln!(fmas, "        sum{j} = sum{j} + b{j};");
+            for b in b_names(j) {
+                let _ = writeln!(fmas, "        sum{j} = sum{j} + {b};");
+            }
             for lane in 0..lanes {
                 let col = lanes * j + lane;
                 let value = if along_k {
@@ -361,7 +388,7 @@ pub fn generate(
             "{{A_BINDING}}",
             if inline_a {
                 "// A is computed as it is loaded: see load_a."
-            } else if along_k || a_rows4 {
+            } else if along_k || a_rows4 || a_k4 {
                 "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;"
             } else {
                 "@group(0) @binding(1) var<storage, read> a: array<f32>;"
@@ -383,7 +410,7 @@ pub fn generate(
         .replace("{{K}}", &k.to_string())
         .replace("{{TM}}", &tm.to_string())
         .replace("{{TN}}", &tn.to_string())
-        .replace("{{K_STEP}}", if along_k { "4u" } else { "1u" })
+        .replace("{{K_STEP}}", &format!("{k_step}u"))
         .replace("{{A_STRIDE}}", &(m * k).to_string())
         .replace("{{B_STRIDE}}", &(k * n).to_string())
         .replace("{{C_STRIDE}}", &(m * n).to_string())
