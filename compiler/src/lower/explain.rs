@@ -66,29 +66,32 @@ impl fmt::Display for Residency {
 
 /// Classifies every primal value that is not an input or a constant. `kernels` pairs
 /// each kernel with the root it computes.
-pub fn explain(g: &Graph, place: &[Placement], kernels: &[(Value, &Kernel)]) -> Vec<Residency> {
+pub fn explain(
+    g: &Graph,
+    place: &[Placement],
+    own: &[Vec<Value>],
+    kernels: &[(Value, &Kernel)],
+) -> Vec<Residency> {
     let n = g.len();
     let mut read_by: Vec<Vec<String>> = vec![Vec::new(); n];
     let mut computed_in: Vec<Vec<String>> = vec![Vec::new(); n];
     let mut alongside: Vec<Vec<String>> = vec![Vec::new(); n];
     for &(root, kernel) in kernels {
         // The values this kernel computes, and whether it is a backward kernel.
-        let ours: Vec<usize> = (0..n)
-            .filter(|&i| kernel_of(place, Value(i as u32)) == Some(root))
-            .collect();
-        if !ours.iter().any(|&i| g.nodes[i].side == Side::Adjoint) {
+        let ours = &own[root.index()];
+        if !ours.iter().any(|v| g.node(*v).side == Side::Adjoint) {
             continue;
         }
         // Walk the backward values' expressions: stored operands are read, the rest
         // computed, here or beside them.
-        let mut seen = vec![false; n];
+        let mut seen = std::collections::HashSet::new();
         let mut stack: Vec<Value> = ours
             .iter()
-            .filter(|&&i| g.nodes[i].side == Side::Adjoint)
-            .flat_map(|&i| g.nodes[i].args.iter().copied())
+            .filter(|v| g.node(**v).side == Side::Adjoint)
+            .flat_map(|v| g.node(*v).args.iter().copied())
             .collect();
         while let Some(v) = stack.pop() {
-            if std::mem::replace(&mut seen[v.index()], true) {
+            if !seen.insert(v) {
                 continue;
             }
             if kernel_of(place, v) == Some(root) {

@@ -395,6 +395,18 @@ pub fn kernel_of(place: &[Placement], v: Value) -> Option<Value> {
     }
 }
 
+/// For every kernel root, the values its kernel computes — itself, what is fused into
+/// it and what it computes beside it — in arena order; empty for other values.
+pub fn kernel_values(place: &[Placement]) -> Vec<Vec<Value>> {
+    let mut values: Vec<Vec<Value>> = vec![Vec::new(); place.len()];
+    for i in 0..place.len() {
+        if let Some(k) = kernel_of(place, Value(i as u32)) {
+            values[k.index()].push(Value(i as u32));
+        }
+    }
+    values
+}
+
 /// For every value, the kernels (by root) that read it from its buffer: values
 /// recomputed wherever they are read are followed into their operands.
 pub fn readers(g: &Graph, place: &[Placement]) -> Vec<Vec<Value>> {

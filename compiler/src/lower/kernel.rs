@@ -21,13 +21,16 @@ const SPLIT_REDUCTION: usize = 4096;
 const SPLIT_CHUNK: usize = 1024;
 
 /// Generates the kernels computing `root` into its buffer (none for an empty tensor).
-/// Scratch buffers a kernel needs are appended to `buffers`.
+/// Scratch buffers a kernel needs are appended to `buffers`. `own` lists the values the
+/// kernel computes (`group::kernel_values`).
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     g: &Graph,
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
     buffers: &mut Vec<Buffer>,
     root: Value,
+    own: &[Value],
     index: usize,
     target: &Target,
 ) -> Result<Vec<Kernel>> {
@@ -40,12 +43,12 @@ pub fn generate(
         .ok_or_else(|| Error::Compile(format!("root {root} has no buffer")))?;
     // A reduction computes its kernel, possibly with elementwise work on its result
     // fused after the loop (an epilogue).
-    let reduction = (0..=root.index()).map(|i| Value(i as u32)).find(|&v| {
-        matches!(g.node(v).op, Op::Reduce { .. })
-            && (v == root || place[v.index()] == Placement::Fused(root))
-    });
+    let reduction = own
+        .iter()
+        .copied()
+        .find(|&v| matches!(g.node(v).op, Op::Reduce { .. }));
     if let Some(red) = reduction {
-        return reduce(g, place, buffer_of, buffers, root, red, index, target);
+        return reduce(g, place, buffer_of, buffers, root, own, red, index, target);
     }
     let wg = target.workgroup_size();
     let (gx, gy) = grid(n, target, root)?;
@@ -113,9 +116,10 @@ pub fn generate(
         }
     };
 
-    let fused: Vec<String> = (0..g.len())
-        .filter(|&i| place[i] == Placement::Fused(root))
-        .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
+    let fused: Vec<String> = own
+        .iter()
+        .filter(|v| **v != root)
+        .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
         .collect();
     let name = format!("{index:03}_{variant}_{}", node.op.name());
     let mut wgsl = format!(
@@ -190,6 +194,7 @@ fn reduce(
     buffer_of: &[Option<BufferId>],
     buffers: &mut Vec<Buffer>,
     root: Value,
+    own: &[Value],
     red: Value,
     index: usize,
     target: &Target,
@@ -281,9 +286,10 @@ fn reduce(
     } else {
         (String::new(), "acc".to_string(), 0)
     };
-    let fused: Vec<String> = (0..g.len())
-        .filter(|&i| place[i] == Placement::Fused(root) && i != red.index())
-        .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
+    let fused: Vec<String> = own
+        .iter()
+        .filter(|v| **v != root && **v != red)
+        .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
         .collect();
     let variant = if parts > 1 {
         "reduce_partial"
@@ -348,9 +354,10 @@ fn reduce(
     );
     if root != red {
         // The work after the loop: the fused values that read the reduction's result.
-        let after: Vec<String> = (red.index() + 1..=root.index())
-            .filter(|&i| i == root.index() || place[i] == Placement::Fused(root))
-            .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
+        let after: Vec<String> = own
+            .iter()
+            .filter(|v| **v > red)
+            .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
             .collect();
         header.push_str(&format!("\n// Epilogue: {}.", after.join(", ")));
     }

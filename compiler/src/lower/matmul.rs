@@ -87,16 +87,13 @@ pub fn generate(
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
     root: Value,
+    own: &[Value],
     index: usize,
     target: &Target,
 ) -> Option<Kernel> {
-    let dot = if let Op::Dot(_) = g.node(root).op {
-        root
-    } else {
-        (0..root.index()).map(|i| Value(i as u32)).find(|&v| {
-            matches!(g.node(v).op, Op::Dot(_)) && place[v.index()] == Placement::Fused(root)
-        })?
-    };
+    let dot = *own.iter().find(|v| {
+        matches!(g.node(**v).op, Op::Dot(_)) && place[v.index()] != Placement::Also(root)
+    })?;
     let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
     // An operand computed as it is loaded (its prologue) rather than read.
     let inline = |v: Value| {
@@ -193,9 +190,10 @@ pub fn generate(
         extra_ops = e.ops - prologue_ops;
     }
     // Column sums of B computed beside the product, from the B values it loads.
-    let sums: Vec<Value> = (0..g.len())
-        .filter(|&i| place[i] == Placement::Also(root))
-        .map(|i| Value(i as u32))
+    let sums: Vec<Value> = own
+        .iter()
+        .copied()
+        .filter(|v| place[v.index()] == Placement::Also(root))
         .collect();
     let column_sum = match sums[..] {
         [] => None,
@@ -371,9 +369,10 @@ pub fn generate(
         ));
     }
     if root != dot {
-        let fused: Vec<String> = (0..g.len())
-            .filter(|&i| place[i] == Placement::Fused(root) && i != dot.index())
-            .map(|i| format!("%{i} {}", g.nodes[i].op.name()))
+        let fused: Vec<String> = own
+            .iter()
+            .filter(|v| place[v.index()] == Placement::Fused(root) && **v != dot)
+            .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
             .chain(std::iter::once(format!(
                 "%{} {}",
                 root.0,

@@ -71,12 +71,18 @@ pub fn plan(
             physical.push(virtual_buffers[i].clone());
         }
     }
+    // The temporaries each kernel first writes, and those it reads for the last time.
+    let mut starts: Vec<Vec<usize>> = vec![Vec::new(); kernels.len()];
+    let mut ends: Vec<Vec<usize>> = vec![Vec::new(); kernels.len()];
+    for i in (0..n).filter(|&i| !pinned[i]) {
+        if let (Some(f), Some(l)) = (live.first[i], live.last[i]) {
+            starts[f].push(i);
+            ends[l].push(i);
+        }
+    }
     for k in 0..kernels.len() {
         // Temporaries first written by this kernel take free memory, or new memory.
-        for i in 0..n {
-            if pinned[i] || live.first[i] != Some(k) {
-                continue;
-            }
+        for &i in &starts[k] {
             let need = virtual_buffers[i].bytes;
             let done = live.last[i].unwrap_or(k);
             let best = free
@@ -97,10 +103,8 @@ pub fn plan(
             };
         }
         // Temporaries this kernel reads for the last time free their memory.
-        for i in 0..n {
-            if !pinned[i] && live.last[i] == Some(k) {
-                free.push(map[i].0 as usize);
-            }
+        for &i in &ends[k] {
+            free.push(map[i].0 as usize);
         }
     }
     for kernel in kernels.iter_mut() {
@@ -161,23 +165,32 @@ pub fn statistics(
     let live = liveness(buffers.len(), kernels);
     let is_output = |i: usize| outputs.iter().any(|o| o.buffer.0 as usize == i);
     let (mut peak, mut temp_peak) = (0u64, 0u64);
-    for k in 0..kernels.len().max(1) {
-        let (mut total, mut temp) = (0u64, 0u64);
-        for (i, b) in buffers.iter().enumerate() {
-            let alive = match (&b.role, is_output(i)) {
-                (BufferRole::Input(_), _) => true,
-                (_, true) => live.first[i].is_some_and(|f| f <= k),
-                _ => live.first[i].is_some_and(|f| f <= k) && live.last[i].is_some_and(|l| l >= k),
-            };
-            if alive {
-                total += b.bytes;
-                if b.role == BufferRole::Computed && !is_output(i) {
-                    temp += b.bytes;
-                }
-            }
+    // Each buffer's bytes join the totals at the kernel its life starts and leave them
+    // after the kernel it ends.
+    let steps = kernels.len().max(1);
+    let mut total_delta = vec![0i64; steps + 1];
+    let mut temp_delta = vec![0i64; steps + 1];
+    for (i, b) in buffers.iter().enumerate() {
+        let life = match (&b.role, is_output(i)) {
+            (BufferRole::Input(_), _) => Some((0, steps - 1)),
+            (_, true) => live.first[i].map(|f| (f, steps - 1)),
+            _ => live.first[i].zip(live.last[i]),
+        };
+        let Some((from, to)) = life else { continue };
+        let bytes = b.bytes as i64;
+        total_delta[from] += bytes;
+        total_delta[to + 1] -= bytes;
+        if b.role == BufferRole::Computed && !is_output(i) {
+            temp_delta[from] += bytes;
+            temp_delta[to + 1] -= bytes;
         }
-        peak = peak.max(total);
-        temp_peak = temp_peak.max(temp);
+    }
+    let (mut total, mut temp) = (0i64, 0i64);
+    for k in 0..steps {
+        total += total_delta[k];
+        temp += temp_delta[k];
+        peak = peak.max(total as u64);
+        temp_peak = temp_peak.max(temp as u64);
     }
     Stats {
         kernels: kernels.len() as u64,

@@ -120,16 +120,17 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     };
     let (buffers, buffer_of, kernels, sides, residency) = loop {
         let place = group::place(&g, &split, target, &options.optimizations);
-        let (mut buffers, buffer_of) = plan_buffers(&g, &place, target)?;
-        match generate_kernels(&g, &place, &buffer_of, &mut buffers, target) {
+        let own = group::kernel_values(&place);
+        let (mut buffers, buffer_of) = plan_buffers(&g, &place, &own, target)?;
+        match generate_kernels(&g, &place, &own, &buffer_of, &mut buffers, target) {
             Ok(generated) => {
                 let sides = generated
                     .iter()
-                    .map(|(root, _)| kernel_side(&g, &place, *root))
+                    .map(|(root, _)| kernel_side(&g, &own[root.index()]))
                     .collect::<Vec<_>>();
                 let holds_primal = holds_primal(&g, &buffer_of, buffers.len());
                 let pairs: Vec<(Value, &Kernel)> = generated.iter().map(|(r, k)| (*r, k)).collect();
-                let residency = explain::explain(&g, &place, &pairs);
+                let residency = explain::explain(&g, &place, &own, &pairs);
                 let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
                 break (
                     buffers,
@@ -198,12 +199,23 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     ))
 }
 
-/// The side of a kernel: adjoint when any value it computes is.
-fn kernel_side(g: &Graph, place: &[Placement], root: Value) -> Side {
-    let adjoint = (0..g.len()).any(|i| {
-        group::kernel_of(place, Value(i as u32)) == Some(root) && g.nodes[i].side == Side::Adjoint
-    });
-    if adjoint { Side::Adjoint } else { Side::Primal }
+/// The side of a kernel, from the values it computes: adjoint when any of them is.
+fn kernel_side(g: &Graph, own: &[Value]) -> Side {
+    if own.iter().any(|v| g.node(*v).side == Side::Adjoint) {
+        Side::Adjoint
+    } else {
+        Side::Primal
+    }
+}
+
+/// Whether the kernel of `root`, computing `own`, is a row kernel: it computes values
+/// beside its root and no product.
+fn is_row_kernel(g: &Graph, place: &[Placement], root: Value, own: &[Value]) -> bool {
+    own.iter()
+        .any(|v| place[v.index()] == Placement::Also(root))
+        && !own
+            .iter()
+            .any(|v| matches!(g.node(*v).op, crate::ir::Op::Dot(_)))
 }
 
 /// For every buffer, whether it holds a primal value.
@@ -224,6 +236,7 @@ fn holds_primal(g: &Graph, buffer_of: &[Option<BufferId>], buffers: usize) -> Ve
 fn plan_buffers(
     g: &Graph,
     place: &[Placement],
+    own: &[Vec<Value>],
     target: &Target,
 ) -> Result<(Vec<Buffer>, Vec<Option<BufferId>>)> {
     let readers = group::readers(g, place);
@@ -252,7 +265,7 @@ fn plan_buffers(
                 return Err(Error::Compile(format!("%{i}: a loop survived unrolling")));
             }
         };
-        if let Some(u) = overwritable(g, place, &readers, &taken, Value(i as u32)) {
+        if let Some(u) = overwritable(g, place, own, &readers, &taken, Value(i as u32)) {
             taken[u.index()] = true;
             buffer_of[i] = buffer_of[u.index()];
             continue;
@@ -280,6 +293,7 @@ fn plan_buffers(
 fn overwritable(
     g: &Graph,
     place: &[Placement],
+    own: &[Vec<Value>],
     readers: &[Vec<Value>],
     taken: &[bool],
     v: Value,
@@ -289,25 +303,28 @@ fn overwritable(
         Placement::Root => v,
         _ => return None,
     };
-    let row_kernel = (0..g.len()).any(|i| place[i] == Placement::Also(head))
-        && !(0..g.len()).any(|i| {
-            group::kernel_of(place, Value(i as u32)) == Some(head)
-                && matches!(g.nodes[i].op, crate::ir::Op::Dot(_))
-        });
-    if !row_kernel || g.outputs.iter().any(|(_, o)| *o == v) {
+    let own = &own[head.index()];
+    if !is_row_kernel(g, place, head, own) || g.outputs.iter().any(|(_, o)| *o == v) {
         return None;
     }
-    let rows = rows::rows_of_kernel(g, place, head)?;
+    let inside = rows::computed_by(g, place, own);
+    let rows = rows::rows_of_kernel(g, &inside)?;
     if g.ty(v).shape.len() != rows.prefix.len() + 1 {
         return None;
     }
-    (0..head.index()).map(|u| Value(u as u32)).find(|&u| {
+    let mut operands: Vec<Value> = inside
+        .iter()
+        .flat_map(|x| g.node(*x).args.iter().copied())
+        .collect();
+    operands.sort_unstable();
+    operands.dedup();
+    operands.into_iter().find(|&u| {
         place[u.index()] == Placement::Root
             && !taken[u.index()]
             && readers[u.index()] == [head]
             && g.ty(u) == g.ty(v)
             && !g.outputs.iter().any(|(_, o)| *o == u)
-            && rows::read_at_own_element(g, place, head, u, &rows)
+            && rows::read_at_own_element(g, &inside, u, &rows)
     })
 }
 
@@ -319,6 +336,7 @@ type KernelFailure = (Option<Value>, Error);
 fn generate_kernels(
     g: &Graph,
     place: &[Placement],
+    own: &[Vec<Value>],
     buffer_of: &[Option<BufferId>],
     buffers: &mut Vec<Buffer>,
     target: &Target,
@@ -332,18 +350,17 @@ fn generate_kernels(
         ));
     }
     for root in order {
-        let several = (0..g.len()).any(|i| place[i] == Placement::Also(root));
-        let product = (0..=root.index()).any(|i| {
-            matches!(g.nodes[i].op, crate::ir::Op::Dot(_))
-                && group::kernel_of(place, Value(i as u32)) == Some(root)
-        });
-        let generated = if several && !product {
-            row::generate(g, place, buffer_of, root, kernels.len(), target)
+        let values = &own[root.index()];
+        let several = values
+            .iter()
+            .any(|v| place[v.index()] == Placement::Also(root));
+        let generated = if is_row_kernel(g, place, root, values) {
+            row::generate(g, place, buffer_of, root, values, kernels.len(), target)
                 .map_err(|e| (Some(root), e))?
                 .into_iter()
                 .collect()
         } else {
-            match matmul::generate(g, place, buffer_of, root, kernels.len(), target) {
+            match matmul::generate(g, place, buffer_of, root, values, kernels.len(), target) {
                 Some(k) => vec![k],
                 None if several => {
                     return Err((
@@ -353,8 +370,17 @@ fn generate_kernels(
                         )),
                     ));
                 }
-                None => kernel::generate(g, place, buffer_of, buffers, root, kernels.len(), target)
-                    .map_err(|e| (Some(root), e))?,
+                None => kernel::generate(
+                    g,
+                    place,
+                    buffer_of,
+                    buffers,
+                    root,
+                    values,
+                    kernels.len(),
+                    target,
+                )
+                .map_err(|e| (Some(root), e))?,
             }
         };
         for k in generated {

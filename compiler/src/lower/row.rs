@@ -9,13 +9,14 @@
 //! next is evaluated in both, rather than stored). Results other kernels read are
 //! stored: per-element ones in the last pass, per-row ones at the end.
 
-use super::group::{Placement, kernel_of};
+use super::group::Placement;
 use super::program::{BufferId, Kernel};
 use super::rows::Rows;
 use super::target::Target;
 use super::wgsl::{Emitter, reduce_parts, wgsl_type};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Op, Value};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 const TEMPLATE: &str = include_str!("../../../shaders/row.wgsl");
@@ -26,21 +27,22 @@ pub fn generate(
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
     head: Value,
+    own: &[Value],
     index: usize,
     target: &Target,
 ) -> Result<Option<Kernel>> {
-    let n = head.index() + 1;
-    let ours = |v: usize| kernel_of(place, Value(v as u32)) == Some(head);
-    let members: Vec<Value> = (0..n)
-        .filter(|&i| i == head.index() || place[i] == Placement::Also(head))
-        .map(|i| Value(i as u32))
+    let members: Vec<Value> = own
+        .iter()
+        .copied()
+        .filter(|&v| v == head || place[v.index()] == Placement::Also(head))
         .collect();
     // Everything computed here: the members, what is fused into them, and the values
     // recomputed wherever they are read.
-    let inside = super::rows::computed_by(g, place, head);
-    let reductions: Vec<Value> = (0..n)
-        .filter(|&i| inside[i] && matches!(g.nodes[i].op, Op::Reduce { .. }))
-        .map(|i| Value(i as u32))
+    let computed = super::rows::computed_by(g, place, own);
+    let reductions: Vec<Value> = computed
+        .iter()
+        .copied()
+        .filter(|v| matches!(g.node(*v).op, Op::Reduce { .. }))
         .collect();
     let rows = reductions
         .first()
@@ -51,15 +53,19 @@ pub fn generate(
         return Ok(None);
     }
     let len = rows.len;
-    // The pass each value is available in.
-    let mut pass = vec![0usize; n];
-    for i in 0..n {
-        if !inside[i] {
-            continue;
-        }
-        let after = g.nodes[i].args.iter().map(|a| pass[a.index()]).max();
-        pass[i] = after.unwrap_or(0) + usize::from(matches!(g.nodes[i].op, Op::Reduce { .. }));
+    // The pass each value is available in (0 for what is read from buffers).
+    let mut passes: HashMap<Value, usize> = HashMap::new();
+    for &v in &computed {
+        let after = g
+            .node(v)
+            .args
+            .iter()
+            .map(|a| passes.get(a).copied().unwrap_or(0))
+            .max();
+        let reduce = usize::from(matches!(g.node(v).op, Op::Reduce { .. }));
+        passes.insert(v, after.unwrap_or(0) + reduce);
     }
+    let pass = |v: Value| passes.get(&v).copied().unwrap_or(0);
     let element_shape: Vec<usize> = rows.prefix.iter().copied().chain([len]).collect();
     let stored: Vec<(Value, BufferId)> = members
         .iter()
@@ -75,35 +81,37 @@ pub fn generate(
     }
     let last = reductions
         .iter()
-        .map(|r| pass[g.node(*r).args[0].index()])
-        .chain(per_element.iter().map(|(m, _)| pass[m.index()]))
+        .map(|r| pass(g.node(*r).args[0]))
+        .chain(per_element.iter().map(|(m, _)| pass(*m)))
         .max()
         .unwrap_or(0);
 
     let mut e = Emitter::new(g, place, buffer_of).with_inline(members.clone());
     let pc = e.unravel("i", &rows.prefix, "p");
     let ec: Vec<String> = pc.iter().cloned().chain(["c".to_string()]).collect();
-    let mut row_done = vec![false; n];
+    // Per-row values, each computed once, as soon as the passes it waits for are done.
+    let mut row_values: Vec<Value> = computed
+        .iter()
+        .copied()
+        .filter(|&v| {
+            g.ty(v).shape == rows.prefix
+                && !matches!(
+                    g.node(v).op,
+                    Op::Reduce { .. } | Op::Constant { .. } | Op::Iota { .. }
+                )
+        })
+        .collect();
     let mut row_ops = 0u64;
     let mut flops = 0u64;
     let mut per_row_values = |e: &mut Emitter<'_>, upto: usize, row_ops: &mut u64| -> Result<()> {
-        for i in 0..n {
-            let node = &g.nodes[i];
-            if inside[i]
-                && !row_done[i]
-                && pass[i] <= upto
-                && g.ty(Value(i as u32)).shape == rows.prefix
-                && !matches!(
-                    node.op,
-                    Op::Reduce { .. } | Op::Constant { .. } | Op::Iota { .. }
-                )
-            {
-                e.ops = 0;
-                e.at(Value(i as u32), &pc)?;
-                *row_ops += e.ops;
-                row_done[i] = true;
-            }
+        let (now, later): (Vec<Value>, Vec<Value>) =
+            row_values.iter().partition(|&&v| pass(v) <= upto);
+        for v in now {
+            e.ops = 0;
+            e.at(v, &pc)?;
+            *row_ops += e.ops;
         }
+        row_values = later;
         Ok(())
     };
     for p in 0..=last {
@@ -111,7 +119,7 @@ pub fn generate(
         let folds: Vec<Value> = reductions
             .iter()
             .copied()
-            .filter(|r| pass[g.node(*r).args[0].index()] == p)
+            .filter(|r| pass(g.node(*r).args[0]) == p)
             .collect();
         let stores: &[(Value, BufferId)] = if p == last { &per_element } else { &[] };
         if folds.is_empty() && stores.is_empty() {
@@ -178,11 +186,7 @@ pub fn generate(
         "\n// Stores: {}.",
         list(&mut stored.iter().map(|(m, _)| *m))
     );
-    let _ = write!(
-        header,
-        "\n// Computes: {}.",
-        list(&mut (0..n).filter(|&i| ours(i)).map(|i| Value(i as u32)))
-    );
+    let _ = write!(header, "\n// Computes: {}.", list(&mut own.iter().copied()));
     let wg = target.workgroup_size();
     let (gx, gy) = super::kernel::grid(count, target, head)?;
     super::kernel::check_bindings(e.bindings.len(), target, &name)?;

@@ -174,16 +174,6 @@ pub fn per_row_operands(g: &Graph) -> Vec<bool> {
     forced
 }
 
-/// What the kernel of `root` computes, in arena order.
-fn closure(g: &Graph, place: &[Placement], root: Value) -> Vec<Value> {
-    computed_by(g, place, root)
-        .iter()
-        .enumerate()
-        .filter(|&(_, inside)| *inside)
-        .map(|(i, _)| Value(i as u32))
-        .collect()
-}
-
 /// The rows a kernel may compute in a row kernel: those of its reductions (all along
 /// the last axis of the same rows), or `None` when it has none, or another loop.
 fn kernel_rows(g: &Graph, values: &[Value]) -> Option<Option<Rows>> {
@@ -219,7 +209,7 @@ fn reads_locally(g: &Graph, values: &[Value], members: &[bool], rows: &Rows) -> 
         let reads = node.args.iter().any(|a| {
             members[a.index()]
                 || depends.contains(a)
-                || (values.contains(a) && matches!(g.node(*a).op, Op::Reduce { .. }))
+                || (values.binary_search(a).is_ok() && matches!(g.node(*a).op, Op::Reduce { .. }))
         });
         if reads || matches!(node.op, Op::Reduce { .. }) {
             if !row_local_op(g, v, rows) {
@@ -242,14 +232,9 @@ pub fn group(g: &Graph, place: &mut [Placement], target: &Target) {
         .map(|i| Value(i as u32))
         .collect();
     let readers = readers(g, place);
-    let values: Vec<Vec<Value>> = (0..n)
-        .map(|i| {
-            if place[i] == Placement::Root {
-                closure(g, place, Value(i as u32))
-            } else {
-                Vec::new()
-            }
-        })
+    let values: Vec<Vec<Value>> = super::group::kernel_values(place)
+        .iter()
+        .map(|own| computed_by(g, place, own))
         .collect();
     // The kernels each kernel reads from.
     let mut reads: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -365,7 +350,7 @@ fn legal(
     for &m in members {
         for &v in &values[m] {
             for a in &g.node(v).args {
-                if !values[m].contains(a) && !is_member[a.index()] {
+                if values[m].binary_search(a).is_err() && !is_member[a.index()] {
                     loaded.insert(*a);
                 }
             }
@@ -408,59 +393,45 @@ fn legal(
     true
 }
 
-/// Which values the kernel rooted at `head` computes: its own, those computed beside
-/// it, what is fused into them, and the values it recomputes (indexed up to `head`).
-pub fn computed_by(g: &Graph, place: &[Placement], head: Value) -> Vec<bool> {
-    let n = head.index() + 1;
-    let mut inside = vec![false; n];
-    let mut stack: Vec<usize> = (0..n)
-        .filter(|&i| kernel_of(place, Value(i as u32)) == Some(head))
-        .collect();
+/// Which values a kernel computes, given its own values (`group::kernel_values`): those
+/// and the values it recomputes wherever they are read, in arena order.
+pub fn computed_by(g: &Graph, place: &[Placement], own: &[Value]) -> Vec<Value> {
+    let mut seen: std::collections::HashSet<Value> = own.iter().copied().collect();
+    let mut stack: Vec<Value> = own.to_vec();
     while let Some(v) = stack.pop() {
-        if std::mem::replace(&mut inside[v], true) {
-            continue;
-        }
-        for a in &g.nodes[v].args {
-            if place[a.index()] == Placement::Everywhere {
-                stack.push(a.index());
+        for &a in &g.node(v).args {
+            if place[a.index()] == Placement::Everywhere && seen.insert(a) {
+                stack.push(a);
             }
         }
     }
+    let mut all: Vec<Value> = seen.into_iter().collect();
+    all.sort_unstable();
+    all
+}
+
+/// The rows of a row kernel, from the values it computes.
+pub fn rows_of_kernel(g: &Graph, inside: &[Value]) -> Option<Rows> {
     inside
+        .iter()
+        .find(|v| matches!(g.node(**v).op, Op::Reduce { .. }))
+        .and_then(|&v| Rows::of_reduction(g, v))
 }
 
-/// The rows of the row kernel rooted at `head`.
-pub fn rows_of_kernel(g: &Graph, place: &[Placement], head: Value) -> Option<Rows> {
-    let inside = computed_by(g, place, head);
-    (0..inside.len())
-        .find(|&i| inside[i] && matches!(g.nodes[i].op, Op::Reduce { .. }))
-        .and_then(|i| Rows::of_reduction(g, Value(i as u32)))
-}
-
-/// Whether the row kernel rooted at `head` reads `u` only at the element it is
+/// Whether a row kernel computing `inside` reads `u` only at the element it is
 /// computing: every value it computes from `u` is computed at its own row.
-pub fn read_at_own_element(
-    g: &Graph,
-    place: &[Placement],
-    head: Value,
-    u: Value,
-    rows: &Rows,
-) -> bool {
-    let inside = computed_by(g, place, head);
-    let mut depends = vec![false; inside.len()];
-    for i in 0..inside.len() {
-        if !inside[i] {
-            continue;
-        }
-        if g.nodes[i]
+pub fn read_at_own_element(g: &Graph, inside: &[Value], u: Value, rows: &Rows) -> bool {
+    let mut depends = std::collections::HashSet::new();
+    for &v in inside {
+        if g.node(v)
             .args
             .iter()
-            .any(|a| *a == u || depends.get(a.index()).copied().unwrap_or(false))
+            .any(|a| *a == u || depends.contains(a))
         {
-            if !row_local_op(g, Value(i as u32), rows) {
+            if !row_local_op(g, v, rows) {
                 return false;
             }
-            depends[i] = true;
+            depends.insert(v);
         }
     }
     true
