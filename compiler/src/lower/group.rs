@@ -480,6 +480,13 @@ pub fn kernel_order(g: &Graph, place: &[Placement]) -> Vec<Value> {
 pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
     let n = g.len();
     let mut taken = vec![false; n];
+    // The products reading each value as their B operand.
+    let mut products_of: std::collections::HashMap<Value, Vec<usize>> = Default::default();
+    for (d, node) in g.nodes.iter().enumerate() {
+        if let Op::Dot(_) = node.op {
+            products_of.entry(node.args[1]).or_default().push(d);
+        }
+    }
     for s in 0..n {
         let node = &g.nodes[s];
         let Op::Reduce {
@@ -499,7 +506,8 @@ pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
             continue;
         }
         // The product's kernel must compute nothing that depends on the sum.
-        let product = (0..n).find(|&d| {
+        let candidates = products_of.get(&b).map(Vec::as_slice).unwrap_or(&[]);
+        let product = candidates.iter().copied().find(|&d| {
             let Op::Dot(dims) = &g.nodes[d].op else {
                 return false;
             };
