@@ -186,6 +186,10 @@ fn softmax_log_loss_row_kernel_and_weight_gradient_with_bias_gradient() {
     for k in &program.kernels {
         check(&format!("wgsl_logloss_{}", k.name), k.wgsl.clone());
     }
+    // On a GPU a workgroup shares each row and combines partial results as a tree.
+    let gpu = wgrad::compile(&d, &wgrad::Options::new(wgrad::Target::discrete_gpu())).unwrap();
+    let row = gpu.kernels.iter().find(|k| k.variant == "row").unwrap();
+    check(&format!("wgsl_logloss_gpu_{}", row.name), row.wgsl.clone());
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::cases::{CASES, case};
-use common::gpu::assert_gpu_matches;
+use common::gpu::{assert_gpu_matches, assert_gpu_matches_for};
 use common::{Rng, inputs};
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -515,6 +515,11 @@ fn a_literal_softmax_log_loss_gradient_runs_as_one_row_kernel() {
         ("y", Tensor::new(Type::f32(&[n, c]), targets).unwrap()),
     ]);
     assert_gpu_matches(rt, &d, &ins);
+    // The GPU variant of the row kernel (a workgroup per row) gives the same results.
+    let gpu = wgrad::Target::discrete_gpu();
+    let program_gpu = wgrad::compile(&d, &Options::new(gpu.clone())).unwrap();
+    assert!(program_gpu.kernels[1].wgsl.contains("workgroupBarrier"));
+    assert_gpu_matches_for(rt, &gpu, &d, &ins);
     // With logits of magnitude about 1e3 (where exp overflows f32) the loss and the
     // gradient stay finite: the row kernel subtracts each row's maximum.
     let mut big = common::gpu::as_f32(&ins);
@@ -570,21 +575,23 @@ fn bias_gradients_computed_beside_weight_gradients_match_the_interpreter() {
             ("b2", rng.tensor(&[c], -0.5, 0.5)),
         ]);
         assert_gpu_matches(rt, &d, &ins);
+        assert_gpu_matches_for(rt, &wgrad::Target::discrete_gpu(), &d, &ins);
     }
 }
 
 #[test]
 fn row_kernels_over_several_leading_axes_store_per_row_and_per_element_results() {
     let Some(rt) = rt() else { return };
-    // Rows indexed by [2,3], 5 long: max and min in one pass, then a normalization, a
-    // comparison (bool) and the per-row maximum all stored by one kernel.
+    // Rows indexed by [2,3], 150 long (more than the 64 invocations a GPU's workgroup
+    // shares a row between): max and min in one pass, then a normalization, a
+    // comparison (bool) and the per-row maximum, all stored by one kernel.
     let mut b = Builder::new();
-    let x = b.input("x", Type::f32(&[2, 3, 5])).unwrap();
+    let x = b.input("x", Type::f32(&[2, 3, 150])).unwrap();
     let hi = b.reduce_max(x, &[2]).unwrap();
     let lo = b.reduce(wgrad::ir::ReduceKind::Min, x, &[2]).unwrap();
     let range = b.sub(hi, lo).unwrap();
-    let hib = b.broadcast_in_dim(hi, &[2, 3, 5], &[0, 1]).unwrap();
-    let rb = b.broadcast_in_dim(range, &[2, 3, 5], &[0, 1]).unwrap();
+    let hib = b.broadcast_in_dim(hi, &[2, 3, 150], &[0, 1]).unwrap();
+    let rb = b.broadcast_in_dim(range, &[2, 3, 150], &[0, 1]).unwrap();
     let shifted = b.sub(x, hib).unwrap();
     let scaled = b.div(shifted, rb).unwrap();
     let top = b.compare(wgrad::ir::CmpOp::Ge, x, hib).unwrap();
@@ -596,6 +603,7 @@ fn row_kernels_over_several_leading_axes_store_per_row_and_per_element_results()
     let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
     assert_eq!(variants, ["row"]);
     let mut rng = Rng::new(13);
-    let ins = inputs(vec![("x", rng.tensor(&[2, 3, 5], -2.0, 2.0))]);
+    let ins = inputs(vec![("x", rng.tensor(&[2, 3, 150], -2.0, 2.0))]);
     assert_gpu_matches(rt, &g, &ins);
+    assert_gpu_matches_for(rt, &wgrad::Target::discrete_gpu(), &g, &ins);
 }

@@ -100,8 +100,19 @@ pub fn assert_gpu_matches(
     g: &Graph,
     inputs: &HashMap<String, Tensor>,
 ) -> Vec<(String, Tensor)> {
+    assert_gpu_matches_for(rt, rt.target(), g, inputs)
+}
+
+/// [`assert_gpu_matches`], with `g` compiled for `target` rather than for the adapter
+/// (a preset's kernel variants, run on whatever adapter there is).
+pub fn assert_gpu_matches_for(
+    rt: &Runtime,
+    target: &wgrad::Target,
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+) -> Vec<(String, Tensor)> {
     let inputs = as_f32(inputs);
-    let program = wgrad::compile(g, &Options::new(rt.target().clone())).or_panic(g);
+    let program = wgrad::compile(g, &Options::new(target.clone())).or_panic(g);
     let mut exe = rt.load(&program).unwrap();
     let got = exe.run(&inputs).unwrap();
     let want = wgrad::eval(g, &inputs).unwrap();

@@ -12,7 +12,7 @@
 use super::group::Placement;
 use super::program::{BufferId, Kernel};
 use super::rows::Rows;
-use super::target::Target;
+use super::target::{AdapterClass, Target};
 use super::wgsl::{Emitter, reduce_parts, wgsl_type};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Op, Value};
@@ -20,6 +20,12 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 const TEMPLATE: &str = include_str!("../../../shaders/row.wgsl");
+
+/// Invocations sharing a row on GPUs (a power of two).
+const ROW_THREADS: usize = 64;
+/// Workgroup memory a row kernel may use for partial results, in bytes: WebGPU's
+/// guaranteed minimum.
+const WORKGROUP_MEMORY: usize = 16384;
 
 /// Generates the row kernel of the group rooted at `head` (none for zero rows).
 pub fn generate(
@@ -86,6 +92,18 @@ pub fn generate(
         .max()
         .unwrap_or(0);
 
+    // On GPUs a workgroup shares each row: its invocations fold interleaved columns,
+    // then combine their partial results in workgroup memory, a tree of fixed shape (so
+    // results are still the same from run to run). CPU adapters, where barriers are
+    // slow, give each row to one invocation.
+    let threads = if target.class == AdapterClass::Cpu
+        || reductions.len() * ROW_THREADS * 4 > WORKGROUP_MEMORY
+    {
+        1
+    } else {
+        ROW_THREADS
+    };
+    let mut shared = String::new();
     let mut e = Emitter::new(g, place, buffer_of).with_inline(members.clone());
     let pc = e.unravel("i", &rows.prefix, "p");
     let ec: Vec<String> = pc.iter().cloned().chain(["c".to_string()]).collect();
@@ -139,7 +157,13 @@ pub fn generate(
             accs.push(acc);
             fold_fns.push(fold);
         }
-        let saved = e.open(format!("for (var c: u32 = 0u; c < {len}u; c = c + 1u)"));
+        let saved = if threads == 1 {
+            e.open(format!("for (var c: u32 = 0u; c < {len}u; c = c + 1u)"))
+        } else {
+            e.open(format!(
+                "for (var c: u32 = lid; c < {len}u; c = c + {threads}u)"
+            ))
+        };
         e.ops = 0;
         for ((&r, acc), fold) in folds.iter().zip(&accs).zip(&fold_fns) {
             let x = e.at(g.node(r).args[0], &ec)?;
@@ -158,6 +182,30 @@ pub fn generate(
         }
         flops += e.ops * len as u64;
         e.close(saved);
+        if threads > 1 && !folds.is_empty() {
+            // Combine the invocations' partial results: a tree over workgroup memory.
+            for (&r, acc) in folds.iter().zip(&accs) {
+                let d = wgsl_type(g.ty(r).dtype);
+                let _ = writeln!(shared, "var<workgroup> part{}: array<{d}, {threads}>;", r.0);
+                e.line(format!("part{}[lid] = {acc};", r.0));
+            }
+            e.line("workgroupBarrier();");
+            let saved = e.open(format!(
+                "for (var s: u32 = {}u; s > 0u; s = s >> 1u)",
+                threads / 2
+            ));
+            let inner = e.open("if lid < s");
+            for (&r, fold) in folds.iter().zip(&fold_fns) {
+                let part = format!("part{}", r.0);
+                e.line(fold(&format!("{part}[lid]"), &format!("{part}[lid + s]")));
+            }
+            e.close(inner);
+            e.line("workgroupBarrier();");
+            e.close(saved);
+            for (&r, acc) in folds.iter().zip(&accs) {
+                e.line(format!("{acc} = part{}[0];", r.0));
+            }
+        }
         for (&r, acc) in folds.iter().zip(&accs) {
             e.seed(r, &pc, acc);
         }
@@ -166,13 +214,24 @@ pub fn generate(
     for &(m, buffer) in &per_row {
         let x = e.at(m, &pc)?;
         let out = e.bind(buffer, g.ty(m), true);
-        e.store(&out, "i", g.ty(m).dtype, &x);
+        if threads == 1 {
+            e.store(&out, "i", g.ty(m).dtype, &x);
+        } else {
+            let saved = e.open("if lid == 0u");
+            e.store(&out, "i", g.ty(m).dtype, &x);
+            e.close(saved);
+        }
     }
     flops = (flops + row_ops) * count as u64;
 
     let name = format!("{index:03}_row_{}", g.node(head).op.name());
     let mut header = format!(
-        "// Kernel {name}: one invocation per row of {} makes {} passes over it.",
+        "// Kernel {name}: {} per row of {} makes {} passes over it.",
+        if threads == 1 {
+            "one invocation".to_string()
+        } else {
+            format!("a workgroup of {threads}")
+        },
         g.ty(g.node(reductions[0]).args[0]),
         last + 1
     );
@@ -187,14 +246,43 @@ pub fn generate(
         list(&mut stored.iter().map(|(m, _)| *m))
     );
     let _ = write!(header, "\n// Computes: {}.", list(&mut own.iter().copied()));
-    let wg = target.workgroup_size();
-    let (gx, gy) = super::kernel::grid(count, target, head)?;
     super::kernel::check_bindings(e.bindings.len(), target, &name)?;
+    let (wg, gx, gy, params, row_index) = if threads == 1 {
+        let wg = target.workgroup_size();
+        let (gx, gy) = super::kernel::grid(count, target, head)?;
+        let row = gx * wg as usize;
+        (
+            wg,
+            gx,
+            gy,
+            "@builtin(global_invocation_id) gid: vec3<u32>".to_string(),
+            format!("    let i: u32 = gid.x + gid.y * {row}u;"),
+        )
+    } else {
+        let max_dim = target.max_compute_workgroups_per_dimension as usize;
+        let gx = count.min(max_dim);
+        let gy = count.div_ceil(gx);
+        if gy > max_dim {
+            return Err(Error::Compile(format!(
+                "{head} needs {count} workgroups, more than a {max_dim}×{max_dim} grid"
+            )));
+        }
+        (
+            threads as u32,
+            gx,
+            gy,
+            "@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32"
+                .to_string(),
+            format!("    let i: u32 = wid.x + wid.y * {gx}u;"),
+        )
+    };
+    let bindings = format!("{}\n{shared}", e.declarations().trim_end());
     let wgsl = super::wgsl::template(TEMPLATE)
         .replace("{{HEADER}}", &header)
-        .replace("{{BINDINGS}}", e.declarations().trim_end())
+        .replace("{{BINDINGS}}", bindings.trim_end())
         .replace("{{WG}}", &wg.to_string())
-        .replace("{{ROW}}", &(gx * wg as usize).to_string())
+        .replace("{{PARAMS}}", &params)
+        .replace("{{ROW_INDEX}}", &row_index)
         .replace("{{COUNT}}", &count.to_string())
         .replace("{{BODY}}", e.body().trim_end())
         + "\n";
