@@ -607,3 +607,47 @@ fn row_kernels_over_several_leading_axes_store_per_row_and_per_element_results()
     assert_gpu_matches(rt, &g, &ins);
     assert_gpu_matches_for(rt, &wgrad::Target::discrete_gpu(), &g, &ins);
 }
+
+#[test]
+fn operands_computed_four_at_a_time_as_the_product_loads_them_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    // A = op(p, q) is computed inside the product, as vec4 along K (A row-major) or
+    // along M (A transposed), for every op that path takes, with and without a constant.
+    let mut rng = Rng::new(14);
+    let ops = [
+        "add %0, %1",
+        "sub %0, %1",
+        "mul %0, %5",
+        "div %0, %5",
+        "neg %0",
+        "exp %0",
+        "log %1",
+    ];
+    for op in ops {
+        for transposed in [false, true] {
+            let (a, contract) = if transposed {
+                ([8, 12], 0)
+            } else {
+                ([12, 8], 1)
+            };
+            let text = format!(
+                "%0 = input p : f32[{a0},{a1}]\n%1 = input q : f32[{a0},{a1}]\n%2 = input b : f32[8,16]\n\
+                 %5 = constant 0.75 : f32[{a0},{a1}]\n%3 = {op} : f32[{a0},{a1}]\n\
+                 %4 = dot %3, %2 lhs_batch=[] rhs_batch=[] lhs_contract=[{contract}] rhs_contract=[0] : f32[12,16]\n\
+                 output y = %4\n",
+                a0 = a[0],
+                a1 = a[1],
+            );
+            let g = wgrad::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+            assert_eq!(program.kernels.len(), 1, "{text}");
+            assert!(program.kernels[0].wgsl.contains("fn load_a4"), "{op}");
+            let ins = inputs(vec![
+                ("p", rng.tensor(&a, -1.0, 1.0)),
+                ("q", rng.tensor(&a, 0.5, 2.0)),
+                ("b", rng.tensor(&[8, 16], -1.0, 1.0)),
+            ]);
+            assert_gpu_matches(rt, &g, &ins);
+        }
+    }
+}

@@ -129,7 +129,12 @@ pub fn generate(
     // A transposed ([K,M]): the tile's rows at one k are contiguous, read as vec4.
     let a_rows4 = a_transposed && !inline_a && m % 4 == 0 && tm % 4 == 0;
     // A row-major and B read as vec4 rows: four steps of K at a time, A as vec4 along K.
-    let a_k4 = vec4 && !a_transposed && !inline_a && k % 4 == 0;
+    // An operand computed as it is loaded can be computed four elements at a time when
+    // its one op applies to vectors (the `x1 + x2` of a shared weight): along M when A
+    // is transposed, along K when it is row-major.
+    let prologue4 = inline_a && vec4_prologue_applies(g, l);
+    let a4_prologue = prologue4 && a_transposed && m % 4 == 0 && tm % 4 == 0;
+    let a_k4 = vec4 && !a_transposed && k % 4 == 0 && (!inline_a || prologue4);
     // Steps of K per iteration, and the names of the B values loaded for column `j`.
     let k_step = if along_k || a_k4 { 4 } else { 1 };
     let b_names = |j: usize| -> Vec<String> {
@@ -163,7 +168,19 @@ pub fn generate(
             e.clear_memo();
             Some(())
         };
-    if inline_a {
+    // A transposed operand computed as it is loaded is computed four rows at a time
+    // when its one op applies to vec4 values, like the `x1 + x2` of a shared weight.
+    let mut load_a4 = String::new();
+    if a4_prologue || (inline_a && a_k4) {
+        let (params, index) = if a4_prologue {
+            ("k: u32, row4: u32", format!("k * {}u + row4", m / 4))
+        } else {
+            ("row: u32, k: u32", format!("row * {}u + k / 4u", k / 4))
+        };
+        let x = vec4_prologue(&mut e, g, buffer_of, l, &index)?;
+        load_a4 = format!("\nfn load_a4({params}) -> vec4<f32> {{\n    return {x};\n}}\n");
+        e.ops += 1;
+    } else if inline_a {
         let coords = if a_transposed {
             ["k", "row"]
         } else {
@@ -200,7 +217,7 @@ pub fn generate(
         [s] if batch == 1 => Some(e.bind(buffer_of[s.index()]?, g.ty(s), true)),
         _ => return None,
     };
-    let epilogue = format!("\n{}\n{functions}", e.declarations().trim_end());
+    let epilogue = format!("\n{}\n{load_a4}{functions}", e.declarations().trim_end());
     let extra = e.bindings.clone();
     let store = |i: usize, col: usize, value: String| {
         let value = if root == dot {
@@ -219,24 +236,33 @@ pub fn generate(
     let mut stores = String::new();
     for i in 0..tm {
         let row = format!("min(row0 + {i}u, {}u)", m - 1);
-        if a_rows4 {
+        if a_rows4 || a4_prologue {
             if i % 4 == 0 {
-                let _ = writeln!(
-                    loads,
-                    "        let av{} = a[(a_base + k * {m}u) / 4u + min(row0 / 4u + {}u, {}u)];",
-                    i / 4,
-                    i / 4,
-                    m / 4 - 1
-                );
+                let (q, last) = (i / 4, m / 4 - 1);
+                let _ = if a4_prologue {
+                    writeln!(
+                        loads,
+                        "        let av{q} = load_a4(k, min(row0 / 4u + {q}u, {last}u));"
+                    )
+                } else {
+                    writeln!(
+                        loads,
+                        "        let av{q} = a[(a_base + k * {m}u) / 4u + min(row0 / 4u + {q}u, {last}u)];"
+                    )
+                };
             }
             let _ = writeln!(loads, "        let a{i} = av{}[{}];", i / 4, i % 4);
             continue;
         }
         if along_k || a_k4 {
-            let _ = writeln!(
-                loads,
-                "        let a{i} = a[(a_base + {row} * {k}u + k) / 4u];"
-            );
+            let _ = if inline_a {
+                writeln!(loads, "        let a{i} = load_a4({row}, k);")
+            } else {
+                writeln!(
+                    loads,
+                    "        let a{i} = a[(a_base + {row} * {k}u + k) / 4u];"
+                )
+            };
             continue;
         }
         let a_idx = if a_transposed {
@@ -386,7 +412,11 @@ pub fn generate(
         .replace(
             "{{A_BINDING}}",
             if inline_a {
-                "// A is computed as it is loaded: see load_a."
+                if a4_prologue || a_k4 {
+                    "// A is computed as it is loaded, four elements at a time: see load_a4."
+                } else {
+                    "// A is computed as it is loaded: see load_a."
+                }
             } else if along_k || a_rows4 || a_k4 {
                 "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;"
             } else {
@@ -458,5 +488,58 @@ pub fn generate(
             + (m * k * n.div_ceil(tn) * usize::from(inline_a)
                 + k * n * m.div_ceil(tm) * usize::from(inline_b)) as u64,
         bytes_moved,
+    })
+}
+
+/// Whether [`vec4_prologue`] can compute the product operand `v`: one op that WGSL
+/// applies to vectors (`+ - * /`, `neg`, `exp`, `log`) on `f32` program inputs and
+/// finite splat constants.
+fn vec4_prologue_applies(g: &Graph, v: Value) -> bool {
+    use crate::ir::{BinaryOp, UnaryOp};
+    let node = g.node(v);
+    let op_ok = matches!(
+        node.op,
+        Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div)
+            | Op::Unary(UnaryOp::Neg | UnaryOp::Exp | UnaryOp::Log)
+    );
+    op_ok
+        && node.args.iter().all(|&a| {
+            g.ty(a).dtype == DType::F32
+                && match g.node(a).op {
+                    Op::Input { .. } => true,
+                    Op::Constant { value, .. } => (value.to_f64() as f32).is_finite(),
+                    _ => false,
+                }
+        })
+}
+
+/// Four consecutive elements of the product operand `v` as one `vec4<f32>`
+/// expression: its inputs are bound as `array<vec4<f32>>` and read at `index`, in units
+/// of four elements.
+fn vec4_prologue(
+    e: &mut Emitter<'_>,
+    g: &Graph,
+    buffer_of: &[Option<BufferId>],
+    v: Value,
+    index: &str,
+) -> Option<String> {
+    use crate::ir::{BinaryOp, UnaryOp};
+    let node = g.node(v);
+    let mut args = Vec::new();
+    for &a in &node.args {
+        args.push(match g.node(a).op {
+            Op::Constant { value, .. } => format!("vec4<f32>({:?}f)", value.to_f64() as f32),
+            _ => format!("{}[{index}]", e.bind_vec4(buffer_of[a.index()]?, g.ty(a))),
+        });
+    }
+    Some(match (&node.op, &args[..]) {
+        (Op::Binary(BinaryOp::Add), [a, b]) => format!("{a} + {b}"),
+        (Op::Binary(BinaryOp::Sub), [a, b]) => format!("{a} - {b}"),
+        (Op::Binary(BinaryOp::Mul), [a, b]) => format!("{a} * {b}"),
+        (Op::Binary(BinaryOp::Div), [a, b]) => format!("{a} / {b}"),
+        (Op::Unary(UnaryOp::Neg), [a]) => format!("-{a}"),
+        (Op::Unary(UnaryOp::Exp), [a]) => format!("exp({a})"),
+        (Op::Unary(UnaryOp::Log), [a]) => format!("log({a})"),
+        _ => return None,
     })
 }

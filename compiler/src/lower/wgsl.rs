@@ -35,6 +35,8 @@ pub struct Emitter<'a> {
     /// Stored values this kernel computes itself rather than loads (the results of a
     /// kernel with several).
     inline: Vec<Value>,
+    /// Buffers declared as `array<vec4<f32>>`, read four elements at a time.
+    vec4: Vec<BufferId>,
 }
 
 /// The WGSL scalar type of a dtype in registers.
@@ -92,6 +94,7 @@ impl<'a> Emitter<'a> {
             first_binding: 0,
             prefix: "b",
             inline: Vec::new(),
+            vec4: Vec::new(),
         }
     }
 
@@ -167,6 +170,15 @@ impl<'a> Emitter<'a> {
             }
         };
         format!("{}{}", self.prefix, k + self.first_binding)
+    }
+
+    /// The binding name of an `f32` buffer read four elements at a time, as
+    /// `array<vec4<f32>>`.
+    pub fn bind_vec4(&mut self, buffer: BufferId, ty: &Type) -> String {
+        if !self.vec4.contains(&buffer) {
+            self.vec4.push(buffer);
+        }
+        self.bind(buffer, ty, false)
     }
 
     /// Coordinates of the linear index `i` in `shape` (let-bound), one per axis.
@@ -524,14 +536,18 @@ impl<'a> Emitter<'a> {
     /// The `@group(0) @binding(k)` declarations.
     pub fn declarations(&self) -> String {
         let mut s = String::new();
-        for (k, (_, ty, writable)) in self.bindings.iter().enumerate() {
+        for (k, (buffer, ty, writable)) in self.bindings.iter().enumerate() {
             let access = if *writable { "read_write" } else { "read" };
             let k = k + self.first_binding;
+            let element = if self.vec4.contains(buffer) {
+                "vec4<f32>"
+            } else {
+                storage_type(ty.dtype)
+            };
             let _ = writeln!(
                 s,
-                "@group(0) @binding({k}) var<storage, {access}> {}{k}: array<{}>; // {ty}",
+                "@group(0) @binding({k}) var<storage, {access}> {}{k}: array<{element}>; // {ty}",
                 self.prefix,
-                storage_type(ty.dtype)
             );
         }
         s
