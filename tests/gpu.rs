@@ -651,3 +651,50 @@ fn operands_computed_four_at_a_time_as_the_product_loads_them_match_the_interpre
         }
     }
 }
+
+#[test]
+fn bias_gradients_of_weights_stored_out_by_in_ride_along_with_their_products() {
+    let Some(rt) = rt() else { return };
+    // y = x·Wᵀ + b with W stored [out, in]: the weight gradient is dyᵀ·x, and the bias
+    // gradient Σ_rows dy is the sum of that product's A over K.
+    let mut rng = Rng::new(15);
+    for (n, f, h) in [(19, 6, 9), (16, 8, 12)] {
+        let mut b = Builder::new();
+        let x = b.input("x", Type::f32(&[n, f])).unwrap();
+        let w = b.input("w", Type::f32(&[h, f])).unwrap();
+        let bias = b.input("b", Type::f32(&[h])).unwrap();
+        let dims = wgrad::ir::DotDims {
+            lhs_batch: vec![],
+            rhs_batch: vec![],
+            lhs_contract: vec![1],
+            rhs_contract: vec![1],
+        };
+        let xw = b.dot(x, w, dims).unwrap();
+        let bb = b.broadcast_in_dim(bias, &[n, h], &[1]).unwrap();
+        let z = b.add(xw, bb).unwrap();
+        let t = b.tanh(z).unwrap();
+        let loss = b.sum_all(t).unwrap();
+        b.output("loss", loss).unwrap();
+        let d = wgrad::grad(&b.finish().unwrap(), None, &["w", "b"]).unwrap();
+        let program = wgrad::compile(&d, &Options::new(rt.target().clone())).unwrap();
+        assert!(
+            program
+                .kernels
+                .iter()
+                .any(|k| k.wgsl.contains("reduce_sum of A over K")),
+            "{}",
+            program
+                .kernels
+                .iter()
+                .map(|k| k.wgsl.lines().next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let ins = inputs(vec![
+            ("x", rng.tensor(&[n, f], -1.0, 1.0)),
+            ("w", rng.tensor(&[h, f], -0.5, 0.5)),
+            ("b", rng.tensor(&[h], -0.5, 0.5)),
+        ]);
+        assert_gpu_matches(rt, &d, &ins);
+    }
+}

@@ -249,6 +249,37 @@ fn multiplying_by_minus_one_is_negation() {
 }
 
 #[test]
+fn a_transposed_product_is_the_product_of_the_swapped_operands() {
+    // What the derivative of x·Wᵀ with respect to W [out, in] leaves behind.
+    check(
+        "%0 = input dy : f32[5,3]
+         %1 = input x : f32[5,2]
+         %2 = dot %1, %0 lhs_batch=[] rhs_batch=[] lhs_contract=[0] rhs_contract=[0] : f32[2,3]
+         %3 = transpose %2 perm=[1,0] : f32[3,2]
+         output dw = %3",
+        "%0 = input dy : f32[5,3]
+         %1 = input x : f32[5,2]
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[0] rhs_contract=[0] : f32[3,2]
+         output dw = %2",
+    );
+    // A product read twice keeps its transpose: two products would cost more.
+    check(
+        "%0 = input a : f32[3,4]
+         %1 = input b : f32[4,2]
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[3,2]
+         %3 = transpose %2 perm=[1,0] : f32[2,3]
+         output p = %2
+         output t = %3",
+        "%0 = input a : f32[3,4]
+         %1 = input b : f32[4,2]
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[3,2]
+         %3 = transpose %2 perm=[1,0] : f32[2,3]
+         output p = %2
+         output t = %3",
+    );
+}
+
+#[test]
 fn stop_gradient_is_kept_but_not_repeated() {
     check(
         "%0 = input x : f32[3]

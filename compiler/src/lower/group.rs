@@ -472,19 +472,22 @@ pub fn kernel_order(g: &Graph, place: &[Placement]) -> Vec<Value> {
     order
 }
 
-/// A column sum of a product's operand `B` — `reduce_sum(B, axes=[k])` over the axis
-/// the product contracts, as in the bias gradient `Σ_rows dy` beside the weight
-/// gradient `xᵀ·dy` — is computed by the tiled product kernel from the `B` values it
-/// loads anyway (the invocations of the first tile row store it): one kernel instead
-/// of two, and `B` read once.
+/// A sum of a product's operand over the axis the product contracts — `reduce_sum(B,
+/// axes=[k])`, as in the bias gradient `Σ_rows dy` beside the weight gradient `xᵀ·dy`,
+/// or the same of `A`, as beside `dyᵀ·x` for a weight stored `[out, in]` — is computed
+/// by the tiled product kernel from the operand values it loads anyway (the
+/// invocations of the first tile row, or column, store it): one kernel instead of two,
+/// and the operand read once.
 pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
     let n = g.len();
     let mut taken = vec![false; n];
-    // The products reading each value as their B operand.
-    let mut products_of: std::collections::HashMap<Value, Vec<usize>> = Default::default();
+    // The products reading each value as an operand, and which.
+    let mut products_of: std::collections::HashMap<Value, Vec<(usize, usize)>> = Default::default();
     for (d, node) in g.nodes.iter().enumerate() {
         if let Op::Dot(_) = node.op {
-            products_of.entry(node.args[1]).or_default().push(d);
+            for (k, &a) in node.args.iter().enumerate() {
+                products_of.entry(a).or_default().push((d, k));
+            }
         }
     }
     for s in 0..n {
@@ -507,17 +510,22 @@ pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
         }
         // The product's kernel must compute nothing that depends on the sum.
         let candidates = products_of.get(&b).map(Vec::as_slice).unwrap_or(&[]);
-        let product = candidates.iter().copied().find(|&d| {
+        let product = candidates.iter().copied().find(|&(d, operand)| {
             let Op::Dot(dims) = &g.nodes[d].op else {
                 return false;
+            };
+            let contract = if operand == 0 {
+                &dims.lhs_contract
+            } else {
+                &dims.rhs_contract
             };
             let root = match place[d] {
                 Placement::Root => d,
                 Placement::Fused(r) if place[r.index()] == Placement::Root => r.index(),
                 _ => return false,
             };
-            g.nodes[d].args[1] == b
-                && dims.rhs_contract == *axes
+            contract == axes
+                && g.nodes[d].args[0] != g.nodes[d].args[1]
                 && dims.lhs_batch.is_empty()
                 && !taken[root]
                 && super::matmul::tileable(g, Value(d as u32), target, |v| {
@@ -527,7 +535,7 @@ pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
                 .is_some()
                 && !depends_on(g, place, Value(root as u32), Value(s as u32))
         });
-        if let Some(d) = product {
+        if let Some((d, _)) = product {
             let root = match place[d] {
                 Placement::Fused(r) => r.index(),
                 _ => d,

@@ -212,9 +212,11 @@ pub fn generate(
         .copied()
         .filter(|v| place[v.index()] == Placement::Also(root))
         .collect();
+    // Which operand the sum is of: B over K (its columns), or A over K (its rows).
+    let of_a = |s: Value| g.node(s).args[0] == l && g.node(s).args[0] != r;
     let column_sum = match sums[..] {
         [] => None,
-        [s] if batch == 1 => Some(e.bind(buffer_of[s.index()]?, g.ty(s), true)),
+        [s] if batch == 1 => Some((e.bind(buffer_of[s.index()]?, g.ty(s), true), of_a(s))),
         _ => return None,
     };
     let epilogue = format!("\n{}\n{load_a4}{functions}", e.declarations().trim_end());
@@ -346,7 +348,31 @@ pub fn generate(
             }
         }
     }
-    if let Some(out) = &column_sum {
+    if let Some((out, true)) = &column_sum {
+        // Every invocation sums the A values it loads; those of the first tile column
+        // store the sums of their rows.
+        let _ = writeln!(stores, "    if gid.x == 0u {{");
+        let (ty, zero) = if along_k || a_k4 {
+            ("vec4<f32>", "vec4<f32>(0.0f)")
+        } else {
+            ("f32", "0.0f")
+        };
+        for i in 0..tm {
+            let _ = writeln!(acc, "    var sum{i}: {ty} = {zero};");
+            let _ = writeln!(fmas, "        sum{i} = sum{i} + a{i};");
+            let value = if along_k || a_k4 {
+                format!("(sum{i}.x + sum{i}.y) + (sum{i}.z + sum{i}.w)")
+            } else {
+                format!("sum{i}")
+            };
+            let _ = writeln!(
+                stores,
+                "        if row0 + {i}u < M {{ {out}[row0 + {i}u] = {value}; }}"
+            );
+        }
+        let _ = writeln!(stores, "    }}");
+    }
+    if let Some((out, false)) = &column_sum {
         // Every invocation sums the B values it loads; those of the first tile row
         // store the sums of their columns.
         let _ = writeln!(stores, "    if gid.y == 0u {{");
@@ -389,8 +415,9 @@ pub fn generate(
     );
     for &s in &sums {
         header.push_str(&format!(
-            "\n// Also computes %{} = reduce_sum of B over K: {}.",
+            "\n// Also computes %{} = reduce_sum of {} over K: {}.",
             s.0,
+            if of_a(s) { "A" } else { "B" },
             g.ty(s)
         ));
     }
@@ -484,7 +511,11 @@ pub fn generate(
         dispatch: [gx as u32, gy as u32, batch as u32],
         flops: 2 * (batch * m * n * k) as u64
             + (m * n) as u64 * extra_ops
-            + (m.div_ceil(tm) * n * k * usize::from(column_sum.is_some())) as u64
+            + match column_sum {
+                Some((_, true)) => (n.div_ceil(tn) * m * k) as u64,
+                Some((_, false)) => (m.div_ceil(tm) * n * k) as u64,
+                None => 0,
+            }
             + (m * k * n.div_ceil(tn) * usize::from(inline_a)
                 + k * n * m.div_ceil(tm) * usize::from(inline_b)) as u64,
         bytes_moved,

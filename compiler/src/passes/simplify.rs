@@ -13,7 +13,7 @@
 //! `constant 1.0`).
 
 use super::rewrite::{Rewrite, is_splat_of, rewrite_live, splat};
-use crate::ir::{BinaryOp, Graph, Op, Scalar, UnaryOp, Value};
+use crate::ir::{BinaryOp, DotDims, Graph, Op, Scalar, UnaryOp, Value};
 
 /// Applies the rules to every live node, in loop bodies too. Returns whether any fired.
 pub fn run(graph: &mut Graph) -> bool {
@@ -21,10 +21,25 @@ pub fn run(graph: &mut Graph) -> bool {
     for body in &mut graph.regions {
         changed |= run(body);
     }
-    changed | rewrite_live(graph, simplify)
+    let uses = uses(graph);
+    changed | rewrite_live(graph, |g, v| simplify(g, v, &uses))
 }
 
-fn simplify(g: &Graph, v: Value) -> Option<Rewrite> {
+/// How many nodes and outputs read each value, counted before the pass.
+fn uses(graph: &Graph) -> Vec<usize> {
+    let mut uses = vec![0; graph.len()];
+    for node in &graph.nodes {
+        for a in &node.args {
+            uses[a.index()] += 1;
+        }
+    }
+    for (_, v) in &graph.outputs {
+        uses[v.index()] += 1;
+    }
+    uses
+}
+
+fn simplify(g: &Graph, v: Value, uses: &[usize]) -> Option<Rewrite> {
     let node = g.node(v);
     let arg = |k: usize| node.args[k];
     let operand = |x: Value| g.node(x);
@@ -139,6 +154,22 @@ fn simplify(g: &Graph, v: Value) -> Option<Rewrite> {
                 let perm = perm.iter().map(|&q| inner[q]).collect();
                 let x = operand(arg(0)).args[0];
                 return Some(Rewrite::Replace(Op::Transpose { perm }, vec![x]));
+            }
+            // transpose(dot(a, b)) == dot(b, a), for a matrix product read only here
+            // (the same products summed in the same order, with no transpose kernel)
+            if let Op::Dot(d) = &operand(arg(0)).op
+                && perm[..] == [1, 0]
+                && d.lhs_batch.is_empty()
+                && uses.get(arg(0).index()) == Some(&1)
+            {
+                let dims = DotDims {
+                    lhs_batch: vec![],
+                    rhs_batch: vec![],
+                    lhs_contract: d.rhs_contract.clone(),
+                    rhs_contract: d.lhs_contract.clone(),
+                };
+                let (a, b) = (operand(arg(0)).args[0], operand(arg(0)).args[1]);
+                return Some(Rewrite::Replace(Op::Dot(dims), vec![b, a]));
             }
         }
         Op::Slice { .. } => {
