@@ -12,8 +12,9 @@
 //   {{K_STEP}}    1u, or 4u when A is read as vec4 along K (four steps of K at a time)
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile, and, when the kernel also
-//                 sums B over K (a bias gradient), the sums of the loaded B values,
-//                 stored by the invocations of the first tile row
+//                 sums an operand over K (a bias gradient), the sums of the loaded B
+//                 (or A) values, stored by the invocations of the first tile row (or
+//                 column)
 //   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
 //                 work on the product is fused into this kernel, `fn epilogue(acc,
 //                 row, col)`, applied to every stored element
