@@ -148,7 +148,9 @@ pub fn generate(
         let mut fold_fns = Vec::new();
         for &r in &folds {
             let Op::Reduce { kind, .. } = g.node(r).op else {
-                unreachable!("filtered to reductions")
+                return Err(Error::Compile(format!(
+                    "row kernel {head}: {r} is not a reduction"
+                )));
             };
             let d = g.ty(r).dtype;
             let (init, fold) = reduce_parts(&mut e, kind, d);
