@@ -8,6 +8,11 @@
 //! that need them (an exponential read by a sum in one pass and by the gradient in the
 //! next is evaluated in both, rather than stored). Results other kernels read are
 //! stored: per-element ones in the last pass, per-row ones at the end.
+//!
+//! On CPU adapters one invocation takes a row. On GPUs a workgroup of [`ROW_THREADS`]
+//! does: each invocation folds every `ROW_THREADS`-th element, and after each pass the
+//! partial results are combined by a tree in workgroup memory of fixed shape, so the
+//! sums are still the same from run to run.
 
 use super::group::Placement;
 use super::program::{BufferId, Kernel};

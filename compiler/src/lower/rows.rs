@@ -5,9 +5,9 @@
 //! A softmax with its loss and gradient is the case this is for: the row maximum, the
 //! sum of exponentials, the sum of the targets, each row's loss and `softmax · Σy − y`
 //! are five kernels when each reduction is a kernel of its own, and their per-row
-//! results are buffers. As one row kernel they are three passes over a row held by
-//! one invocation, the per-row results live in registers, and the gradient may
-//! overwrite the logits it was computed from.
+//! results are buffers. As one row kernel they are three passes over each row (by one
+//! invocation on CPU adapters, by a workgroup on GPUs), the per-row results live in
+//! registers, and the gradient may overwrite the logits it was computed from.
 //!
 //! Kernels join a group when one reads another's result *at its own row*: through
 //! elementwise ops, broadcasts of per-row values along the row, and reductions along
