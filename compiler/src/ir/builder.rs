@@ -1,7 +1,7 @@
 //! The builder: the one way nodes enter a graph.
 //!
 //! [`Builder`] appends nodes, inferring each result type with [`infer`] and returning a
-//! [`TypeError`](crate::error::TypeError) (wrapped in [`Error`]) instead of panicking on
+//! [`TypeError`] (wrapped in [`Error`]) instead of panicking on
 //! a bad shape. Its binary methods broadcast like NumPy by inserting explicit
 //! [`Op::Broadcast`] nodes, since the primitives themselves require equal shapes.
 //! Composites (`softmax`, `cross_entropy`, `linear`, ...) are written here from
