@@ -15,6 +15,9 @@
 //                 sums an operand over K (a bias gradient), the sums of the loaded B
 //                 (or A) values, stored by the invocations of the first tile row (or
 //                 column)
+//   {{EXIT}}      when the kernel also sums its whole result (a loss), what an
+//                 invocation outside the product stores as its sum (0); the stores
+//                 then add up each invocation's elements and store their sum too
 //   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
 //                 work on the product is fused into this kernel, `fn epilogue(acc,
 //                 row, col)`, applied to every stored element
@@ -33,7 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row0 = gid.y * {{TM}}u;
     let col0 = gid.x * {{TN}}u;
     if row0 >= M || col0 >= N {
-        return;
+{{EXIT}}        return;
     }
     let a_base = gid.z * {{A_STRIDE}}u;
     let b_base = gid.z * {{B_STRIDE}}u;

@@ -772,3 +772,36 @@ fn bias_gradients_of_weights_stored_out_by_in_ride_along_with_their_products() {
         assert_gpu_matches(rt, &d, &ins);
     }
 }
+
+#[test]
+fn a_loss_summed_by_the_product_that_computes_it_matches_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    // loss = Σ tanh(x·W) over 64×72 elements, enough for the product kernel of the
+    // gradient program (which stores tanh(x·W) for the backward pass) to sum its result
+    // too; the grid is larger than the product, so some invocations have nothing to add.
+    let mut rng = Rng::new(16);
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[64, 40])).unwrap();
+    let w = b.input("w", Type::f32(&[40, 72])).unwrap();
+    let z = b.matmul(x, w).unwrap();
+    let t = b.tanh(z).unwrap();
+    let loss = b.sum_all(t).unwrap();
+    b.output("loss", loss).unwrap();
+    let g = b.finish().unwrap();
+    let d = wgrad::grad(&g, None, &["w"]).unwrap();
+    {
+        let compiled = wgrad::compile(&d, &Options::new(rt.target().clone())).unwrap();
+        assert!(
+            compiled.kernels[0].wgsl.contains("Also sums its result"),
+            "{}",
+            compiled.kernels[0].wgsl.lines().next().unwrap_or("")
+        );
+        assert_eq!(compiled.kernels[1].variant, "reduce_final");
+    }
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[64, 40], -1.0, 1.0)),
+        ("w", rng.tensor(&[40, 72], -0.3, 0.3)),
+    ]);
+    assert_gpu_matches(rt, &g, &ins);
+    assert_gpu_matches(rt, &d, &ins);
+}

@@ -55,6 +55,7 @@ pub fn place(
     if enabled.fusion {
         super::rows::group(g, &mut place, target);
         fuse_column_sums(g, &mut place, target);
+        fuse_product_sums(g, &mut place, target);
     }
     place
 }
@@ -542,6 +543,59 @@ pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
             };
             taken[root] = true;
             place[s] = Placement::Also(Value(root as u32));
+        }
+    }
+}
+
+/// The sum of all of a product kernel's result — a loss `Σ tanh(x·W)` — is computed
+/// by that kernel: each invocation adds up the elements it stores, and a one-invocation
+/// kernel adds the invocations' sums in order. That replaces the two stages of a long
+/// reduction, which would read the whole result back; a short one stays a single
+/// reduction kernel.
+pub fn fuse_product_sums(g: &Graph, place: &mut [Placement], target: &Target) {
+    let own = kernel_values(place);
+    let mut taken = vec![false; g.len()];
+    for s in 0..g.len() {
+        let node = &g.nodes[s];
+        let Op::Reduce {
+            kind: crate::ir::ReduceKind::Sum,
+            axes,
+        } = &node.op
+        else {
+            continue;
+        };
+        let o = node.args[0];
+        if place[s] != Placement::Root
+            || place[o.index()] != Placement::Root
+            || g.ty(o).rank() != 2
+            || g.ty(o).dtype != DType::F32
+            || axes[..] != [0, 1]
+            || g.ty(o).numel() < super::kernel::SPLIT_REDUCTION
+            || taken[o.index()]
+        {
+            continue;
+        }
+        // `o` must be a product kernel's root, computing nothing beside it yet.
+        let values = &own[o.index()];
+        let dot = values.iter().find(|v| matches!(g.node(**v).op, Op::Dot(_)));
+        let alone = !values
+            .iter()
+            .any(|v| matches!(place[v.index()], Placement::Also(_)));
+        let fits = dot.is_some_and(|&d| {
+            let Op::Dot(dims) = &g.node(d).op else {
+                return false;
+            };
+            dims.lhs_batch.is_empty()
+                && g.ty(d).shape == g.ty(o).shape
+                && super::matmul::tileable(g, d, target, |v| {
+                    matches!(place[v.index()], Placement::Input | Placement::Root)
+                        || prologue_operand(g, v)
+                })
+                .is_some()
+        });
+        if alone && fits {
+            taken[o.index()] = true;
+            place[s] = Placement::Also(o);
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::ir::{DType, Graph, Op, Scalar, Type, Value};
 const REDUCE_TEMPLATE: &str = include_str!("../../../shaders/reduce.wgsl");
 
 /// Reductions at least this long with few outputs run in two stages.
-const SPLIT_REDUCTION: usize = 4096;
+pub const SPLIT_REDUCTION: usize = 4096;
 /// Elements folded by one invocation of the first stage of a split reduction.
 const SPLIT_CHUNK: usize = 1024;
 

@@ -10,7 +10,7 @@
 //! `group::fuse_column_sums`).
 
 use super::group::Placement;
-use super::program::{BufferId, Kernel, KernelBinding};
+use super::program::{Buffer, BufferId, BufferRole, Kernel, KernelBinding};
 use super::target::Target;
 use super::wgsl::Emitter;
 use crate::ir::{DType, Graph, Op, Value};
@@ -82,15 +82,17 @@ pub fn tileable(
 
 /// The tiled kernel computing `root`: a product, or an elementwise function of a
 /// product fused into its group (the product's epilogue), when shapes allow it.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     g: &Graph,
     place: &[Placement],
     buffer_of: &[Option<BufferId>],
+    buffers: &mut Vec<Buffer>,
     root: Value,
     own: &[Value],
     index: usize,
     target: &Target,
-) -> Option<Kernel> {
+) -> Option<Vec<Kernel>> {
     let dot = *own.iter().find(|v| {
         matches!(g.node(**v).op, Op::Dot(_)) && place[v.index()] != Placement::Also(root)
     })?;
@@ -206,12 +208,34 @@ pub fn generate(
         )?;
         extra_ops = e.ops - prologue_ops;
     }
-    // Column sums of B computed beside the product, from the B values it loads.
-    let sums: Vec<Value> = own
+    // Sums computed beside the product: of the whole result (a loss), or of an
+    // operand over K (a bias gradient), from the values the kernel stores or loads.
+    let beside: Vec<Value> = own
         .iter()
         .copied()
         .filter(|v| place[v.index()] == Placement::Also(root))
         .collect();
+    let whole = |s: &Value| g.node(*s).args[0] == root;
+    let total = beside.iter().copied().find(whole);
+    let sums: Vec<Value> = beside.iter().copied().filter(|s| !whole(s)).collect();
+    if total.is_some() && (batch > 1 || !sums.is_empty()) {
+        return None;
+    }
+    // The invocations' sums of the result, one slot per invocation of the grid.
+    let slots = gx * 8 * gy * 8;
+    let partial = match total {
+        Some(_) => {
+            let ty = crate::ir::Type::f32(&[slots]);
+            buffers.push(Buffer {
+                bytes: (slots * 4) as u64,
+                ty: ty.clone(),
+                role: BufferRole::Computed,
+            });
+            let id = BufferId(buffers.len() as u32 - 1);
+            Some((id, e.bind(id, &ty, true)))
+        }
+        None => None,
+    };
     // Which operand the sum is of: B over K (its columns), or A over K (its rows).
     let of_a = |s: Value| g.node(s).args[0] == l && g.node(s).args[0] != r;
     let column_sum = match sums[..] {
@@ -227,12 +251,21 @@ pub fn generate(
         } else {
             format!("epilogue({value}, row0 + {i}u, col0 + {col}u)")
         };
-        format!(
-            "    if row0 + {i}u < M && col0 + {col}u < N {{ c[c_base + (row0 + {i}u) * N + col0 + {col}u] = {value}; }}"
-        )
+        if partial.is_some() {
+            format!(
+                "    if row0 + {i}u < M && col0 + {col}u < N {{ let v = {value}; c[c_base + (row0 + {i}u) * N + col0 + {col}u] = v; total = total + v; }}"
+            )
+        } else {
+            format!(
+                "    if row0 + {i}u < M && col0 + {col}u < N {{ c[c_base + (row0 + {i}u) * N + col0 + {col}u] = {value}; }}"
+            )
+        }
     };
 
     let mut acc = String::new();
+    if partial.is_some() {
+        let _ = writeln!(acc, "    var total: f32 = 0.0f;");
+    }
     let mut loads = String::new();
     let mut fmas = String::new();
     let mut stores = String::new();
@@ -404,6 +437,9 @@ pub fn generate(
         }
         let _ = writeln!(stores, "    }}");
     }
+    if let Some((_, p)) = &partial {
+        let _ = writeln!(stores, "    {p}[gid.y * {}u + gid.x] = total;", gx * 8);
+    }
     let variant = format!("matmul_tiled{tm}x{tn}");
     let name = format!("{index:03}_{variant}_dot");
     let mut header = format!(
@@ -413,6 +449,13 @@ pub fn generate(
         if a_transposed { ", A transposed" } else { "" },
         if b_transposed { ", B transposed" } else { "" },
     );
+    if let Some(t) = total {
+        header.push_str(&format!(
+            "\n// Also sums its result for %{} = reduce_sum : {} (one sum per invocation, added by the next kernel).",
+            t.0,
+            g.ty(t)
+        ));
+    }
     for &s in &sums {
         header.push_str(&format!(
             "\n// Also computes %{} = reduce_sum of {} over K: {}.",
@@ -475,6 +518,13 @@ pub fn generate(
         .replace("{{FMAS}}", fmas.trim_end())
         .replace("{{STORES}}", stores.trim_end())
         .replace("{{EPILOGUE}}", epilogue.trim_end())
+        .replace(
+            "{{EXIT}}",
+            &match &partial {
+                Some((_, p)) => format!("        {p}[gid.y * {}u + gid.x] = 0.0f;\n", gx * 8),
+                None => String::new(),
+            },
+        )
         + "\n";
     let binding = |k: u32, v: Value, writable: bool| {
         buffer_of[v.index()].map(|buffer| KernelBinding {
@@ -501,7 +551,7 @@ pub fn generate(
             writable,
         });
     }
-    Some(Kernel {
+    let product = Kernel {
         name,
         variant,
         wgsl,
@@ -510,7 +560,7 @@ pub fn generate(
         workgroup_size: [8, 8, 1],
         dispatch: [gx as u32, gy as u32, batch as u32],
         flops: 2 * (batch * m * n * k) as u64
-            + (m * n) as u64 * extra_ops
+            + (m * n) as u64 * (extra_ops + u64::from(partial.is_some()))
             + match column_sum {
                 Some((_, true)) => (n.div_ceil(tn) * m * k) as u64,
                 Some((_, false)) => (m.div_ceil(tm) * n * k) as u64,
@@ -519,7 +569,46 @@ pub fn generate(
             + (m * k * n.div_ceil(tn) * usize::from(inline_a)
                 + k * n * m.div_ceil(tm) * usize::from(inline_b)) as u64,
         bytes_moved,
-    })
+    };
+    let (Some(t), Some((partials, _))) = (total, partial) else {
+        return Some(vec![product]);
+    };
+    // The invocations' sums, added in order by one invocation.
+    let name = format!("{:03}_reduce_final_reduce_sum", index + 1);
+    let wgsl = format!(
+        "// Kernel {name}: computes %{} = reduce_sum : {}, adding the {slots} sums of kernel {:03}'s invocations in order.\n\
+         @group(0) @binding(0) var<storage, read_write> b0: array<f32>; // {}\n\
+         @group(0) @binding(1) var<storage, read> b1: array<f32>; // f32[{slots}]\n\n\
+         @compute @workgroup_size(1)\n\
+         fn main() {{\n    var acc: f32 = 0.0f;\n    for (var r: u32 = 0u; r < {slots}u; r = r + 1u) {{\n        acc = acc + b1[r];\n    }}\n    b0[0] = acc;\n}}\n",
+        t.0,
+        g.ty(t),
+        index,
+        g.ty(t),
+    );
+    let fold = Kernel {
+        name,
+        variant: "reduce_final".into(),
+        wgsl,
+        entry_point: "main".into(),
+        bindings: vec![
+            KernelBinding {
+                binding: 0,
+                buffer: buffer_of[t.index()]?,
+                writable: true,
+            },
+            KernelBinding {
+                binding: 1,
+                buffer: partials,
+                writable: false,
+            },
+        ],
+        workgroup_size: [1, 1, 1],
+        dispatch: [1, 1, 1],
+        flops: slots as u64,
+        bytes_moved: (slots * 4 + 4) as u64,
+    };
+    Some(vec![product, fold])
 }
 
 /// Whether [`vec4_prologue`] can compute the product operand `v`: one op that WGSL

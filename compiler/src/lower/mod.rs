@@ -360,13 +360,22 @@ fn generate_kernels(
                 .into_iter()
                 .collect()
         } else {
-            match matmul::generate(g, place, buffer_of, root, values, kernels.len(), target) {
-                Some(k) => vec![k],
+            match matmul::generate(
+                g,
+                place,
+                buffer_of,
+                buffers,
+                root,
+                values,
+                kernels.len(),
+                target,
+            ) {
+                Some(generated) => generated,
                 None if several => {
                     return Err((
                         None,
                         Error::Compile(format!(
-                            "{root}: the product computing a column sum beside it is not tiled"
+                            "{root}: the product computing a sum beside it is not tiled"
                         )),
                     ));
                 }
