@@ -481,6 +481,7 @@ pub fn kernel_order(g: &Graph, place: &[Placement]) -> Vec<Value> {
 /// and the operand read once.
 pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
     let n = g.len();
+    let own = kernel_values(place);
     let mut taken = vec![false; n];
     // The products reading each value as an operand, and which.
     let mut products_of: std::collections::HashMap<Value, Vec<(usize, usize)>> = Default::default();
@@ -492,21 +493,10 @@ pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
         }
     }
     for s in 0..n {
-        let node = &g.nodes[s];
-        let Op::Reduce {
-            kind: crate::ir::ReduceKind::Sum,
-            axes,
-        } = &node.op
-        else {
+        let Some((b, axes)) = matrix_sum(g, place, s) else {
             continue;
         };
-        let b = node.args[0];
-        if place[s] != Placement::Root
-            || axes.len() != 1
-            || g.ty(b).rank() != 2
-            || g.ty(b).dtype != DType::F32
-            || !matches!(place[b.index()], Placement::Input | Placement::Root)
-        {
+        if axes.len() != 1 || !matches!(place[b.index()], Placement::Input | Placement::Root) {
             continue;
         }
         // The product's kernel must compute nothing that depends on the sum.
@@ -529,12 +519,8 @@ pub fn fuse_column_sums(g: &Graph, place: &mut [Placement], target: &Target) {
                 && g.nodes[d].args[0] != g.nodes[d].args[1]
                 && dims.lhs_batch.is_empty()
                 && !taken[root]
-                && super::matmul::tileable(g, Value(d as u32), target, |v| {
-                    matches!(place[v.index()], Placement::Input | Placement::Root)
-                        || prologue_operand(g, v)
-                })
-                .is_some()
-                && !depends_on(g, place, Value(root as u32), Value(s as u32))
+                && tiled(g, place, Value(d as u32), target)
+                && !depends_on(g, &own[root], Value(s as u32))
         });
         if let Some((d, _)) = product {
             let root = match place[d] {
@@ -556,19 +542,10 @@ pub fn fuse_product_sums(g: &Graph, place: &mut [Placement], target: &Target) {
     let own = kernel_values(place);
     let mut taken = vec![false; g.len()];
     for s in 0..g.len() {
-        let node = &g.nodes[s];
-        let Op::Reduce {
-            kind: crate::ir::ReduceKind::Sum,
-            axes,
-        } = &node.op
-        else {
+        let Some((o, axes)) = matrix_sum(g, place, s) else {
             continue;
         };
-        let o = node.args[0];
-        if place[s] != Placement::Root
-            || place[o.index()] != Placement::Root
-            || g.ty(o).rank() != 2
-            || g.ty(o).dtype != DType::F32
+        if place[o.index()] != Placement::Root
             || axes[..] != [0, 1]
             || g.ty(o).numel() < super::kernel::SPLIT_REDUCTION
             || taken[o.index()]
@@ -587,11 +564,7 @@ pub fn fuse_product_sums(g: &Graph, place: &mut [Placement], target: &Target) {
             };
             dims.lhs_batch.is_empty()
                 && g.ty(d).shape == g.ty(o).shape
-                && super::matmul::tileable(g, d, target, |v| {
-                    matches!(place[v.index()], Placement::Input | Placement::Root)
-                        || prologue_operand(g, v)
-                })
-                .is_some()
+                && tiled(g, place, d, target)
         });
         if alone && fits {
             taken[o.index()] = true;
@@ -600,18 +573,39 @@ pub fn fuse_product_sums(g: &Graph, place: &mut [Placement], target: &Target) {
     }
 }
 
-/// Whether anything the kernel of `root` computes depends on `v`.
-fn depends_on(g: &Graph, place: &[Placement], root: Value, v: Value) -> bool {
-    let mut seen = vec![false; g.len()];
-    let mut stack: Vec<Value> = (0..=root.index())
-        .filter(|&i| i == root.index() || place[i] == Placement::Fused(root))
-        .map(|i| Value(i as u32))
-        .collect();
+/// The operand and axes of `s` when it is a kernel root summing an `f32` matrix.
+fn matrix_sum<'g>(g: &'g Graph, place: &[Placement], s: usize) -> Option<(Value, &'g [usize])> {
+    let node = &g.nodes[s];
+    let Op::Reduce {
+        kind: crate::ir::ReduceKind::Sum,
+        axes,
+    } = &node.op
+    else {
+        return None;
+    };
+    let x = node.args[0];
+    (place[s] == Placement::Root && g.ty(x).rank() == 2 && g.ty(x).dtype == DType::F32)
+        .then_some((x, axes.as_slice()))
+}
+
+/// Whether the tiled kernel computes product `d`, its operands stored or computed as
+/// they are loaded.
+fn tiled(g: &Graph, place: &[Placement], d: Value, target: &Target) -> bool {
+    super::matmul::tileable(g, d, target, |v| {
+        matches!(place[v.index()], Placement::Input | Placement::Root) || prologue_operand(g, v)
+    })
+    .is_some()
+}
+
+/// Whether anything a kernel computing `values` computes depends on `v`.
+fn depends_on(g: &Graph, values: &[Value], v: Value) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<Value> = values.to_vec();
     while let Some(x) = stack.pop() {
         if x == v {
             return true;
         }
-        if !std::mem::replace(&mut seen[x.index()], true) {
+        if seen.insert(x) {
             stack.extend(&g.node(x).args);
         }
     }

@@ -128,17 +128,10 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
                     .iter()
                     .map(|(root, _)| kernel_side(&g, &own[root.index()]))
                     .collect::<Vec<_>>();
-                let holds_primal = holds_primal(&g, &buffer_of, buffers.len());
                 let pairs: Vec<(Value, &Kernel)> = generated.iter().map(|(r, k)| (*r, k)).collect();
                 let residency = explain::explain(&g, &place, &own, &pairs);
                 let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
-                break (
-                    buffers,
-                    buffer_of,
-                    kernels,
-                    (sides, holds_primal),
-                    residency,
-                );
+                break (buffers, buffer_of, kernels, sides, residency);
             }
             Err((root, e)) => match root.and_then(|r| group::split_candidate(&g, &place, r)) {
                 Some(v) => split[v.index()] = true,
@@ -162,7 +155,8 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     };
     let mut inputs = io(&g.inputs)?;
     let mut outputs = io(&g.outputs)?;
-    let residual = memory::residual_bytes(&buffers, &kernels, &sides.0, &sides.1);
+    let primal = holds_primal(&g, &buffer_of, buffers.len());
+    let residual = memory::residual_bytes(&buffers, &kernels, &sides, &primal);
     let mut kernels = kernels;
     let buffers = if options.optimizations.reuse_buffers {
         memory::plan(buffers, &mut kernels, &mut inputs, &mut outputs)

@@ -288,20 +288,8 @@ pub fn group(g: &Graph, place: &mut [Placement], target: &Target) {
             (None, Some(rows)) => (rows, Vec::new()),
             (None, None) => continue,
         };
+        // A merged group was checked with `k` in it.
         members.push(k);
-        if members.len() > 1
-            && !legal(
-                g,
-                &values,
-                &(rows.clone(), members.clone()),
-                &group_of,
-                &groups,
-                &succs,
-                target,
-            )
-        {
-            continue;
-        }
         let id = groups.len();
         for &m in &members {
             if let Some(old) = group_of[m] {
