@@ -805,3 +805,33 @@ fn a_loss_summed_by_the_product_that_computes_it_matches_the_interpreter() {
     assert_gpu_matches(rt, &g, &ins);
     assert_gpu_matches(rt, &d, &ins);
 }
+
+#[test]
+fn a_gradient_split_to_fit_few_bindings_matches_the_interpreter() {
+    // The gradient of a chain of 60 ops reads more forward values than the portable
+    // preset's 8 storage buffers: its kernels are split to fit, and still compute the
+    // same gradient.
+    let Some(rt) = rt() else { return };
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[64])).unwrap();
+    let mut v = x;
+    for i in 0..60 {
+        v = match i % 4 {
+            0 => b.tanh(v),
+            1 => b.sin(v),
+            2 => b.mul(v, x),
+            _ => b.add(v, x),
+        }
+        .unwrap();
+    }
+    let loss = b.sum_all(v).unwrap();
+    b.output("loss", loss).unwrap();
+    let g = wgrad::grad(&b.finish().unwrap(), None, &["x"]).unwrap();
+    let target = wgrad::Target::portable();
+    let program = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
+    assert!(program.kernels.len() > 2, "the gradient is split");
+    assert!(program.max_bindings() <= target.max_storage_buffers_per_shader_stage);
+    let mut rng = Rng::new(11);
+    let ins = inputs(vec![("x", rng.tensor(&[64], -1.0, 1.0))]);
+    assert_gpu_matches_for(rt, &target, &g, &ins);
+}

@@ -306,3 +306,60 @@ fn a_row_result_overwrites_an_operand_only_when_read_at_its_own_element() {
         assert_eq!(overwrites, in_place, "{extra}");
     }
 }
+
+/// A chain of `n` elementwise ops over `x: f32[len]` cycling through tanh, sin, a
+/// product with `x` and a sum with `x`, summed into `loss`.
+fn elementwise_chain(n: usize, len: usize) -> Graph {
+    let mut text = format!("%x = input x : f32[{len}]\n");
+    let mut prev = "%x".to_string();
+    for i in 0..n {
+        let op = match i % 4 {
+            0 => format!("tanh {prev}"),
+            1 => format!("sin {prev}"),
+            2 => format!("mul {prev}, %x"),
+            _ => format!("add {prev}, %x"),
+        };
+        text.push_str(&format!("%v{i} = {op} : f32[{len}]\n"));
+        prev = format!("%v{i}");
+    }
+    text.push_str(&format!(
+        "%loss = reduce_sum {prev} axes=[0] : f32[]\noutput loss = %loss\n"
+    ));
+    parse(&text)
+}
+
+#[test]
+fn a_chain_of_ten_thousand_fused_ops_compiles_on_a_small_stack() {
+    // Emission walks expressions with an explicit stack: a 256 KiB thread stack is
+    // enough for an expression 10,000 ops deep.
+    let g = elementwise_chain(10_000, 16);
+    let p = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || compile(&g, Target::software_vulkan()))
+        .unwrap()
+        .join()
+        .expect("compiling a deep chain must not overflow the stack");
+    assert_eq!(variants(&p), ["reduce"]);
+    assert_eq!(p.stats.temp_bytes, 0);
+}
+
+#[test]
+fn long_gradients_split_into_kernels_within_the_binding_limit() {
+    // The gradient of a long chain reads hundreds of forward values; every kernel is
+    // split to bind at most what each preset allows, and every kernel is valid WGSL.
+    let g = wgrad::grad(&elementwise_chain(400, 64), None, &["x"]).unwrap();
+    for name in Target::PRESETS {
+        let target = Target::preset(name).unwrap();
+        let p = compile(&g, target.clone());
+        let most = p.max_bindings();
+        assert!(
+            most <= target.max_storage_buffers_per_shader_stage,
+            "{name}: {most} bindings"
+        );
+        // Splitting packs the pieces: some kernel is at the limit.
+        assert_eq!(most, target.max_storage_buffers_per_shader_stage, "{name}");
+        for k in &p.kernels {
+            wgrad::lower::validate_wgsl(&k.name, &k.wgsl, &p.target).unwrap();
+        }
+    }
+}

@@ -133,17 +133,22 @@ fn place_values(
             }
         }
     }
+    // Each root's whole kernel expression: the values fused into it, then itself.
+    let mut fused_into: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (j, p) in place.iter().enumerate() {
+        if let Placement::Fused(r) = p {
+            fused_into[r.index()].push(j);
+        }
+    }
     for i in 0..n {
         // A product reads its operands from buffers, or computes them as it loads them.
         let stored_operand = product_operand[i] && !prologue_operand(g, Value(i as u32));
         if place[i] != Placement::Root || forced[i] || stored_operand {
             continue;
         }
-        // The root's whole kernel expression: itself and the values fused into it.
-        let root = Value(i as u32);
-        let members: Vec<usize> = (0..=i)
-            .filter(|&j| j == i || place[j] == Placement::Fused(root))
-            .collect();
+        let mut members = std::mem::take(&mut fused_into[i]);
+        members.retain(|&j| j < i);
+        members.push(i);
         let mut ok = true;
         for &j in &members {
             let node = &g.nodes[j];
@@ -179,38 +184,91 @@ fn place_values(
     place
 }
 
-/// A value fused into `root` to compute in a kernel of its own, so that `root`'s
-/// kernel binds fewer buffers: the fused value whose expression reads the most buffers
-/// (short of all of them), or `None` when no split helps.
-pub fn split_candidate(g: &Graph, place: &[Placement], root: Value) -> Option<Value> {
+/// Values to compute in kernels of their own so that every kernel fits the binding
+/// limit, found in one walk over the graph. Each value's *reads* are the stored values
+/// its expression loads (through values recomputed wherever they are read). Walking in
+/// arena order, a value fused into a kernel whose reads exceed that kernel's budget
+/// (the limit less the buffers it writes, `counts`) has its fused operand with the
+/// most reads cut off, then the next, until it fits: a cut operand becomes a kernel
+/// whose result is one read. So each piece of a long fused chain reads about as many
+/// buffers as fit, and one round of placement splits a chain of any length.
+pub fn splits_within(
+    g: &Graph,
+    place: &[Placement],
+    counts: &[(Value, usize)],
+    limit: usize,
+) -> Vec<Value> {
     let n = g.len();
-    let mut reads: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut fused = Vec::new();
-    for i in 0..=root.index().min(n.saturating_sub(1)) {
-        if place[i] != Placement::Fused(root) && i != root.index() {
-            continue;
-        }
-        let mut set: Vec<usize> = Vec::new();
-        for a in &g.nodes[i].args {
-            match place[a.index()] {
-                Placement::Input | Placement::Root => set.push(a.index()),
-                Placement::Fused(_) => set.extend(&reads[a.index()]),
-                _ => {}
-            }
-        }
-        set.sort_unstable();
-        set.dedup();
-        reads[i] = set;
-        if i != root.index() {
-            fused.push(i);
+    let readers = readers(g, place);
+    // How many buffers each kernel writes: its bindings less the stored values it reads.
+    let mut loaded = vec![0usize; n];
+    for rs in &readers {
+        for r in rs {
+            loaded[r.index()] += 1;
         }
     }
-    let total = reads[root.index()].len();
-    fused
-        .into_iter()
-        .filter(|&i| (2..total).contains(&reads[i].len()))
-        .max_by_key(|&i| reads[i].len())
-        .map(|i| Value(i as u32))
+    let mut budget = vec![usize::MAX; n];
+    for &(root, count) in counts {
+        budget[root.index()] = limit.saturating_sub(count - loaded[root.index()]);
+    }
+    let mut reads: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut cut = vec![false; n];
+    let mut cuts = Vec::new();
+    for i in 0..n {
+        let root = match place[i] {
+            Placement::Input | Placement::Root | Placement::Also(_) => {
+                reads[i] = vec![i as u32];
+                if place[i] != Placement::Root {
+                    continue;
+                }
+                i
+            }
+            Placement::Fused(r) => r.index(),
+            Placement::Everywhere => {
+                reads[i] = union(g.nodes[i].args.iter().map(|a| &reads[a.index()]));
+                continue;
+            }
+            Placement::Dead => continue,
+        };
+        let args = &g.nodes[i].args;
+        // The fused operands of this kernel that are not cut yet.
+        let mut fused: Vec<usize> = args
+            .iter()
+            .map(|a| a.index())
+            .filter(|&a| place[a] == Placement::Fused(Value(root as u32)) && !cut[a])
+            .collect();
+        let mut set = union(args.iter().map(|a| &reads[a.index()]));
+        while set.len() > budget[root] {
+            let Some((k, &a)) = fused
+                .iter()
+                .enumerate()
+                .max_by_key(|&(_, &a)| reads[a].len())
+            else {
+                break;
+            };
+            fused.swap_remove(k);
+            if reads[a].len() < 2 {
+                break;
+            }
+            cut[a] = true;
+            cuts.push(Value(a as u32));
+            reads[a] = vec![a as u32];
+            set = union(args.iter().map(|x| &reads[x.index()]));
+        }
+        if place[i] == Placement::Root {
+            continue;
+        }
+        reads[i] = set;
+    }
+    cuts
+}
+
+/// The sorted union of sorted sets.
+fn union<'a>(sets: impl Iterator<Item = &'a Vec<u32>>) -> Vec<u32> {
+    let mut all: Vec<u32> = sets.flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// A product read only by elementwise work of its own shape runs that work as the
@@ -436,6 +494,48 @@ pub fn readers(g: &Graph, place: &[Placement]) -> Vec<Vec<Value>> {
         }
     }
     readers
+}
+
+/// For every kernel root, in arena order, the most storage buffers its kernels bind:
+/// one per stored value it reads, one per result it stores (its root, and what it
+/// computes beside it that another kernel or the host reads), and one for the partial
+/// results of a two-stage reduction or of a product summing its whole result.
+pub fn binding_counts(g: &Graph, place: &[Placement]) -> Vec<(Value, usize)> {
+    let n = g.len();
+    let readers = readers(g, place);
+    let mut count = vec![0usize; n];
+    let mut is_output = vec![false; n];
+    for (_, v) in &g.outputs {
+        is_output[v.index()] = true;
+    }
+    for (i, rs) in readers.iter().enumerate() {
+        for r in rs {
+            count[r.index()] += 1;
+        }
+        match place[i] {
+            Placement::Root => count[i] += 1,
+            Placement::Also(root) if is_output[i] || !rs.is_empty() => {
+                count[root.index()] += 1;
+                if g.nodes[i].args.first() == Some(&root) {
+                    count[root.index()] += 1;
+                }
+            }
+            _ => {}
+        }
+        if let Op::Reduce { axes, .. } = &g.nodes[i].op
+            && let Some(k) = kernel_of(place, Value(i as u32))
+        {
+            let src = &g.ty(g.nodes[i].args[0]).shape;
+            let trips: usize = axes.iter().map(|&a| src[a]).product();
+            if trips >= super::kernel::SPLIT_REDUCTION && g.ty(Value(i as u32)).numel() < 256 {
+                count[k.index()] += 1;
+            }
+        }
+    }
+    (0..n)
+        .filter(|&i| place[i] == Placement::Root)
+        .map(|i| (Value(i as u32), count[i]))
+        .collect()
 }
 
 /// The roots of all kernels in dispatch order: every kernel after the kernels whose

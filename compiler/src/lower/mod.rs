@@ -99,6 +99,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
         }
         Ok(())
     };
+    let clock = std::time::Instant::now();
     let changed = passes::unroll::run(&mut g)?;
     step("unroll", &g, changed)?;
     passes::optimize_with(&mut g, &options.optimizations, |pass, g| {
@@ -113,32 +114,27 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     // Place values in kernels; a kernel that would bind more buffers than the target
     // allows gets part of its expression split into a kernel of its own. Per-row
     // results that a reduction across rows reads are stored by their row kernel.
-    let mut split = if fusion {
-        rows::per_row_operands(&g)
-    } else {
-        vec![false; g.len()]
-    };
-    let (buffers, buffer_of, kernels, sides, residency) = loop {
-        let place = group::place(&g, &split, target, &options.optimizations);
-        let own = group::kernel_values(&place);
-        let (mut buffers, buffer_of) = plan_buffers(&g, &place, &own, target)?;
-        match generate_kernels(&g, &place, &own, &buffer_of, &mut buffers, target) {
-            Ok(generated) => {
-                let sides = generated
-                    .iter()
-                    .map(|(root, _)| kernel_side(&g, &own[root.index()]))
-                    .collect::<Vec<_>>();
-                let pairs: Vec<(Value, &Kernel)> = generated.iter().map(|(r, k)| (*r, k)).collect();
-                let residency = explain::explain(&g, &place, &own, &pairs);
-                let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
-                break (buffers, buffer_of, kernels, sides, residency);
-            }
-            Err((root, e)) => match root.and_then(|r| group::split_candidate(&g, &place, r)) {
-                Some(v) => split[v.index()] = true,
-                None => return Err(e),
-            },
-        }
-    };
+    log::debug!("passes: {} nodes in {:?}", g.len(), clock.elapsed());
+    let clock = std::time::Instant::now();
+    let place = place_within_limits(&g, target, &options.optimizations)?;
+    log::debug!("placement: {:?}", clock.elapsed());
+    let clock = std::time::Instant::now();
+    let own = group::kernel_values(&place);
+    let (mut buffers, buffer_of) = plan_buffers(&g, &place, &own, target)?;
+    let generated = generate_kernels(&g, &place, &own, &buffer_of, &mut buffers, target)?;
+    log::debug!(
+        "{} kernels generated and validated in {:?}",
+        generated.len(),
+        clock.elapsed()
+    );
+    let clock = std::time::Instant::now();
+    let sides = generated
+        .iter()
+        .map(|(root, _)| kernel_side(&g, &own[root.index()]))
+        .collect::<Vec<_>>();
+    let pairs: Vec<(Value, &Kernel)> = generated.iter().map(|(r, k)| (*r, k)).collect();
+    let residency = explain::explain(&g, &place, &own, &pairs);
+    let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
 
     let io = |list: &[(String, crate::ir::Value)]| -> Result<Vec<IoBinding>> {
         list.iter()
@@ -175,6 +171,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
         })
         .collect();
     let stats = memory::statistics(&buffers, &kernels, &outputs, residual);
+    log::debug!("buffers and statistics: {:?}", clock.elapsed());
     Ok((
         Program {
             graph: g,
@@ -322,11 +319,55 @@ fn overwritable(
     })
 }
 
-/// Why kernel generation failed, and for which root (when one is to blame).
-type KernelFailure = (Option<Value>, Error);
+/// Places every value so that no kernel binds more storage buffers than the target
+/// allows: a kernel over the limit has the fused value whose expression reads the most
+/// buffers (short of all of them) made a kernel of its own, every such kernel at once,
+/// and values are placed again until every kernel fits. Only placement repeats; kernels
+/// are generated once, afterwards.
+fn place_within_limits(
+    g: &Graph,
+    target: &Target,
+    enabled: &Optimizations,
+) -> Result<Vec<Placement>> {
+    let mut split = if enabled.fusion {
+        rows::per_row_operands(g)
+    } else {
+        vec![false; g.len()]
+    };
+    let limit = target.max_storage_buffers_per_shader_stage as usize;
+    let mut round = 0;
+    loop {
+        round += 1;
+        let place = group::place(g, &split, target, enabled);
+        let counts = group::binding_counts(g, &place);
+        let over: Vec<(Value, usize)> = counts
+            .iter()
+            .copied()
+            .filter(|&(_, count)| count > limit)
+            .collect();
+        let Some(&(root, needed)) = over.first() else {
+            log::debug!("placement within the binding limit: {round} rounds");
+            return Ok(place);
+        };
+        let cuts = group::splits_within(g, &place, &counts, limit);
+        let mut changed = false;
+        for v in cuts {
+            changed |= !std::mem::replace(&mut split[v.index()], true);
+        }
+        if !changed {
+            return Err(Error::Limits {
+                what: format!(
+                    "max_storage_buffers_per_shader_stage (the kernel of {root} = {}, which no split makes fit)",
+                    g.node(root).op.name()
+                ),
+                needed: needed as u64,
+                available: limit as u64,
+            });
+        }
+    }
+}
 
-/// One kernel per root (with its root), in dispatch order; on failure, the root
-/// whose kernel failed.
+/// One kernel per root (with its root), in dispatch order.
 fn generate_kernels(
     g: &Graph,
     place: &[Placement],
@@ -334,13 +375,12 @@ fn generate_kernels(
     buffer_of: &[Option<BufferId>],
     buffers: &mut Vec<Buffer>,
     target: &Target,
-) -> std::result::Result<Vec<(Value, Kernel)>, KernelFailure> {
+) -> Result<Vec<(Value, Kernel)>> {
     let mut kernels = Vec::new();
     let order = group::kernel_order(g, place);
     if order.len() != place.iter().filter(|p| **p == Placement::Root).count() {
-        return Err((
-            None,
-            Error::Compile("the kernels read each other's results in a cycle".into()),
+        return Err(Error::Compile(
+            "the kernels read each other's results in a cycle".into(),
         ));
     }
     for root in order {
@@ -349,8 +389,7 @@ fn generate_kernels(
             .iter()
             .any(|v| place[v.index()] == Placement::Also(root));
         let generated = if is_row_kernel(g, place, root, values) {
-            row::generate(g, place, buffer_of, root, values, kernels.len(), target)
-                .map_err(|e| (Some(root), e))?
+            row::generate(g, place, buffer_of, root, values, kernels.len(), target)?
                 .into_iter()
                 .collect()
         } else {
@@ -366,12 +405,9 @@ fn generate_kernels(
             ) {
                 Some(generated) => generated,
                 None if several => {
-                    return Err((
-                        None,
-                        Error::Compile(format!(
-                            "{root}: the product computing a sum beside it is not tiled"
-                        )),
-                    ));
+                    return Err(Error::Compile(format!(
+                        "{root}: the product computing a sum beside it is not tiled"
+                    )));
                 }
                 None => kernel::generate(
                     g,
@@ -382,12 +418,11 @@ fn generate_kernels(
                     values,
                     kernels.len(),
                     target,
-                )
-                .map_err(|e| (Some(root), e))?,
+                )?,
             }
         };
         for k in generated {
-            validate_wgsl(&k.name, &k.wgsl, target).map_err(|e| (None, e))?;
+            validate_wgsl(&k.name, &k.wgsl, target)?;
             kernels.push((root, k));
         }
     }

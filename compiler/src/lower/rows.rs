@@ -86,23 +86,23 @@ fn row_local_op(g: &Graph, v: Value, rows: &Rows) -> bool {
     }
 }
 
-/// The rows of the row reduction `v` derives from at its own row, if any.
-fn derived_rows(g: &Graph, v: Value, memo: &mut Vec<Option<Option<Rows>>>) -> Option<Rows> {
-    if let Some(known) = &memo[v.index()] {
-        return known.clone();
+/// For every value, the rows of the row reduction it derives from at its own row, if
+/// any: a row reduction's own rows, or the first operand's rows that the value reads at
+/// its own row. One walk in arena order (operands come first), with no recursion.
+fn derived_rows(g: &Graph) -> Vec<Option<Rows>> {
+    let mut rows: Vec<Option<Rows>> = Vec::with_capacity(g.len());
+    for v in g.values() {
+        let found = Rows::of_reduction(g, v).or_else(|| {
+            g.node(v)
+                .args
+                .iter()
+                .filter_map(|a| rows[a.index()].as_ref())
+                .find(|r| row_local_op(g, v, r))
+                .cloned()
+        });
+        rows.push(found);
     }
-    let found = if let Some(rows) = Rows::of_reduction(g, v) {
-        Some(rows)
-    } else {
-        g.node(v)
-            .args
-            .clone()
-            .into_iter()
-            .filter_map(|a| derived_rows(g, a, memo))
-            .find(|rows| row_local_op(g, v, rows))
-    };
-    memo[v.index()] = Some(found.clone());
-    found
+    rows
 }
 
 /// Splits a reduction over the last axis and others, whose operand derives from a
@@ -111,7 +111,7 @@ fn derived_rows(g: &Graph, v: Value, memo: &mut Vec<Option<Option<Rows>>>) -> Op
 /// `Σ_i (Σ_j y·(z − lse))`. Returns whether anything changed.
 pub fn split_reductions(g: &mut Graph) -> bool {
     let live = live(g);
-    let mut memo = vec![None; g.len()];
+    let derived = derived_rows(g);
     let split: Vec<bool> = g
         .values()
         .map(|v| {
@@ -124,7 +124,9 @@ pub fn split_reductions(g: &mut Graph) -> bool {
                 && rank >= 2
                 && axes.len() > 1
                 && axes.contains(&(rank - 1))
-                && derived_rows(g, x, &mut memo).is_some_and(|rows| rows.element(&g.ty(x).shape))
+                && derived[x.index()]
+                    .as_ref()
+                    .is_some_and(|rows| rows.element(&g.ty(x).shape))
         })
         .collect();
     if !split.contains(&true) {
@@ -158,14 +160,16 @@ pub fn split_reductions(g: &mut Graph) -> bool {
 /// that reads them: per-row values derived from a row reduction that a reduction
 /// across rows reads (each row's loss, summed into the loss).
 pub fn per_row_operands(g: &Graph) -> Vec<bool> {
-    let mut memo = vec![None; g.len()];
+    let derived = derived_rows(g);
     let mut forced = vec![false; g.len()];
     for v in g.values() {
         if let Op::Reduce { .. } = g.node(v).op {
             let x = g.node(v).args[0];
             if Rows::of_reduction(g, v).is_none()
                 && !matches!(g.node(x).op, Op::Reduce { .. })
-                && derived_rows(g, x, &mut memo).is_some_and(|rows| rows.prefix == g.ty(x).shape)
+                && derived[x.index()]
+                    .as_ref()
+                    .is_some_and(|rows| rows.prefix == g.ty(x).shape)
             {
                 forced[x.index()] = true;
             }

@@ -17,6 +17,30 @@ use crate::ir::{
 use std::collections::HashMap;
 use std::fmt::Write;
 
+/// One expression being written by [`Emitter::evaluate`]: its value and coordinates,
+/// and the expressions of the operands gathered so far.
+struct Frame {
+    v: Value,
+    coords: Vec<String>,
+    got: Vec<String>,
+    /// The expression asked for from outside: computed even when stored, not memoized.
+    top: bool,
+}
+
+/// What writing an expression needs next.
+enum Step {
+    /// The expression of this operand at these coordinates.
+    Need(Value, Vec<String>),
+    /// Nothing: this is the finished expression.
+    Done(String),
+}
+
+/// Whether `v` scatters one element per row: a comparison, computed inline.
+fn is_row_scatter(g: &Graph, v: Value) -> bool {
+    let node = g.node(v);
+    matches!(&node.op, Op::ScatterAdd { axis, .. } if g.ty(node.args[0]).shape[*axis] == 1)
+}
+
 /// Emits the body of one kernel.
 pub struct Emitter<'a> {
     g: &'a Graph,
@@ -237,79 +261,155 @@ impl<'a> Emitter<'a> {
 
     /// The expression of value `v` at `coords`.
     pub fn at(&mut self, v: Value, coords: &[String]) -> Result<String> {
-        let key = (v, coords.to_vec());
-        if let Some(name) = self.memo.get(&key) {
+        if let Some(name) = self.memo.get(&(v, coords.to_vec())) {
             return Ok(name.clone());
         }
-        let name = self.compute(v, coords)?;
-        self.memo.insert(key, name.clone());
-        Ok(name)
-    }
-
-    fn compute(&mut self, v: Value, coords: &[String]) -> Result<String> {
-        let stored = matches!(
-            self.place[v.index()],
-            Placement::Input | Placement::Root | Placement::Also(_)
-        );
-        if stored && !self.inline.contains(&v) {
-            return self.load(v, coords);
-        }
-        self.root_expr(v, coords)
+        self.evaluate(v, coords.to_vec(), false)
     }
 
     /// The expression of `v` at `coords` computed here, even when `v` is a root: what
     /// the root's own kernel evaluates.
     pub fn root_expr(&mut self, v: Value, coords: &[String]) -> Result<String> {
+        self.evaluate(v, coords.to_vec(), true)
+    }
+
+    /// Writes the expression of `v` at `coords` with an explicit stack rather than
+    /// recursion, so the depth of an expression is bounded by memory, not by the
+    /// thread's stack. Operands are written before their users, in argument order,
+    /// exactly as a recursive walk would. `top` computes `v` even when it is stored,
+    /// and does not memoize it.
+    fn evaluate(&mut self, v: Value, coords: Vec<String>, top: bool) -> Result<String> {
+        let mut stack = vec![Frame {
+            v,
+            coords,
+            got: Vec::new(),
+            top,
+        }];
+        loop {
+            let frame = stack
+                .last()
+                .expect("the stack holds the frame being written");
+            let step = if !frame.top && self.is_loaded(frame.v) {
+                Step::Done(self.load(frame.v, &frame.coords)?)
+            } else {
+                self.step(frame.v, &frame.coords, &frame.got)?
+            };
+            match step {
+                Step::Need(a, ac) => match self.memo.get(&(a, ac.clone())) {
+                    Some(name) => {
+                        let name = name.clone();
+                        if let Some(f) = stack.last_mut() {
+                            f.got.push(name);
+                        }
+                    }
+                    None => stack.push(Frame {
+                        v: a,
+                        coords: ac,
+                        got: Vec::new(),
+                        top: false,
+                    }),
+                },
+                Step::Done(name) => {
+                    let Some(done) = stack.pop() else {
+                        return Ok(name);
+                    };
+                    if !done.top {
+                        self.memo.insert((done.v, done.coords), name.clone());
+                    }
+                    match stack.last_mut() {
+                        Some(parent) => parent.got.push(name),
+                        None => return Ok(name),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether this kernel reads `v` from a buffer rather than computing it.
+    fn is_loaded(&self, v: Value) -> bool {
+        matches!(
+            self.place[v.index()],
+            Placement::Input | Placement::Root | Placement::Also(_)
+        ) && !self.inline.contains(&v)
+    }
+
+    /// One step of writing `v` at `coords`, given the expressions of the operands
+    /// asked for so far (`got`, in the order they were asked for): the next operand
+    /// needed, or the finished expression.
+    fn step(&mut self, v: Value, coords: &[String], got: &[String]) -> Result<Step> {
         let g = self.g;
         let node = g.node(v);
-        let ty = g.ty(v).clone();
-        let t = wgsl_type(ty.dtype);
         let x = &node.args;
-        let e = match &node.op {
-            // Scattering one element per row is a comparison, not a loop.
-            Op::ScatterAdd { axis, .. } if g.ty(x[0]).shape[*axis] == 1 => {
-                let mut uc = coords.to_vec();
-                uc[*axis] = "0u".into();
-                let idx = self.at(x[1], &uc)?;
-                let c = &coords[*axis];
-                let hit = match g.ty(x[1]).dtype {
-                    DType::I32 => format!("{idx} >= 0i && u32({idx}) == {c}"),
-                    _ => format!("{idx} == {c}"),
+        let same = |k: usize| Step::Need(x[k], coords.to_vec());
+        match &node.op {
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. }
+                if got.len() < x.len() =>
+            {
+                Ok(same(got.len()))
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => {
+                let e = self.elementwise(v, got);
+                let t = wgsl_type(g.ty(v).dtype);
+                Ok(Step::Done(self.let_(t, e)))
+            }
+            Op::StopGradient
+            | Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Slice { .. } => match got.first() {
+                Some(name) => Ok(Step::Done(name.clone())),
+                None => Ok(Step::Need(x[0], self.reindexed(v, coords))),
+            },
+            Op::Input { .. }
+            | Op::Reduce { .. }
+            | Op::Dot(_)
+            | Op::ScatterAdd { .. }
+            | Op::Loop { .. }
+            | Op::Get { .. }
+                if !is_row_scatter(g, v) =>
+            {
+                Err(Error::Compile(format!(
+                    "{v} ({}) must be computed by its own kernel",
+                    node.op.name()
+                )))
+            }
+            Op::Constant { value, .. } => Ok(Step::Done(self.literal(*value))),
+            Op::Iota { axis, .. } => {
+                let ty = g.ty(v);
+                let e = match ty.dtype {
+                    DType::U32 => coords[*axis].clone(),
+                    d => format!("{}({})", wgsl_type(d), coords[*axis]),
                 };
-                let u = self.at(x[0], &uc)?;
-                let zero = self.literal(Scalar::of(ty.dtype, 0.0));
-                format!("select({zero}, {u}, {hit})")
+                Ok(Step::Done(self.let_(wgsl_type(ty.dtype), e)))
             }
             Op::Input { .. }
             | Op::Reduce { .. }
             | Op::Dot(_)
             | Op::ScatterAdd { .. }
             | Op::Loop { .. }
-            | Op::Get { .. } => {
-                return Err(Error::Compile(format!(
-                    "{v} ({}) must be computed by its own kernel",
-                    node.op.name()
-                )));
-            }
-            Op::Constant { value, .. } => return Ok(self.literal(*value)),
-            Op::Iota { axis, .. } => match ty.dtype {
-                DType::U32 => coords[*axis].clone(),
-                d => format!("{}({})", wgsl_type(d), coords[*axis]),
-            },
+            | Op::Get { .. }
+            | Op::Pad { .. }
+            | Op::Concat { .. }
+            | Op::OneHot { .. }
+            | Op::Gather { .. } => self.index_step(v, coords, got),
+        }
+    }
+
+    /// The expression of an elementwise op from its operands' expressions.
+    fn elementwise(&mut self, v: Value, a: &[String]) -> String {
+        let g = self.g;
+        let node = g.node(v);
+        let d = g.ty(v).dtype;
+        match &node.op {
             Op::Unary(u) => {
-                let a = self.at(x[0], coords)?;
                 self.ops += 1;
-                unary(*u, ty.dtype, &a)
+                unary(*u, d, &a[0])
             }
             Op::Binary(op) => {
-                let a = self.at(x[0], coords)?;
-                let b = self.at(x[1], coords)?;
                 self.ops += 1;
-                binary(*op, ty.dtype, &a, &b)
+                binary(*op, d, &a[0], &a[1])
             }
             Op::Compare(c) => {
-                let a = self.at(x[0], coords)?;
-                let b = self.at(x[1], coords)?;
                 self.ops += 1;
                 let sym = match c {
                     CmpOp::Eq => "==",
@@ -319,24 +419,27 @@ impl<'a> Emitter<'a> {
                     CmpOp::Gt => ">",
                     CmpOp::Ge => ">=",
                 };
-                format!("{a} {sym} {b}")
+                format!("{} {sym} {}", a[0], a[1])
             }
             Op::Select => {
-                let c = self.at(x[0], coords)?;
-                let a = self.at(x[1], coords)?;
-                let b = self.at(x[2], coords)?;
                 self.ops += 1;
-                format!("select({b}, {a}, {c})")
+                format!("select({}, {}, {})", a[2], a[1], a[0])
             }
-            Op::Cast { dtype } => {
-                let a = self.at(x[0], coords)?;
-                cast(g.ty(x[0]).dtype, *dtype, &a)
-            }
-            Op::StopGradient => return self.at(x[0], coords),
+            Op::Cast { dtype } => cast(g.ty(node.args[0]).dtype, *dtype, &a[0]),
+            other => unreachable!("{} is not elementwise", other.name()),
+        }
+    }
+
+    /// The coordinates of the operand that a re-indexing op (broadcast, reshape,
+    /// transpose, slice, stop_gradient) reads at `coords`.
+    fn reindexed(&mut self, v: Value, coords: &[String]) -> Vec<String> {
+        let g = self.g;
+        let node = g.node(v);
+        let x = &node.args;
+        match &node.op {
             Op::Broadcast { dims, .. } => {
                 let s = &g.ty(x[0]).shape;
-                let oc: Vec<String> = dims
-                    .iter()
+                dims.iter()
                     .enumerate()
                     .map(|(i, &d)| {
                         if s[i] == 1 {
@@ -345,8 +448,7 @@ impl<'a> Emitter<'a> {
                             coords[d].clone()
                         }
                     })
-                    .collect();
-                return self.at(x[0], &oc);
+                    .collect()
             }
             Op::Reshape { shape } => {
                 let lin = self.linear(coords, shape);
@@ -356,34 +458,60 @@ impl<'a> Emitter<'a> {
                     lin
                 };
                 let s = g.ty(x[0]).shape.clone();
-                let oc = self.unravel(&lin, &s, "r");
-                return self.at(x[0], &oc);
+                self.unravel(&lin, &s, "r")
             }
             Op::Transpose { perm } => {
                 let mut oc = vec![String::new(); perm.len()];
                 for (i, &p) in perm.iter().enumerate() {
                     oc[p] = coords[i].clone();
                 }
-                return self.at(x[0], &oc);
+                oc
             }
-            Op::Slice { start, .. } => {
-                let oc: Vec<String> = coords
-                    .iter()
-                    .zip(start)
-                    .map(|(c, &s)| {
-                        if s == 0 {
-                            c.clone()
-                        } else {
-                            format!("({c} + {s}u)")
-                        }
-                    })
-                    .collect();
-                return self.at(x[0], &oc);
+            Op::Slice { start, .. } => coords
+                .iter()
+                .zip(start)
+                .map(|(c, &s)| {
+                    if s == 0 {
+                        c.clone()
+                    } else {
+                        format!("({c} + {s}u)")
+                    }
+                })
+                .collect(),
+            _ => coords.to_vec(),
+        }
+    }
+
+    /// One step of the ops that compute indices: a scatter of one element per row,
+    /// pad, concat, one_hot and gather.
+    fn index_step(&mut self, v: Value, coords: &[String], got: &[String]) -> Result<Step> {
+        let g = self.g;
+        let node = g.node(v);
+        let ty = g.ty(v);
+        let t = wgsl_type(ty.dtype);
+        let x = &node.args;
+        let hit = |idx: &str, dtype: DType, c: &str| match dtype {
+            DType::I32 => format!("{idx} >= 0i && u32({idx}) == {c}"),
+            _ => format!("{idx} == {c}"),
+        };
+        match (&node.op, got) {
+            // Scattering one element per row is a comparison, not a loop.
+            (Op::ScatterAdd { axis, .. }, _) if got.len() < 2 => {
+                let mut uc = coords.to_vec();
+                uc[*axis] = "0u".into();
+                Ok(Step::Need(x[1 - got.len()], uc))
             }
-            Op::Pad { low, value, .. } => {
-                let s = g.ty(x[0]).shape.clone();
+            (Op::ScatterAdd { axis, .. }, [idx, u]) => {
+                let hit = hit(idx, g.ty(x[1]).dtype, &coords[*axis]);
+                let zero = self.literal(Scalar::of(ty.dtype, 0.0));
+                Ok(Step::Done(
+                    self.let_(t, format!("select({zero}, {u}, {hit})")),
+                ))
+            }
+            (Op::Pad { low, value, .. }, _) => {
+                let s = &g.ty(x[0]).shape;
                 if s.contains(&0) {
-                    return Ok(self.literal(*value));
+                    return Ok(Step::Done(self.literal(*value)));
                 }
                 let mut inside = Vec::new();
                 let mut oc = Vec::new();
@@ -399,14 +527,18 @@ impl<'a> Emitter<'a> {
                     inside.push(format!("{c} < {}u", low[k] + s[k]));
                     oc.push(format!("min({c} - {}u, {}u)", low[k], s[k] - 1));
                 }
-                let a = self.at(x[0], &oc)?;
+                let Some(a) = got.first() else {
+                    return Ok(Step::Need(x[0], oc));
+                };
                 if inside.is_empty() {
-                    return Ok(a);
+                    return Ok(Step::Done(a.clone()));
                 }
                 let pv = self.literal(*value);
-                format!("select({pv}, {a}, {})", inside.join(" && "))
+                let e = format!("select({pv}, {a}, {})", inside.join(" && "));
+                Ok(Step::Done(self.let_(t, e)))
             }
-            Op::Concat { axis } => {
+            (Op::Concat { axis }, _) => {
+                // The non-empty operands, where each is read, and where each ends.
                 let mut pieces = Vec::new();
                 let mut off = 0usize;
                 for &a in x {
@@ -414,39 +546,42 @@ impl<'a> Emitter<'a> {
                     if size > 0 {
                         let mut oc = coords.to_vec();
                         oc[*axis] = format!("min({} - {off}u, {}u)", coords[*axis], size - 1);
-                        pieces.push((self.at(a, &oc)?, off + size));
+                        pieces.push((a, oc, off + size));
                     }
                     off += size;
                 }
-                let mut acc = match pieces.pop() {
-                    Some((p, _)) => p,
-                    None => return Err(Error::Compile(format!("{v}: concat of empty operands"))),
+                if let Some((a, oc, _)) = pieces.get(got.len()) {
+                    return Ok(Step::Need(*a, oc.clone()));
+                }
+                let Some((last, rest)) = got.split_last() else {
+                    return Err(Error::Compile(format!("{v}: concat of empty operands")));
                 };
-                for (p, end) in pieces.into_iter().rev() {
+                let mut acc = last.clone();
+                for (p, (_, _, end)) in rest.iter().zip(&pieces).rev() {
                     acc = format!("select({acc}, {p}, {} < {end}u)", coords[*axis]);
                 }
-                acc
+                Ok(Step::Done(self.let_(t, acc)))
             }
-            Op::OneHot { .. } => {
-                let idx = self.at(x[0], &coords[..coords.len() - 1])?;
-                let last = &coords[coords.len() - 1];
-                let hit = match g.ty(x[0]).dtype {
-                    DType::I32 => format!("{idx} >= 0i && u32({idx}) == {last}"),
-                    _ => format!("{idx} == {last}"),
-                };
+            (Op::OneHot { .. }, []) => Ok(Step::Need(x[0], coords[..coords.len() - 1].to_vec())),
+            (Op::OneHot { .. }, [idx, ..]) => {
+                let hit = hit(idx, g.ty(x[0]).dtype, &coords[coords.len() - 1]);
                 let (zero, one) = (
                     self.literal(Scalar::of(ty.dtype, 0.0)),
                     self.literal(Scalar::of(ty.dtype, 1.0)),
                 );
-                format!("select({zero}, {one}, {hit})")
+                Ok(Step::Done(
+                    self.let_(t, format!("select({zero}, {one}, {hit})")),
+                ))
             }
-            Op::Gather { axis } => {
+            (Op::Gather { axis }, _) => {
                 let extent = g.ty(x[0]).shape[*axis];
                 let zero = self.literal(Scalar::of(ty.dtype, 0.0));
                 if extent == 0 {
-                    return Ok(zero);
+                    return Ok(Step::Done(zero));
                 }
-                let idx = self.at(x[1], coords)?;
+                let Some(idx) = got.first() else {
+                    return Ok(Step::Need(x[1], coords.to_vec()));
+                };
                 let (ok, u) = match g.ty(x[1]).dtype {
                     DType::I32 => (
                         format!("{idx} >= 0i && u32({idx}) < {extent}u"),
@@ -454,13 +589,20 @@ impl<'a> Emitter<'a> {
                     ),
                     _ => (format!("{idx} < {extent}u"), idx.clone()),
                 };
-                let mut oc = coords.to_vec();
-                oc[*axis] = format!("min({u}, {}u)", extent - 1);
-                let a = self.at(x[0], &oc)?;
-                format!("select({zero}, {a}, {ok})")
+                let Some(a) = got.get(1) else {
+                    let mut oc = coords.to_vec();
+                    oc[*axis] = format!("min({u}, {}u)", extent - 1);
+                    return Ok(Step::Need(x[0], oc));
+                };
+                Ok(Step::Done(
+                    self.let_(t, format!("select({zero}, {a}, {ok})")),
+                ))
             }
-        };
-        Ok(self.let_(t, e))
+            (op, _) => Err(Error::Compile(format!(
+                "{v} ({}) must be computed by its own kernel",
+                op.name()
+            ))),
+        }
     }
 
     /// Reads element `coords` of the buffer holding `v`.
