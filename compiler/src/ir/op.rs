@@ -4,6 +4,10 @@
 //! printing, parsing, interpretation, VJP, JVP) matches on it exhaustively, so adding an
 //! op fails to compile until each of them has an arm.
 //!
+//! The text format reads one table, [`OpKind::syntax`]: every op's mnemonic and the
+//! attributes written after its operands. The printer and the parser both take names and
+//! attributes from it, so neither keeps a list of its own.
+//!
 //! Common typing rule: elementwise primitives take operands of *equal* shape and dtype.
 //! There is no implicit broadcasting or promotion in the IR; the [`Builder`] inserts
 //! explicit [`Op::Broadcast`] nodes.
@@ -383,33 +387,230 @@ pub enum Op {
 impl Op {
     /// The mnemonic used in the text format.
     pub fn name(&self) -> &'static str {
+        self.kind().syntax().name
+    }
+
+    /// What the op is without its parameters: the key of its entry in
+    /// [`OpKind::syntax`].
+    pub(crate) fn kind(&self) -> OpKind {
         match self {
-            Op::Input { .. } => "input",
-            Op::Constant { .. } => "constant",
-            Op::Iota { .. } => "iota",
-            Op::Unary(u) => u.name(),
-            Op::Binary(b) => b.name(),
-            Op::Compare(c) => c.name(),
-            Op::Select => "select",
-            Op::Cast { .. } => "cast",
-            Op::Broadcast { .. } => "broadcast",
-            Op::Reshape { .. } => "reshape",
-            Op::Transpose { .. } => "transpose",
-            Op::Slice { .. } => "slice",
-            Op::Concat { .. } => "concat",
-            Op::Pad { .. } => "pad",
-            Op::Reduce { kind, .. } => match kind {
-                ReduceKind::Sum => "reduce_sum",
-                ReduceKind::Max => "reduce_max",
-                ReduceKind::Min => "reduce_min",
-            },
-            Op::Dot(_) => "dot",
-            Op::OneHot { .. } => "one_hot",
-            Op::Gather { .. } => "gather",
-            Op::ScatterAdd { .. } => "scatter_add",
-            Op::StopGradient => "stop_gradient",
-            Op::Loop { .. } => "loop",
-            Op::Get { .. } => "get",
+            Op::Input { .. } => OpKind::Input,
+            Op::Constant { .. } => OpKind::Constant,
+            Op::Iota { .. } => OpKind::Iota,
+            Op::Unary(u) => OpKind::Unary(*u),
+            Op::Binary(b) => OpKind::Binary(*b),
+            Op::Compare(c) => OpKind::Compare(*c),
+            Op::Select => OpKind::Select,
+            Op::Cast { .. } => OpKind::Cast,
+            Op::Broadcast { .. } => OpKind::Broadcast,
+            Op::Reshape { .. } => OpKind::Reshape,
+            Op::Transpose { .. } => OpKind::Transpose,
+            Op::Slice { .. } => OpKind::Slice,
+            Op::Concat { .. } => OpKind::Concat,
+            Op::Pad { .. } => OpKind::Pad,
+            Op::Reduce { kind, .. } => OpKind::Reduce(*kind),
+            Op::Dot(_) => OpKind::Dot,
+            Op::OneHot { .. } => OpKind::OneHot,
+            Op::Gather { .. } => OpKind::Gather,
+            Op::ScatterAdd { .. } => OpKind::ScatterAdd,
+            Op::StopGradient => OpKind::StopGradient,
+            Op::Loop { .. } => OpKind::Loop,
+            Op::Get { .. } => OpKind::Get,
         }
+    }
+
+    /// The attributes the text format writes after the operands, named as in
+    /// [`OpKind::syntax`] and in its order.
+    pub(crate) fn attributes(&self) -> impl Iterator<Item = (&'static str, AttrValue)> {
+        let names = self.kind().syntax().attrs.iter().map(|&(name, _)| name);
+        names.zip(self.attribute_values())
+    }
+
+    /// The values of the op's attributes, in the order of its entry in
+    /// [`OpKind::syntax`].
+    fn attribute_values(&self) -> Vec<AttrValue> {
+        use AttrValue::{Index, Int, List, Literal};
+        match self {
+            Op::Input { .. }
+            | Op::Constant { .. }
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::Cast { .. }
+            | Op::Reshape { .. }
+            | Op::StopGradient => vec![],
+            Op::Iota { axis, .. } | Op::Concat { axis } | Op::Gather { axis } => vec![Int(*axis)],
+            Op::Broadcast { dims, .. } => vec![List(dims.clone())],
+            Op::Transpose { perm } => vec![List(perm.clone())],
+            Op::Slice { start, limit } => vec![List(start.clone()), List(limit.clone())],
+            Op::Pad { low, high, value } => {
+                vec![List(low.clone()), List(high.clone()), Literal(*value)]
+            }
+            Op::Reduce { axes, .. } => vec![List(axes.clone())],
+            Op::Dot(DotDims {
+                lhs_batch,
+                rhs_batch,
+                lhs_contract,
+                rhs_contract,
+            }) => vec![
+                List(lhs_batch.clone()),
+                List(rhs_batch.clone()),
+                List(lhs_contract.clone()),
+                List(rhs_contract.clone()),
+            ],
+            Op::OneHot { depth, .. } => vec![Int(*depth)],
+            Op::ScatterAdd { axis, size } => vec![Int(*axis), Int(*size)],
+            Op::Loop { trips, carried, .. } => vec![Index(*trips), Index(*carried)],
+            Op::Get { index } => vec![Index(*index)],
+        }
+    }
+}
+
+// ---- The text format's table -------------------------------------------------------
+
+/// An op without its parameters: what a mnemonic of the text format names. Each variant
+/// stands for the [`Op`] variant of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Input,
+    Constant,
+    Iota,
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Compare(CmpOp),
+    Select,
+    Cast,
+    Broadcast,
+    Reshape,
+    Transpose,
+    Slice,
+    Concat,
+    Pad,
+    Reduce(ReduceKind),
+    Dot,
+    OneHot,
+    Gather,
+    ScatterAdd,
+    StopGradient,
+    Loop,
+    Get,
+}
+
+/// How an attribute's value is written in the text format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AttrKind {
+    /// A non-negative integer below 2^32, such as an axis or extent.
+    Int,
+    /// A `u32`, such as a tuple index or a trip count.
+    Index,
+    /// A list of integers, `[0,1]`.
+    List,
+    /// A scalar literal of the operand's dtype.
+    Literal,
+}
+
+/// An attribute's value. Each variant holds a value written as the [`AttrKind`] of the
+/// same name.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum AttrValue {
+    Int(usize),
+    Index(u32),
+    List(Vec<usize>),
+    Literal(Scalar),
+}
+
+/// An op's entry in the text format.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Syntax {
+    /// The mnemonic, as written.
+    pub(crate) name: &'static str,
+    /// The attributes written after the operands, in printed order, each with how its
+    /// value is written.
+    pub(crate) attrs: &'static [(&'static str, AttrKind)],
+}
+
+impl OpKind {
+    /// Every kind of op, each once.
+    pub(crate) fn all() -> impl Iterator<Item = OpKind> {
+        use OpKind as K;
+        let plain = [
+            K::Input,
+            K::Constant,
+            K::Iota,
+            K::Select,
+            K::Cast,
+            K::Broadcast,
+            K::Reshape,
+            K::Transpose,
+            K::Slice,
+            K::Concat,
+            K::Pad,
+            K::Dot,
+            K::OneHot,
+            K::Gather,
+            K::ScatterAdd,
+            K::StopGradient,
+            K::Loop,
+            K::Get,
+        ];
+        plain
+            .into_iter()
+            .chain(UnaryOp::ALL.map(K::Unary))
+            .chain(BinaryOp::ALL.map(K::Binary))
+            .chain(CmpOp::ALL.map(K::Compare))
+            .chain(ReduceKind::ALL.map(K::Reduce))
+    }
+
+    /// The kind whose mnemonic is `name`, if any.
+    pub(crate) fn from_name(name: &str) -> Option<OpKind> {
+        OpKind::all().find(|k| k.syntax().name == name)
+    }
+
+    /// The op's mnemonic and attributes in the text format. This is the one table both
+    /// the printer and the parser read; attribute values follow its order in
+    /// [`Op::attributes`] and in the parser's constructor.
+    pub(crate) fn syntax(self) -> Syntax {
+        use AttrKind::{Index, Int, List, Literal};
+        let (name, attrs): (&'static str, &'static [(&'static str, AttrKind)]) = match self {
+            OpKind::Input => ("input", &[]),
+            OpKind::Constant => ("constant", &[]),
+            OpKind::Iota => ("iota", &[("axis", Int)]),
+            OpKind::Unary(u) => (u.name(), &[]),
+            OpKind::Binary(b) => (b.name(), &[]),
+            OpKind::Compare(c) => (c.name(), &[]),
+            OpKind::Select => ("select", &[]),
+            OpKind::Cast => ("cast", &[]),
+            OpKind::Broadcast => ("broadcast", &[("dims", List)]),
+            OpKind::Reshape => ("reshape", &[]),
+            OpKind::Transpose => ("transpose", &[("perm", List)]),
+            OpKind::Slice => ("slice", &[("start", List), ("limit", List)]),
+            OpKind::Concat => ("concat", &[("axis", Int)]),
+            OpKind::Pad => ("pad", &[("low", List), ("high", List), ("value", Literal)]),
+            OpKind::Reduce(kind) => {
+                let name = match kind {
+                    ReduceKind::Sum => "reduce_sum",
+                    ReduceKind::Max => "reduce_max",
+                    ReduceKind::Min => "reduce_min",
+                };
+                (name, &[("axes", List)])
+            }
+            OpKind::Dot => (
+                "dot",
+                &[
+                    ("lhs_batch", List),
+                    ("rhs_batch", List),
+                    ("lhs_contract", List),
+                    ("rhs_contract", List),
+                ],
+            ),
+            OpKind::OneHot => ("one_hot", &[("depth", Int)]),
+            OpKind::Gather => ("gather", &[("axis", Int)]),
+            OpKind::ScatterAdd => ("scatter_add", &[("axis", Int), ("size", Int)]),
+            OpKind::StopGradient => ("stop_gradient", &[]),
+            OpKind::Loop => ("loop", &[("trips", Index), ("carried", Index)]),
+            OpKind::Get => ("get", &[("index", Index)]),
+        };
+        Syntax { name, attrs }
     }
 }

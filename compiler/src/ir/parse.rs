@@ -11,7 +11,7 @@
 //! sizes are bounded (nesting depth, integers, element counts) so none overflows.
 
 use super::builder::Builder;
-use super::op::{BinaryOp, CmpOp, DotDims, Op, ReduceKind, Region, UnaryOp};
+use super::op::{AttrKind, AttrValue, DotDims, Op, OpKind, Region, Syntax};
 use super::types::{DType, Scalar, Type};
 use super::{Graph, NodeType, Side, Value, is_valid_name};
 use crate::error::{Error, ParseError};
@@ -203,280 +203,130 @@ fn lex(text: &str) -> Vec<Token> {
 
 // ---- Ops and attributes -----------------------------------------------------------
 
-/// An op mnemonic, before its operands and attributes are read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mnemonic {
-    Input,
-    Constant,
-    Iota,
-    Unary(UnaryOp),
-    Binary(BinaryOp),
-    Compare(CmpOp),
-    Select,
-    Cast,
-    StopGradient,
-    Broadcast,
-    Reshape,
-    Transpose,
-    Slice,
-    Concat,
-    Pad,
-    Reduce(ReduceKind),
-    Dot,
-    OneHot,
-    Gather,
-    ScatterAdd,
-    Get,
-    Loop,
-}
-
-impl Mnemonic {
-    fn from_name(name: &str) -> Option<Mnemonic> {
-        use Mnemonic as M;
-        let m = match name {
-            "input" => M::Input,
-            "constant" => M::Constant,
-            "iota" => M::Iota,
-            "select" => M::Select,
-            "cast" => M::Cast,
-            "stop_gradient" => M::StopGradient,
-            "broadcast" => M::Broadcast,
-            "reshape" => M::Reshape,
-            "transpose" => M::Transpose,
-            "slice" => M::Slice,
-            "concat" => M::Concat,
-            "pad" => M::Pad,
-            "dot" => M::Dot,
-            "one_hot" => M::OneHot,
-            "gather" => M::Gather,
-            "scatter_add" => M::ScatterAdd,
-            "get" => M::Get,
-            "loop" => M::Loop,
-            _ => {
-                if let Some(u) = UnaryOp::ALL.into_iter().find(|u| u.name() == name) {
-                    M::Unary(u)
-                } else if let Some(b) = BinaryOp::ALL.into_iter().find(|b| b.name() == name) {
-                    M::Binary(b)
-                } else if let Some(c) = CmpOp::ALL.into_iter().find(|c| c.name() == name) {
-                    M::Compare(c)
-                } else {
-                    let kind = name.strip_prefix("reduce_")?;
-                    M::Reduce(ReduceKind::ALL.into_iter().find(|k| k.name() == kind)?)
-                }
-            }
-        };
-        Some(m)
-    }
-
-    /// The mnemonic as written.
-    fn name(self) -> &'static str {
-        match self {
-            Mnemonic::Input => "input",
-            Mnemonic::Constant => "constant",
-            Mnemonic::Iota => "iota",
-            Mnemonic::Unary(u) => u.name(),
-            Mnemonic::Binary(b) => b.name(),
-            Mnemonic::Compare(c) => c.name(),
-            Mnemonic::Select => "select",
-            Mnemonic::Cast => "cast",
-            Mnemonic::StopGradient => "stop_gradient",
-            Mnemonic::Broadcast => "broadcast",
-            Mnemonic::Reshape => "reshape",
-            Mnemonic::Transpose => "transpose",
-            Mnemonic::Slice => "slice",
-            Mnemonic::Concat => "concat",
-            Mnemonic::Pad => "pad",
-            Mnemonic::Reduce(ReduceKind::Sum) => "reduce_sum",
-            Mnemonic::Reduce(ReduceKind::Max) => "reduce_max",
-            Mnemonic::Reduce(ReduceKind::Min) => "reduce_min",
-            Mnemonic::Dot => "dot",
-            Mnemonic::OneHot => "one_hot",
-            Mnemonic::Gather => "gather",
-            Mnemonic::ScatterAdd => "scatter_add",
-            Mnemonic::Get => "get",
-            Mnemonic::Loop => "loop",
-        }
-    }
-
-    /// The attributes the op takes, in printed order, and how each value is written.
-    fn attributes(self) -> &'static [(&'static str, AttrKind)] {
-        use AttrKind::{Index, Int, List, Literal};
-        match self {
-            Mnemonic::Input
-            | Mnemonic::Constant
-            | Mnemonic::Unary(_)
-            | Mnemonic::Binary(_)
-            | Mnemonic::Compare(_)
-            | Mnemonic::Select
-            | Mnemonic::Cast
-            | Mnemonic::StopGradient
-            | Mnemonic::Reshape => &[],
-            Mnemonic::Iota | Mnemonic::Concat | Mnemonic::Gather => &[("axis", Int)],
-            Mnemonic::Broadcast => &[("dims", List)],
-            Mnemonic::Transpose => &[("perm", List)],
-            Mnemonic::Slice => &[("start", List), ("limit", List)],
-            Mnemonic::Pad => &[("low", List), ("high", List), ("value", Literal)],
-            Mnemonic::Reduce(_) => &[("axes", List)],
-            Mnemonic::Dot => &[
-                ("lhs_batch", List),
-                ("rhs_batch", List),
-                ("lhs_contract", List),
-                ("rhs_contract", List),
-            ],
-            Mnemonic::OneHot => &[("depth", Int)],
-            Mnemonic::ScatterAdd => &[("axis", Int), ("size", Int)],
-            Mnemonic::Get => &[("index", Index)],
-            Mnemonic::Loop => &[("trips", Index), ("carried", Index)],
-        }
-    }
-}
-
-/// How an attribute's value is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AttrKind {
-    /// A non-negative integer below 2^32, such as an axis or extent.
-    Int,
-    /// A `u32`, such as a tuple index or a trip count.
-    Index,
-    /// A list of integers, `[0,1]`.
-    List,
-    /// A scalar literal of the operand's dtype.
-    Literal,
-}
-
-/// A parsed attribute value.
-#[derive(Clone, Debug)]
-enum AttrValue {
-    Int(usize),
-    Index(u32),
-    List(Vec<usize>),
-    Literal(Scalar),
-}
-
-/// The attributes of one op line, in the order written.
+/// The attributes of one op line, in the order of the op's entry in [`OpKind::syntax`],
+/// and a cursor that hands them out in that order.
 struct Attrs {
-    items: Vec<(&'static str, AttrValue)>,
+    /// The op's entry in the table.
+    op: Syntax,
+    /// One slot per attribute of `op`, filled when the attribute is written.
+    values: Vec<Option<AttrValue>>,
+    /// The next attribute to hand out.
+    next: usize,
     /// Where the attributes end: missing attributes are reported here.
     end: Pos,
-    /// The op, for messages.
-    op: &'static str,
 }
 
 impl Attrs {
-    fn get(&self, key: &str) -> Result<&AttrValue, ParseError> {
-        self.items
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-            .ok_or_else(|| {
-                self.end
-                    .error(format!("`{}` needs the attribute `{key}=...`", self.op))
-            })
+    /// The next attribute's name and value.
+    fn take(&mut self) -> Result<(&'static str, AttrValue), ParseError> {
+        let i = self.next;
+        self.next += 1;
+        let key = self.op.attrs.get(i).map_or("", |&(key, _)| key);
+        match self.values.get_mut(i).and_then(Option::take) {
+            Some(value) => Ok((key, value)),
+            None => Err(self.end.error(format!(
+                "`{}` needs the attribute `{key}=...`",
+                self.op.name
+            ))),
+        }
     }
 
-    fn int(&self, key: &str) -> Result<usize, ParseError> {
-        match self.get(key)? {
-            AttrValue::Int(x) => Ok(*x),
-            _ => Err(self
+    fn int(&mut self) -> Result<usize, ParseError> {
+        match self.take()? {
+            (_, AttrValue::Int(x)) => Ok(x),
+            (key, _) => Err(self
                 .end
                 .error(format!("attribute `{key}` is not an integer"))),
         }
     }
 
-    fn index(&self, key: &str) -> Result<u32, ParseError> {
-        match self.get(key)? {
-            AttrValue::Index(x) => Ok(*x),
-            _ => Err(self.end.error(format!("attribute `{key}` is not an index"))),
+    fn index(&mut self) -> Result<u32, ParseError> {
+        match self.take()? {
+            (_, AttrValue::Index(x)) => Ok(x),
+            (key, _) => Err(self.end.error(format!("attribute `{key}` is not an index"))),
         }
     }
 
-    fn list(&self, key: &str) -> Result<Vec<usize>, ParseError> {
-        match self.get(key)? {
-            AttrValue::List(x) => Ok(x.clone()),
-            _ => Err(self.end.error(format!("attribute `{key}` is not a list"))),
+    fn list(&mut self) -> Result<Vec<usize>, ParseError> {
+        match self.take()? {
+            (_, AttrValue::List(x)) => Ok(x),
+            (key, _) => Err(self.end.error(format!("attribute `{key}` is not a list"))),
         }
     }
 
-    fn literal(&self, key: &str) -> Result<Scalar, ParseError> {
-        match self.get(key)? {
-            AttrValue::Literal(x) => Ok(*x),
-            _ => Err(self
+    fn literal(&mut self) -> Result<Scalar, ParseError> {
+        match self.take()? {
+            (_, AttrValue::Literal(x)) => Ok(x),
+            (key, _) => Err(self
                 .end
                 .error(format!("attribute `{key}` is not a literal"))),
         }
     }
 }
 
-/// The op of a line, built from its mnemonic and attributes. Parameters that come from
-/// the type annotation (a constant's value and shape, a reshape's shape, ...) are filled
-/// in by [`complete`] once the annotation is read.
-fn build_op(m: Mnemonic, attrs: &Attrs) -> Result<Op, ParseError> {
-    Ok(match m {
-        Mnemonic::Input => Op::Input { index: 0 },
-        Mnemonic::Constant => Op::Constant {
+/// The op of a line, built from its kind and attributes, which are taken in the order of
+/// the kind's entry in [`OpKind::syntax`]. Parameters that come from the type annotation
+/// (a constant's value and shape, a reshape's shape, ...) are filled in by [`complete`]
+/// once the annotation is read.
+fn build_op(kind: OpKind, a: &mut Attrs) -> Result<Op, ParseError> {
+    Ok(match kind {
+        OpKind::Input => Op::Input { index: 0 },
+        OpKind::Constant => Op::Constant {
             value: Scalar::Bool(false),
             shape: vec![],
         },
-        Mnemonic::Iota => Op::Iota {
+        OpKind::Iota => Op::Iota {
             dtype: DType::F32,
             shape: vec![],
-            axis: attrs.int("axis")?,
+            axis: a.int()?,
         },
-        Mnemonic::Unary(u) => Op::Unary(u),
-        Mnemonic::Binary(b) => Op::Binary(b),
-        Mnemonic::Compare(c) => Op::Compare(c),
-        Mnemonic::Select => Op::Select,
-        Mnemonic::Cast => Op::Cast { dtype: DType::F32 },
-        Mnemonic::StopGradient => Op::StopGradient,
-        Mnemonic::Broadcast => Op::Broadcast {
+        OpKind::Unary(u) => Op::Unary(u),
+        OpKind::Binary(b) => Op::Binary(b),
+        OpKind::Compare(c) => Op::Compare(c),
+        OpKind::Select => Op::Select,
+        OpKind::Cast => Op::Cast { dtype: DType::F32 },
+        OpKind::Broadcast => Op::Broadcast {
             shape: vec![],
-            dims: attrs.list("dims")?,
+            dims: a.list()?,
         },
-        Mnemonic::Reshape => Op::Reshape { shape: vec![] },
-        Mnemonic::Transpose => Op::Transpose {
-            perm: attrs.list("perm")?,
+        OpKind::Reshape => Op::Reshape { shape: vec![] },
+        OpKind::Transpose => Op::Transpose { perm: a.list()? },
+        OpKind::Slice => Op::Slice {
+            start: a.list()?,
+            limit: a.list()?,
         },
-        Mnemonic::Slice => Op::Slice {
-            start: attrs.list("start")?,
-            limit: attrs.list("limit")?,
+        OpKind::Concat => Op::Concat { axis: a.int()? },
+        OpKind::Pad => Op::Pad {
+            low: a.list()?,
+            high: a.list()?,
+            value: a.literal()?,
         },
-        Mnemonic::Concat => Op::Concat {
-            axis: attrs.int("axis")?,
-        },
-        Mnemonic::Pad => Op::Pad {
-            low: attrs.list("low")?,
-            high: attrs.list("high")?,
-            value: attrs.literal("value")?,
-        },
-        Mnemonic::Reduce(kind) => Op::Reduce {
+        OpKind::Reduce(kind) => Op::Reduce {
             kind,
-            axes: attrs.list("axes")?,
+            axes: a.list()?,
         },
-        Mnemonic::Dot => Op::Dot(DotDims {
-            lhs_batch: attrs.list("lhs_batch")?,
-            rhs_batch: attrs.list("rhs_batch")?,
-            lhs_contract: attrs.list("lhs_contract")?,
-            rhs_contract: attrs.list("rhs_contract")?,
+        OpKind::Dot => Op::Dot(DotDims {
+            lhs_batch: a.list()?,
+            rhs_batch: a.list()?,
+            lhs_contract: a.list()?,
+            rhs_contract: a.list()?,
         }),
-        Mnemonic::OneHot => Op::OneHot {
-            depth: attrs.int("depth")?,
+        OpKind::OneHot => Op::OneHot {
+            depth: a.int()?,
             dtype: DType::F32,
         },
-        Mnemonic::Gather => Op::Gather {
-            axis: attrs.int("axis")?,
+        OpKind::Gather => Op::Gather { axis: a.int()? },
+        OpKind::ScatterAdd => Op::ScatterAdd {
+            axis: a.int()?,
+            size: a.int()?,
         },
-        Mnemonic::ScatterAdd => Op::ScatterAdd {
-            axis: attrs.int("axis")?,
-            size: attrs.int("size")?,
-        },
-        Mnemonic::Get => Op::Get {
-            index: attrs.index("index")?,
-        },
-        Mnemonic::Loop => Op::Loop {
-            trips: attrs.index("trips")?,
-            carried: attrs.index("carried")?,
+        OpKind::StopGradient => Op::StopGradient,
+        OpKind::Loop => Op::Loop {
+            trips: a.index()?,
+            carried: a.index()?,
             body: Region(0),
         },
+        OpKind::Get => Op::Get { index: a.index()? },
     })
 }
 
@@ -801,12 +651,12 @@ impl Parser {
         }
         self.expect(Kind::Eq, &format!("`=` after %{name}"))?;
         let (mnemonic, op_at) = self.word("an op name like `add`")?;
-        let Some(m) = Mnemonic::from_name(&mnemonic) else {
+        let Some(kind) = OpKind::from_name(&mnemonic) else {
             return Err(op_at.error(format!("unknown op `{}`", clip(&mnemonic))));
         };
-        let v = match m {
-            Mnemonic::Input => self.input(b)?,
-            _ => self.op(b, m, op_at, depth)?,
+        let v = match kind {
+            OpKind::Input => self.input(b)?,
+            _ => self.op(b, kind, op_at, depth)?,
         };
         if let Some(scope) = self.scopes.last_mut() {
             scope.insert(name, (v, def.line));
@@ -836,13 +686,13 @@ impl Parser {
     fn op(
         &mut self,
         b: &mut Builder,
-        m: Mnemonic,
+        kind: OpKind,
         op_at: Pos,
         depth: usize,
     ) -> Result<Value, ParseError> {
         let mut constant = None;
         let mut args = Vec::new();
-        if m == Mnemonic::Constant {
+        if kind == OpKind::Constant {
             constant = Some(self.word("a literal like 0.5")?);
         } else if matches!(self.peek().kind, Kind::Value(_)) {
             args.push(self.operand()?);
@@ -859,8 +709,8 @@ impl Parser {
                 NodeType::Tuple(_) => None,
             })
             .unwrap_or(DType::F32);
-        let attrs = self.attributes(m, operand_dtype)?;
-        let mut op = build_op(m, &attrs)?;
+        let mut attrs = self.attributes(kind.syntax(), operand_dtype)?;
+        let mut op = build_op(kind, &mut attrs)?;
 
         if let Op::Loop { body, .. } = &mut op {
             let open = self.expect(Kind::LBrace, "`{` and the loop body")?;
@@ -877,7 +727,7 @@ impl Parser {
 
         self.expect(Kind::Colon, "`:` and the result type")?;
         let ty_at = self.peek().at();
-        let ann = if m == Mnemonic::Loop {
+        let ann = if kind == OpKind::Loop {
             NodeType::Tuple(self.tuple_type()?)
         } else {
             NodeType::Tensor(self.tensor_type()?)
@@ -912,26 +762,26 @@ impl Parser {
         Ok(v)
     }
 
-    /// Reads `key=value` attributes of op `m` until the next non-word token.
-    fn attributes(&mut self, m: Mnemonic, operand_dtype: DType) -> Result<Attrs, ParseError> {
-        let op = m.name();
-        let allowed = m.attributes();
-        let mut items: Vec<(&'static str, AttrValue)> = Vec::new();
+    /// Reads `key=value` attributes of the op written `op` until the next non-word token.
+    fn attributes(&mut self, op: Syntax, operand_dtype: DType) -> Result<Attrs, ParseError> {
+        let mut values: Vec<Option<AttrValue>> = vec![None; op.attrs.len()];
         while let Kind::Word(key) = &self.peek().kind {
             let key_at = self.peek().at();
-            let Some(&(key, kind)) = allowed.iter().find(|(k, _)| k == key) else {
-                let expected = if allowed.is_empty() {
+            let Some(i) = op.attrs.iter().position(|(k, _)| k == key) else {
+                let expected = if op.attrs.is_empty() {
                     "it takes none".to_string()
                 } else {
-                    let names: Vec<&str> = allowed.iter().map(|(k, _)| *k).collect();
+                    let names: Vec<&str> = op.attrs.iter().map(|(k, _)| *k).collect();
                     format!("expected {}", names.join(", "))
                 };
                 return Err(key_at.error(format!(
-                    "unknown attribute `{}` for `{op}` ({expected})",
-                    clip(key)
+                    "unknown attribute `{}` for `{}` ({expected})",
+                    clip(key),
+                    op.name
                 )));
             };
-            if items.iter().any(|(k, _)| *k == key) {
+            let (key, kind) = op.attrs[i];
+            if values[i].is_some() {
                 return Err(key_at.error(format!("attribute `{key}` given twice")));
             }
             self.bump();
@@ -956,12 +806,13 @@ impl Parser {
                     AttrValue::Literal(literal(&w, operand_dtype, at)?)
                 }
             };
-            items.push((key, value));
+            values[i] = Some(value);
         }
         Ok(Attrs {
-            items,
-            end: self.peek().at(),
             op,
+            values,
+            next: 0,
+            end: self.peek().at(),
         })
     }
 
@@ -1039,6 +890,51 @@ impl Parser {
                 }
                 _ => return Err(self.unexpected("`,` or `)` in the tuple type")),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every mnemonic names one kind, and every kind's constructor and printed attributes
+    /// follow its entry in the table: the values handed to the constructor come back from
+    /// [`Op::attributes`] under the same names, in the same order.
+    #[test]
+    fn constructor_and_printer_follow_the_table() {
+        let mut names = Vec::new();
+        for kind in OpKind::all() {
+            let syntax = kind.syntax();
+            assert!(!names.contains(&syntax.name), "`{}` twice", syntax.name);
+            names.push(syntax.name);
+            assert_eq!(OpKind::from_name(syntax.name), Some(kind));
+
+            // Distinct values per position, so that two attributes swapped on one side
+            // show.
+            let expected: Vec<(&str, AttrValue)> = (0..)
+                .zip(syntax.attrs)
+                .map(|(i, &(key, kind))| {
+                    let value = match kind {
+                        AttrKind::Int => AttrValue::Int(i as usize),
+                        AttrKind::Index => AttrValue::Index(i),
+                        AttrKind::List => AttrValue::List(vec![i as usize, 7]),
+                        AttrKind::Literal => AttrValue::Literal(Scalar::Uint(i)),
+                    };
+                    (key, value)
+                })
+                .collect();
+            let mut attrs = Attrs {
+                op: syntax,
+                values: expected.iter().map(|(_, v)| Some(v.clone())).collect(),
+                next: 0,
+                end: Pos { line: 1, column: 1 },
+            };
+            let op = build_op(kind, &mut attrs).expect("every attribute is given");
+            assert_eq!(attrs.next, syntax.attrs.len(), "`{}`", syntax.name);
+            assert_eq!(op.kind(), kind);
+            assert_eq!(op.name(), syntax.name);
+            assert_eq!(op.attributes().collect::<Vec<_>>(), expected);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! even on a graph that breaks the IR invariants, because the verifier prints the IR
 //! around the bad value it reports.
 
-use super::op::{DotDims, Op};
+use super::op::{AttrValue, Op};
 use super::{Graph, Node, NodeType, Side, Value};
 use std::fmt::Write;
 
@@ -54,66 +54,21 @@ fn write_node(out: &mut String, graph: &Graph, v: Value, node: &Node, indent: us
         let sep = if k == 0 { " " } else { ", " };
         let _ = write!(out, "{sep}{a}");
     }
-    match &node.op {
-        Op::Input { .. }
-        | Op::Constant { .. }
-        | Op::Unary(_)
-        | Op::Binary(_)
-        | Op::Compare(_)
-        | Op::Select
-        | Op::Cast { .. }
-        | Op::Reshape { .. }
-        | Op::StopGradient => {}
-        Op::Iota { axis, .. } => attr(out, "axis", axis),
-        Op::Broadcast { dims, .. } => list(out, "dims", dims),
-        Op::Transpose { perm } => list(out, "perm", perm),
-        Op::Slice { start, limit } => {
-            list(out, "start", start);
-            list(out, "limit", limit);
-        }
-        Op::Concat { axis } => attr(out, "axis", axis),
-        Op::Pad { low, high, value } => {
-            list(out, "low", low);
-            list(out, "high", high);
-            attr(out, "value", value);
-        }
-        Op::Reduce { axes, .. } => list(out, "axes", axes),
-        Op::Dot(DotDims {
-            lhs_batch,
-            rhs_batch,
-            lhs_contract,
-            rhs_contract,
-        }) => {
-            list(out, "lhs_batch", lhs_batch);
-            list(out, "rhs_batch", rhs_batch);
-            list(out, "lhs_contract", lhs_contract);
-            list(out, "rhs_contract", rhs_contract);
-        }
-        Op::OneHot { depth, .. } => attr(out, "depth", depth),
-        Op::Gather { axis } => attr(out, "axis", axis),
-        Op::ScatterAdd { axis, size } => {
-            attr(out, "axis", axis);
-            attr(out, "size", size);
-        }
-        Op::Get { index } => attr(out, "index", index),
-        Op::Loop {
-            trips,
-            carried,
-            body,
-        } => {
-            attr(out, "trips", trips);
-            attr(out, "carried", carried);
-            out.push_str(" {\n");
-            match graph.regions.get(body.0 as usize) {
-                Some(region) => write_graph(out, region, indent + 2),
-                None => {
-                    pad(out, indent + 2);
-                    let _ = writeln!(out, "# missing region {}", body.0);
-                }
+    for (key, value) in node.op.attributes() {
+        let _ = write!(out, " {key}=");
+        write_value(out, &value);
+    }
+    if let Op::Loop { body, .. } = &node.op {
+        out.push_str(" {\n");
+        match graph.regions.get(body.0 as usize) {
+            Some(region) => write_graph(out, region, indent + 2),
+            None => {
+                pad(out, indent + 2);
+                let _ = writeln!(out, "# missing region {}", body.0);
             }
-            pad(out, indent);
-            out.push('}');
         }
+        pad(out, indent);
+        out.push('}');
     }
     out.push_str(" : ");
     write_type(out, &node.ty);
@@ -123,15 +78,17 @@ fn write_node(out: &mut String, graph: &Graph, v: Value, node: &Node, indent: us
     out.push('\n');
 }
 
-/// Appends ` key=value`.
-fn attr(out: &mut String, key: &str, value: impl std::fmt::Display) {
-    let _ = write!(out, " {key}={value}");
-}
-
-/// Appends ` key=[a,b,c]`.
-fn list(out: &mut String, key: &str, items: &[usize]) {
-    let _ = write!(out, " {key}=");
-    write_list(out, items);
+/// Appends an attribute's value: an integer, a list `[a,b,c]` or a literal.
+fn write_value(out: &mut String, value: &AttrValue) {
+    let _ = match value {
+        AttrValue::Int(x) => write!(out, "{x}"),
+        AttrValue::Index(x) => write!(out, "{x}"),
+        AttrValue::List(items) => {
+            write_list(out, items);
+            Ok(())
+        }
+        AttrValue::Literal(x) => write!(out, "{x}"),
+    };
 }
 
 /// Appends `[a,b,c]`, with no spaces.
