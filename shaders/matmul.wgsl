@@ -3,12 +3,13 @@
 // computes a TM×TN tile of C held in registers; every register index is a compile-time
 // constant because the compiler unrolls the tile into straight-line code.
 //
-// Placeholders, filled in by the compiler (compiler/src/lower/matmul.rs):
+// Placeholders, filled in by the compiler (compiler/src/lower/emit/matmul.rs):
 //   {{HEADER}}    comment naming the kernel and the IR value it computes
 //   {{A_BINDING}} {{B_BINDING}}  the operands' buffers (as vec4<f32> when four elements
 //                 are loaded at a time), or a note that an operand is computed as it
 //                 is loaded by `load_a(row, k)` / `load_b(k, col)` (its prologue)
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
+//   {{WG_X}} {{WG_Y}}  tiles per workgroup along columns and rows (the target's)
 //   {{K_STEP}}    1u, or 4u when A is read as vec4 along K (four steps of K at a time)
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile, and, when the kernel also
@@ -31,7 +32,7 @@ const M: u32 = {{M}}u;
 const N: u32 = {{N}}u;
 const K: u32 = {{K}}u;
 
-@compute @workgroup_size(8, 8, 1)
+@compute @workgroup_size({{WG_X}}, {{WG_Y}}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row0 = gid.y * {{TM}}u;
     let col0 = gid.x * {{TN}}u;

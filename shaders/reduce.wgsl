@@ -4,7 +4,7 @@
 // runs in two stages: this template once with many partial runs per output, then once
 // more over the partial results.
 //
-// Placeholders, filled in by the compiler (compiler/src/lower/kernel.rs):
+// Placeholders, filled in by the compiler (compiler/src/lower/emit/reduce.rs):
 //   {{HEADER}}    comment naming the kernel and the IR value it computes
 //   {{BINDINGS}}  the storage buffers; binding 0 is the result
 //   {{WG}}        invocations per workgroup

@@ -7,7 +7,7 @@
 // in workgroup memory. Either way the order is fixed, so results are bit-identical
 // between runs.
 //
-// Placeholders, filled in by the compiler (compiler/src/lower/row.rs):
+// Placeholders, filled in by the compiler (compiler/src/lower/emit/row.rs):
 //   {{HEADER}}    comment naming the kernel and the IR values it computes
 //   {{BINDINGS}}  the storage buffers, and the workgroup arrays of partial results
 //   {{WG}}        invocations per workgroup

@@ -1,6 +1,7 @@
 //! Dumps: what a compiled program became, as files a person reads.
 //!
 //! A dump directory holds `ir/NN_<pass>.wg` (the IR after every pass),
+//! `plan.txt` (every kernel in dispatch order with the decisions that shaped it),
 //! `kernels/NNN_<name>.wgsl` (each kernel, as validated), `buffers.txt` (the buffer plan
 //! and which kernels read and write each buffer), `explain.txt` (what the backward pass
 //! keeps of the forward one, and why) and `stats.json`.
@@ -24,6 +25,7 @@ pub fn write(dir: &Path, program: &Program, report: &Report) -> std::io::Result<
     for k in &program.kernels {
         std::fs::write(kernels.join(format!("{}.wgsl", k.name)), &k.wgsl)?;
     }
+    std::fs::write(dir.join("plan.txt"), report.plan.print(&program.graph))?;
     std::fs::write(dir.join("buffers.txt"), buffer_plan(program))?;
     std::fs::write(dir.join("stats.json"), stats_json(program))?;
     std::fs::write(dir.join("explain.txt"), explain(report))?;

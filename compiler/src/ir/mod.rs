@@ -17,7 +17,7 @@ mod verify;
 pub use builder::Builder;
 pub use infer::infer;
 pub use interp::{Tensor, eval, eval_graph};
-pub use op::{BinaryOp, CmpOp, DotDims, Op, ReduceKind, Region, UnaryOp};
+pub use op::{BinaryOp, CmpOp, DotDims, Op, OpClass, ReduceKind, Region, UnaryOp};
 pub use parse::parse;
 pub use print::print;
 pub use types::{DType, Scalar, Type, fmt_shape};

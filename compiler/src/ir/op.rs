@@ -384,7 +384,60 @@ pub enum Op {
     },
 }
 
+/// How lowering treats an op: which kernel it may join, whether it is computed where
+/// it is read, and what loop structure it needs. Every lowering decision asks
+/// [`Op::class`] rather than listing ops, so a new op is classified once, here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpClass {
+    /// A program input: a buffer the host fills.
+    Input,
+    /// Computed from its coordinates alone (`constant`, `iota`): never stored, computed
+    /// wherever it is read.
+    Generated,
+    /// One element from the same element of each operand: `unary`, `binary`, `compare`,
+    /// `select`, `cast`.
+    Elementwise,
+    /// Its operand, unchanged (`stop_gradient`).
+    Identity,
+    /// Reads its one operand at other coordinates, with no arithmetic: `broadcast`,
+    /// `reshape`, `transpose`, `slice`.
+    Reindex,
+    /// Computes where, or whether, to read its operands: `pad`, `concat`, `one_hot`,
+    /// `gather`.
+    Indexed,
+    /// Folds its operand along axes (`reduce`): a loop per output element.
+    Reduction,
+    /// Contracts two operands (`dot`): a loop per output element, or a product kernel.
+    Contraction,
+    /// Adds its operand into computed positions (`scatter_add`).
+    Scatter,
+    /// A loop or one of its results (`loop`, `get`): unrolled before lowering.
+    Loop,
+}
+
 impl Op {
+    /// How lowering treats this op.
+    pub fn class(&self) -> OpClass {
+        match self {
+            Op::Input { .. } => OpClass::Input,
+            Op::Constant { .. } | Op::Iota { .. } => OpClass::Generated,
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => {
+                OpClass::Elementwise
+            }
+            Op::StopGradient => OpClass::Identity,
+            Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } => {
+                OpClass::Reindex
+            }
+            Op::Pad { .. } | Op::Concat { .. } | Op::OneHot { .. } | Op::Gather { .. } => {
+                OpClass::Indexed
+            }
+            Op::Reduce { .. } => OpClass::Reduction,
+            Op::Dot(_) => OpClass::Contraction,
+            Op::ScatterAdd { .. } => OpClass::Scatter,
+            Op::Loop { .. } | Op::Get { .. } => OpClass::Loop,
+        }
+    }
+
     /// The mnemonic used in the text format.
     pub fn name(&self) -> &'static str {
         self.kind().syntax().name

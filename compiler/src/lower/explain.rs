@@ -7,7 +7,7 @@
 //! **recomputed** — evaluated again inside a backward kernel from values that are
 //! stored anyway (cheap elementwise work); **dropped** — no backward kernel needs it.
 
-use super::group::{Placement, kernel_of};
+use super::placement::{Placement, kernel_of};
 use super::program::Kernel;
 use crate::ir::{Graph, Op, Side, Type, Value};
 use std::fmt;

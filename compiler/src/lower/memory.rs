@@ -1,7 +1,7 @@
-//! The memory plan: liveness-based reuse of temporary buffers, and the statistics that
-//! depend on when buffers are live.
+//! The memory plan: which buffer holds each stored value, liveness-based reuse of
+//! temporary buffers, and the statistics that depend on when buffers are live.
 //!
-//! Lowering first gives every stored value a buffer of its own ("virtual" buffers),
+//! [`assign`] first gives every stored value a buffer of its own ("virtual" buffers),
 //! except that a row kernel's result may take the buffer of an operand it is the last
 //! to read (it overwrites each element after reading it). Walking the kernels in
 //! dispatch order, a temporary buffer is live from the kernel that first writes it to
@@ -13,8 +13,131 @@
 //! reads and writes one physical buffer, because a buffer is released only after its
 //! last reader has run and is taken only by a value first written by a later kernel.
 
+use super::fuse_rows::read_at_own_element;
+use super::placement::{Placement, readers};
+use super::plan::{KernelKind, Plan, RowPlan};
 use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, Stats};
-use crate::ir::{Side, Type};
+use super::target::Target;
+use crate::error::{Error, Result};
+use crate::ir::{Graph, NodeType, Side, Type, Value};
+use std::collections::HashMap;
+
+/// One buffer per input, per kernel root, and per value computed beside a root that
+/// another kernel reads or the host reads back. A row kernel's per-element result
+/// takes the buffer of an operand it is the last to read, when it reads that operand
+/// only at the element it writes.
+pub fn assign(
+    g: &Graph,
+    place: &[Placement],
+    plan: &Plan,
+    target: &Target,
+) -> Result<(Vec<Buffer>, Vec<Option<BufferId>>)> {
+    let readers = readers(g, place);
+    let rows: HashMap<Value, &RowPlan> = plan
+        .kernels
+        .iter()
+        .filter_map(|k| match &k.kind {
+            KernelKind::Row(r) => Some((k.root, r)),
+            _ => None,
+        })
+        .collect();
+    let is_output = |i: usize| g.outputs.iter().any(|(_, v)| v.index() == i);
+    let mut buffers = Vec::new();
+    let mut buffer_of = vec![None; g.len()];
+    let mut taken = vec![false; g.len()];
+    for (i, p) in place.iter().enumerate() {
+        let role = match p {
+            Placement::Input => {
+                let name = g
+                    .inputs
+                    .iter()
+                    .find(|(_, v)| v.index() == i)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default();
+                BufferRole::Input(name)
+            }
+            Placement::Root => BufferRole::Computed,
+            Placement::Also(_) if is_output(i) || !readers[i].is_empty() => BufferRole::Computed,
+            _ => continue,
+        };
+        let ty = match &g.nodes[i].ty {
+            NodeType::Tensor(t) => t.clone(),
+            NodeType::Tuple(_) => {
+                return Err(Error::Compile(format!("%{i}: a loop survived unrolling")));
+            }
+        };
+        if let Some(u) = overwritable(g, place, &rows, &readers, &taken, Value(i as u32)) {
+            taken[u.index()] = true;
+            buffer_of[i] = buffer_of[u.index()];
+            continue;
+        }
+        let bytes = (ty.numel() as u64).saturating_mul(ty.dtype.size_bytes() as u64);
+        if bytes > target.max_storage_buffer_binding_size {
+            return Err(Error::Compile(format!(
+                "%{i} ({ty}) takes {bytes} bytes, more than the target's max_storage_buffer_binding_size of {} bytes",
+                target.max_storage_buffer_binding_size
+            )));
+        }
+        buffer_of[i] = Some(BufferId(buffers.len() as u32));
+        buffers.push(Buffer {
+            ty,
+            bytes: bytes.max(4),
+            role,
+        });
+    }
+    Ok((buffers, buffer_of))
+}
+
+/// The operand whose buffer the row-kernel result `v` may overwrite: a temporary of
+/// `v`'s type that only `v`'s kernel reads, and reads only at the element being
+/// written (every value of the kernel that depends on it is computed at its own row).
+fn overwritable(
+    g: &Graph,
+    place: &[Placement],
+    row_kernels: &HashMap<Value, &RowPlan>,
+    readers: &[Vec<Value>],
+    taken: &[bool],
+    v: Value,
+) -> Option<Value> {
+    let head = match place[v.index()] {
+        Placement::Also(h) => h,
+        Placement::Root => v,
+        _ => return None,
+    };
+    let row = row_kernels.get(&head)?;
+    if g.outputs.iter().any(|(_, o)| *o == v) {
+        return None;
+    }
+    let (inside, rows) = (&row.computed, &row.rows);
+    if g.ty(v).shape.len() != rows.prefix.len() + 1 {
+        return None;
+    }
+    let mut operands: Vec<Value> = inside
+        .iter()
+        .flat_map(|x| g.node(*x).args.iter().copied())
+        .collect();
+    operands.sort_unstable();
+    operands.dedup();
+    operands.into_iter().find(|&u| {
+        place[u.index()] == Placement::Root
+            && !taken[u.index()]
+            && readers[u.index()] == [head]
+            && g.ty(u) == g.ty(v)
+            && !g.outputs.iter().any(|(_, o)| *o == u)
+            && read_at_own_element(g, inside, u, rows)
+    })
+}
+
+/// For every buffer, whether it holds a primal value.
+pub fn holds_primal(g: &Graph, buffer_of: &[Option<BufferId>], buffers: usize) -> Vec<bool> {
+    let mut primal = vec![false; buffers];
+    for (i, b) in buffer_of.iter().enumerate() {
+        if let Some(b) = b {
+            primal[b.0 as usize] |= g.nodes[i].side == Side::Primal;
+        }
+    }
+    primal
+}
 
 /// Each kernel's first and last use of each buffer.
 struct Liveness {

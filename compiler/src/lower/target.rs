@@ -4,7 +4,11 @@
 //! Compiling needs no device. A [`Target`] is either a fixed preset (so statistics and
 //! golden WGSL files are reproducible on any machine) or read off a real adapter by the
 //! runtime. Kernel variants and their tuning parameters (the matmul register tile) are
-//! chosen per target, and the choice shows in dumps.
+//! chosen per target, and the choice shows in dumps. The grid and limit arithmetic
+//! every kernel needs (dispatch grids, binding counts, reduction stages, the product
+//! kernel's workgroup) is here too, so each is decided in one place.
+
+use crate::error::{Error, Result};
 
 /// The broad class of an adapter, which decides kernel variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,4 +135,59 @@ impl Target {
     pub fn workgroup_size(&self) -> u32 {
         self.max_compute_invocations_per_workgroup.min(256)
     }
+
+    /// The workgroup of the tiled product kernel, `[columns, rows]` of register tiles
+    /// (`shaders/matmul.wgsl`'s `@workgroup_size`).
+    pub fn matmul_workgroup(&self) -> [u32; 2] {
+        [8, 8]
+    }
+
+    /// Into how many runs of [`REDUCTION_CHUNK`] elements a reduction of `trips`
+    /// elements into `outputs` results is split: 1 for a reduction in one stage, more
+    /// when it is long and has few outputs (a first stage folds each run, a second
+    /// folds the runs' results in order).
+    pub fn reduction_parts(&self, trips: usize, outputs: usize) -> usize {
+        if trips >= SPLIT_REDUCTION && outputs < 256 {
+            trips.div_ceil(REDUCTION_CHUNK)
+        } else {
+            1
+        }
+    }
+
+    /// The dispatch grid `[x, y]` in workgroups of [`Target::workgroup_size`] for `n`
+    /// invocations: 1-D, or 2-D when one dimension is not enough. `what` names the
+    /// kernel in the error.
+    pub fn grid(&self, n: usize, what: &str) -> Result<[usize; 2]> {
+        self.grid_of(n.div_ceil(self.workgroup_size() as usize), what)
+    }
+
+    /// The dispatch grid `[x, y]` for `groups` workgroups.
+    pub fn grid_of(&self, groups: usize, what: &str) -> Result<[usize; 2]> {
+        let max_dim = self.max_compute_workgroups_per_dimension as usize;
+        let gx = groups.min(max_dim);
+        let gy = groups.div_ceil(gx.max(1));
+        if gy > max_dim {
+            return Err(Error::Compile(format!(
+                "{what} needs {groups} workgroups, more than a {max_dim}×{max_dim} grid"
+            )));
+        }
+        Ok([gx, gy])
+    }
+
+    /// An error when kernel `name` binds more storage buffers than the target allows.
+    pub fn check_bindings(&self, count: usize, name: &str) -> Result<()> {
+        if count as u32 > self.max_storage_buffers_per_shader_stage {
+            return Err(Error::Limits {
+                what: format!("max_storage_buffers_per_shader_stage (kernel {name})"),
+                needed: count as u64,
+                available: self.max_storage_buffers_per_shader_stage as u64,
+            });
+        }
+        Ok(())
+    }
 }
+
+/// Reductions at least this long with few outputs run in two stages.
+pub const SPLIT_REDUCTION: usize = 4096;
+/// Elements folded by one invocation of the first stage of a two-stage reduction.
+pub const REDUCTION_CHUNK: usize = 1024;

@@ -16,6 +16,7 @@ pub mod fold;
 pub mod logloss;
 pub(crate) mod rewrite;
 pub mod simplify;
+pub mod split_rows;
 pub mod unroll;
 
 use crate::error::Result;

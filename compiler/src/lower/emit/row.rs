@@ -1,4 +1,4 @@
-//! The row kernel: one kernel for a row group (`rows`), specialized from
+//! The row kernel: one kernel for a row group (`fuse_rows`), specialized from
 //! `shaders/row.wgsl`.
 //!
 //! Each value the kernel computes has a *pass*: the number of reductions along the row
@@ -9,64 +9,36 @@
 //! next is evaluated in both, rather than stored). Results other kernels read are
 //! stored: per-element ones in the last pass, per-row ones at the end.
 //!
-//! On CPU adapters one invocation takes a row. On GPUs a workgroup of [`ROW_THREADS`]
-//! does: each invocation folds every `ROW_THREADS`-th element, and after each pass the
+//! On CPU adapters one invocation takes a row. On GPUs a workgroup of
+//! [`crate::lower::plan::ROW_THREADS`] does: each invocation folds every `ROW_THREADS`-th element, and after each pass the
 //! partial results are combined by a tree in workgroup memory of fixed shape, so the
 //! sums are still the same from run to run.
 
-use super::group::Placement;
-use super::program::{BufferId, Kernel};
-use super::rows::Rows;
-use super::target::{AdapterClass, Target};
-use super::wgsl::{Emitter, reduce_parts, wgsl_type};
+use super::Context;
+use super::expr::{Emitter, fill, reduce_parts, wgsl_type};
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Op, Value};
+use crate::ir::{Op, Value};
+use crate::lower::plan::{KernelPlan, RowPlan};
+use crate::lower::program::{BufferId, Kernel};
 use std::collections::HashMap;
 use std::fmt::Write;
 
-const TEMPLATE: &str = include_str!("../../../shaders/row.wgsl");
+const TEMPLATE: &str = include_str!("../../../../shaders/row.wgsl");
 
-/// Invocations sharing a row on GPUs (a power of two).
-const ROW_THREADS: usize = 64;
-/// Workgroup memory a row kernel may use for partial results, in bytes: WebGPU's
-/// guaranteed minimum.
-const WORKGROUP_MEMORY: usize = 16384;
-
-/// Generates the row kernel of the group rooted at `head` (none for zero rows).
-pub fn generate(
-    g: &Graph,
-    place: &[Placement],
-    buffer_of: &[Option<BufferId>],
-    head: Value,
-    own: &[Value],
-    index: usize,
-    target: &Target,
-) -> Result<Option<Kernel>> {
-    let members: Vec<Value> = own
-        .iter()
-        .copied()
-        .filter(|&v| v == head || place[v.index()] == Placement::Also(head))
-        .collect();
-    // Everything computed here: the members, what is fused into them, and the values
-    // recomputed wherever they are read.
-    let computed = super::rows::computed_by(g, place, own);
+/// The row kernel of plan `k`, as `r` says, numbered `index`.
+pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Result<Kernel> {
+    let (g, target, head) = (cx.g, cx.target, k.root);
+    let (rows, members, computed, threads) = (&r.rows, &r.members, &r.computed, r.threads);
     let reductions: Vec<Value> = computed
         .iter()
         .copied()
         .filter(|v| matches!(g.node(*v).op, Op::Reduce { .. }))
         .collect();
-    let rows = reductions
-        .first()
-        .and_then(|&r| Rows::of_reduction(g, r))
-        .ok_or_else(|| Error::Compile(format!("row kernel {head}: no reduction along a row")))?;
-    let count: usize = rows.prefix.iter().product();
-    if count == 0 {
-        return Ok(None);
-    }
+    let count = rows.count();
     let len = rows.len;
     // The pass each value is available in (0 for what is read from buffers).
     let mut passes: HashMap<Value, usize> = HashMap::new();
-    for &v in &computed {
+    for &v in computed {
         let after = g
             .node(v)
             .args
@@ -80,7 +52,7 @@ pub fn generate(
     let element_shape: Vec<usize> = rows.prefix.iter().copied().chain([len]).collect();
     let stored: Vec<(Value, BufferId)> = members
         .iter()
-        .filter_map(|&m| buffer_of[m.index()].map(|b| (m, b)))
+        .filter_map(|&m| cx.buffer_of[m.index()].map(|b| (m, b)))
         .collect();
     let (per_element, per_row): (Vec<(Value, BufferId)>, Vec<_>) = stored
         .iter()
@@ -97,19 +69,8 @@ pub fn generate(
         .max()
         .unwrap_or(0);
 
-    // On GPUs a workgroup shares each row: its invocations fold interleaved columns,
-    // then combine their partial results in workgroup memory, a tree of fixed shape (so
-    // results are still the same from run to run). CPU adapters, where barriers are
-    // slow, give each row to one invocation.
-    let threads = if target.class == AdapterClass::Cpu
-        || reductions.len() * ROW_THREADS * 4 > WORKGROUP_MEMORY
-    {
-        1
-    } else {
-        ROW_THREADS
-    };
     let mut shared = String::new();
-    let mut e = Emitter::new(g, place, buffer_of).with_inline(members.clone());
+    let mut e = Emitter::new(g, cx.place, cx.buffer_of).with_inline(members.clone());
     let pc = e.unravel("i", &rows.prefix, "p");
     let ec: Vec<String> = pc.iter().cloned().chain(["c".to_string()]).collect();
     // Per-row values, each computed once, as soon as the passes it waits for are done.
@@ -252,48 +213,47 @@ pub fn generate(
         "\n// Stores: {}.",
         list(&mut stored.iter().map(|(m, _)| *m))
     );
-    let _ = write!(header, "\n// Computes: {}.", list(&mut own.iter().copied()));
-    super::kernel::check_bindings(e.bindings.len(), target, &name)?;
-    let (wg, gx, gy, params, row_index) = if threads == 1 {
+    let _ = write!(
+        header,
+        "\n// Computes: {}.",
+        list(&mut k.values.iter().copied())
+    );
+    target.check_bindings(e.bindings.len(), &name)?;
+    let (wg, [gx, gy], params, row_index) = if threads == 1 {
         let wg = target.workgroup_size();
-        let (gx, gy) = super::kernel::grid(count, target, head)?;
+        let [gx, gy] = target.grid(count, &head.to_string())?;
         let row = gx * wg as usize;
         (
             wg,
-            gx,
-            gy,
+            [gx, gy],
             "@builtin(global_invocation_id) gid: vec3<u32>".to_string(),
             format!("    let i: u32 = gid.x + gid.y * {row}u;"),
         )
     } else {
-        let max_dim = target.max_compute_workgroups_per_dimension as usize;
-        let gx = count.min(max_dim);
-        let gy = count.div_ceil(gx);
-        if gy > max_dim {
-            return Err(Error::Compile(format!(
-                "{head} needs {count} workgroups, more than a {max_dim}×{max_dim} grid"
-            )));
-        }
+        let [gx, gy] = target.grid_of(count, &head.to_string())?;
         (
             threads as u32,
-            gx,
-            gy,
+            [gx, gy],
             "@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32"
                 .to_string(),
             format!("    let i: u32 = wid.x + wid.y * {gx}u;"),
         )
     };
     let bindings = format!("{}\n{shared}", e.declarations().trim_end());
-    let wgsl = super::wgsl::template(TEMPLATE)
-        .replace("{{HEADER}}", &header)
-        .replace("{{BINDINGS}}", bindings.trim_end())
-        .replace("{{WG}}", &wg.to_string())
-        .replace("{{PARAMS}}", &params)
-        .replace("{{ROW_INDEX}}", &row_index)
-        .replace("{{COUNT}}", &count.to_string())
-        .replace("{{BODY}}", e.body().trim_end())
-        + "\n";
-    Ok(Some(Kernel {
+    let wgsl = fill(
+        TEMPLATE,
+        &name,
+        &[
+            ("HEADER", &header),
+            ("BINDINGS", bindings.trim_end()),
+            ("WG", &wg.to_string()),
+            ("PARAMS", &params),
+            ("ROW_INDEX", &row_index),
+            ("COUNT", &count.to_string()),
+            ("BODY", e.body().trim_end()),
+        ],
+    )?;
+    Ok(Kernel {
         name,
         variant: "row".into(),
         wgsl,
@@ -302,10 +262,6 @@ pub fn generate(
         workgroup_size: [wg, 1, 1],
         dispatch: [gx as u32, gy as u32, 1],
         flops,
-        bytes_moved: e
-            .bindings
-            .iter()
-            .map(|(_, t, _)| (t.numel() * t.dtype.size_bytes()) as u64)
-            .sum(),
-    }))
+        bytes_moved: e.bytes_bound(),
+    })
 }

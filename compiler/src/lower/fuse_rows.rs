@@ -1,6 +1,7 @@
-//! Row groups: kernels that reduce along the last axis of the same rows, and the
-//! elementwise work between those reductions, merge into one *row kernel* (`row`)
-//! that makes a few passes over each row and stores only what other kernels read.
+//! Fusion decisions about rows: kernels that reduce along the last axis of the same
+//! rows, and the elementwise work between those reductions, merge into one *row
+//! kernel* (`emit::row`) that makes a few passes over each row and stores only what
+//! other kernels read.
 //!
 //! A softmax with its loss and gradient is the case this is for: the row maximum, the
 //! sum of exponentials, the sum of the targets, each row's loss and `softmax · Σy − y`
@@ -14,177 +15,23 @@
 //! the row. A merge that would make a kernel outside the group both read from the
 //! group and feed it is refused (the kernels must still run in some order).
 
-use super::group::{Placement, kernel_of, readers};
+use super::placement::{Placement, computed_by, kernel_of, kernel_values, readers};
 use super::target::Target;
-use crate::ir::{Graph, Op, Value};
-use crate::passes::rewrite::{live, rebuild};
+use crate::ir::{Graph, Op, OpClass, Value};
+use crate::passes::split_rows::{Rows, row_local_op};
 
 /// Reductions at least this long over fewer rows than this are not grouped: they
-/// run in two stages, which needs their own kernels (`kernel::SPLIT_REDUCTION`).
+/// run in two stages, which needs their own kernels (`target::SPLIT_REDUCTION`).
 const LONG_ROW: usize = 4096;
 const FEW_ROWS: usize = 256;
-
-/// The rows a value is laid out in: the leading axes (the row index) and the length
-/// of the last axis.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rows {
-    /// The shape of the row index.
-    pub prefix: Vec<usize>,
-    /// Elements per row.
-    pub len: usize,
-}
-
-impl Rows {
-    /// The rows that reduction `v` runs along, when it reduces exactly the last axis
-    /// of an operand of rank 2 or more.
-    pub fn of_reduction(g: &Graph, v: Value) -> Option<Rows> {
-        let Op::Reduce { axes, .. } = &g.node(v).op else {
-            return None;
-        };
-        let shape = &g.ty(g.node(v).args[0]).shape;
-        (shape.len() >= 2 && axes[..] == [shape.len() - 1]).then(|| Rows {
-            prefix: shape[..shape.len() - 1].to_vec(),
-            len: shape[shape.len() - 1],
-        })
-    }
-
-    /// Whether a value of this shape is per row (`prefix`) or per element
-    /// (`prefix + [len]`).
-    fn holds(&self, shape: &[usize]) -> bool {
-        shape == self.prefix || (shape.len() == self.prefix.len() + 1 && self.element(shape))
-    }
-
-    fn element(&self, shape: &[usize]) -> bool {
-        shape.len() == self.prefix.len() + 1
-            && shape[..self.prefix.len()] == self.prefix[..]
-            && shape[self.prefix.len()] == self.len
-    }
-
-    fn count(&self) -> usize {
-        self.prefix.iter().product()
-    }
-}
-
-/// Whether `v` reads the rows of a row reduction at its own row, and which rows.
-fn row_local_op(g: &Graph, v: Value, rows: &Rows) -> bool {
-    let node = g.node(v);
-    let shape = &g.ty(v).shape;
-    match &node.op {
-        Op::Unary(_)
-        | Op::Binary(_)
-        | Op::Compare(_)
-        | Op::Select
-        | Op::Cast { .. }
-        | Op::StopGradient => rows.holds(shape),
-        Op::Broadcast { dims, .. } => {
-            g.ty(node.args[0]).shape == rows.prefix
-                && rows.element(shape)
-                && dims.iter().copied().eq(0..rows.prefix.len())
-        }
-        Op::Reduce { .. } => Rows::of_reduction(g, v).as_ref() == Some(rows),
-        _ => false,
-    }
-}
-
-/// For every value, the rows of the row reduction it derives from at its own row, if
-/// any: a row reduction's own rows, or the first operand's rows that the value reads at
-/// its own row. One walk in arena order (operands come first), with no recursion.
-fn derived_rows(g: &Graph) -> Vec<Option<Rows>> {
-    let mut rows: Vec<Option<Rows>> = Vec::with_capacity(g.len());
-    for v in g.values() {
-        let found = Rows::of_reduction(g, v).or_else(|| {
-            g.node(v)
-                .args
-                .iter()
-                .filter_map(|a| rows[a.index()].as_ref())
-                .find(|r| row_local_op(g, v, r))
-                .cloned()
-        });
-        rows.push(found);
-    }
-    rows
-}
-
-/// Splits a reduction over the last axis and others, whose operand derives from a
-/// row reduction at its own row, into a reduction along the rows (which joins the row
-/// kernel) and a reduction of the per-row results: `Σ_{i,j} y·(z − lse)` becomes
-/// `Σ_i (Σ_j y·(z − lse))`. Returns whether anything changed.
-pub fn split_reductions(g: &mut Graph) -> bool {
-    let live = live(g);
-    let derived = derived_rows(g);
-    let split: Vec<bool> = g
-        .values()
-        .map(|v| {
-            let Op::Reduce { axes, .. } = &g.node(v).op else {
-                return false;
-            };
-            let x = g.node(v).args[0];
-            let rank = g.ty(x).rank();
-            live[v.index()]
-                && rank >= 2
-                && axes.len() > 1
-                && axes.contains(&(rank - 1))
-                && derived[x.index()]
-                    .as_ref()
-                    .is_some_and(|rows| rows.element(&g.ty(x).shape))
-        })
-        .collect();
-    if !split.contains(&true) {
-        return false;
-    }
-    let rebuilt = rebuild(g, |b, map, v| {
-        if !split[v.index()] {
-            return None;
-        }
-        let Op::Reduce { kind, axes } = &g.node(v).op else {
-            return None;
-        };
-        let x = map[g.node(v).args[0].index()];
-        let last = g.ty(g.node(v).args[0]).rank() - 1;
-        let rest: Vec<usize> = axes.iter().copied().filter(|&a| a != last).collect();
-        Some(
-            b.reduce(*kind, x, &[last])
-                .and_then(|per_row| b.reduce(*kind, per_row, &rest)),
-        )
-    });
-    match rebuilt {
-        Some(new) => {
-            *g = new;
-            true
-        }
-        None => false,
-    }
-}
-
-/// Values that should be stored by a row kernel rather than fused into the kernel
-/// that reads them: per-row values derived from a row reduction that a reduction
-/// across rows reads (each row's loss, summed into the loss).
-pub fn per_row_operands(g: &Graph) -> Vec<bool> {
-    let derived = derived_rows(g);
-    let mut forced = vec![false; g.len()];
-    for v in g.values() {
-        if let Op::Reduce { .. } = g.node(v).op {
-            let x = g.node(v).args[0];
-            if Rows::of_reduction(g, v).is_none()
-                && !matches!(g.node(x).op, Op::Reduce { .. })
-                && derived[x.index()]
-                    .as_ref()
-                    .is_some_and(|rows| rows.prefix == g.ty(x).shape)
-            {
-                forced[x.index()] = true;
-            }
-        }
-    }
-    forced
-}
 
 /// The rows a kernel may compute in a row kernel: those of its reductions (all along
 /// the last axis of the same rows), or `None` when it has none, or another loop.
 fn kernel_rows(g: &Graph, values: &[Value]) -> Option<Option<Rows>> {
     let mut rows: Option<Rows> = None;
     for &v in values {
-        match &g.node(v).op {
-            Op::Reduce { .. } => {
+        match g.node(v).op.class() {
+            OpClass::Reduction => {
                 let r = Rows::of_reduction(g, v)?;
                 if r.len >= LONG_ROW && r.count() < FEW_ROWS {
                     return None;
@@ -194,11 +41,19 @@ fn kernel_rows(g: &Graph, values: &[Value]) -> Option<Option<Rows>> {
                     _ => rows = Some(r),
                 }
             }
-            Op::Dot(_) | Op::Loop { .. } | Op::Get { .. } => return None,
-            Op::ScatterAdd { axis, .. } if g.ty(g.node(v).args[0]).shape[*axis] != 1 => {
-                return None;
-            }
-            _ => {}
+            OpClass::Contraction | OpClass::Loop => return None,
+            OpClass::Scatter => match &g.node(v).op {
+                Op::ScatterAdd { axis, .. } if g.ty(g.node(v).args[0]).shape[*axis] != 1 => {
+                    return None;
+                }
+                _ => {}
+            },
+            OpClass::Input
+            | OpClass::Generated
+            | OpClass::Elementwise
+            | OpClass::Identity
+            | OpClass::Reindex
+            | OpClass::Indexed => {}
         }
     }
     Some(rows)
@@ -238,7 +93,7 @@ pub fn group(g: &Graph, place: &mut [Placement], target: &Target) {
         .map(|i| Value(i as u32))
         .collect();
     let readers = readers(g, place);
-    let values: Vec<Vec<Value>> = super::group::kernel_values(place)
+    let values: Vec<Vec<Value>> = kernel_values(place)
         .iter()
         .map(|own| computed_by(g, place, own))
         .collect();
@@ -387,31 +242,6 @@ fn legal(
         }
     }
     true
-}
-
-/// Which values a kernel computes, given its own values (`group::kernel_values`): those
-/// and the values it recomputes wherever they are read, in arena order.
-pub fn computed_by(g: &Graph, place: &[Placement], own: &[Value]) -> Vec<Value> {
-    let mut seen: std::collections::HashSet<Value> = own.iter().copied().collect();
-    let mut stack: Vec<Value> = own.to_vec();
-    while let Some(v) = stack.pop() {
-        for &a in &g.node(v).args {
-            if place[a.index()] == Placement::Everywhere && seen.insert(a) {
-                stack.push(a);
-            }
-        }
-    }
-    let mut all: Vec<Value> = seen.into_iter().collect();
-    all.sort_unstable();
-    all
-}
-
-/// The rows of a row kernel, from the values it computes.
-pub fn rows_of_kernel(g: &Graph, inside: &[Value]) -> Option<Rows> {
-    inside
-        .iter()
-        .find(|v| matches!(g.node(**v).op, Op::Reduce { .. }))
-        .and_then(|&v| Rows::of_reduction(g, v))
 }
 
 /// Whether a row kernel computing `inside` reads `u` only at the element it is

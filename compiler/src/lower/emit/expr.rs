@@ -1,6 +1,6 @@
-//! The WGSL writer: turns one fusion group into one compute kernel.
+//! WGSL expressions: the [`Emitter`] every kernel emitter writes its code with.
 //!
-//! A kernel computes its root value one element per invocation. [`Emitter::at`] writes
+//! [`Emitter::at`] writes
 //! the expression for any fused value at symbolic coordinates (WGSL `u32` expressions),
 //! turning re-indexing ops (broadcast, reshape, transpose, slice, pad, concat, gather)
 //! into index arithmetic and reading buffers for inputs and other kernels' roots. Each
@@ -8,12 +8,12 @@
 //! in a kernel is computed once. Reductions, products and scatters wrap their operand's
 //! expression in a loop.
 
-use super::group::Placement;
-use super::program::BufferId;
 use crate::error::{Error, Result};
 use crate::ir::{
     BinaryOp, CmpOp, DType, DotDims, Graph, Op, ReduceKind, Scalar, Type, UnaryOp, Value,
 };
+use crate::lower::placement::Placement;
+use crate::lower::program::{BufferId, KernelBinding};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -89,6 +89,31 @@ pub fn template(text: &str) -> String {
         .join("\n")
 }
 
+/// Fills `{{NAME}}` placeholders of a template from `shaders/` (its leading comment
+/// dropped), and fails when one is left unfilled or one given is not in the template:
+/// either is a compiler bug.
+pub fn fill(text: &str, kernel: &str, values: &[(&str, &str)]) -> Result<String> {
+    let mut out = template(text);
+    for (name, value) in values {
+        let key = format!("{{{{{name}}}}}");
+        if !out.contains(&key) {
+            return Err(Error::Compile(format!(
+                "kernel {kernel}: the template has no placeholder {key} (a compiler bug)"
+            )));
+        }
+        out = out.replace(&key, value);
+    }
+    if let Some(at) = out.find("{{") {
+        let rest = &out[at..];
+        let end = rest.find("}}").map_or(rest.len(), |e| e + 2);
+        return Err(Error::Compile(format!(
+            "kernel {kernel}: placeholder {} left unfilled (a compiler bug)",
+            &rest[..end]
+        )));
+    }
+    Ok(out + "\n")
+}
+
 /// Row-major strides of a shape.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
@@ -120,6 +145,11 @@ impl<'a> Emitter<'a> {
             inline: Vec::new(),
             vec4: Vec::new(),
         }
+    }
+
+    /// The graph whose values this emitter writes.
+    pub fn graph(&self) -> &'a Graph {
+        self.g
     }
 
     /// Computes the stored values `values` here instead of loading them.
@@ -327,10 +357,7 @@ impl<'a> Emitter<'a> {
 
     /// Whether this kernel reads `v` from a buffer rather than computing it.
     fn is_loaded(&self, v: Value) -> bool {
-        matches!(
-            self.place[v.index()],
-            Placement::Input | Placement::Root | Placement::Also(_)
-        ) && !self.inline.contains(&v)
+        self.place[v.index()].is_stored() && !self.inline.contains(&v)
     }
 
     /// One step of writing `v` at `coords`, given the expressions of the operands
@@ -663,16 +690,24 @@ impl<'a> Emitter<'a> {
     }
 
     /// The bindings as the program records them.
-    pub fn kernel_bindings(&self) -> Vec<super::program::KernelBinding> {
+    pub fn kernel_bindings(&self) -> Vec<KernelBinding> {
         self.bindings
             .iter()
             .enumerate()
-            .map(|(k, (buffer, _, writable))| super::program::KernelBinding {
+            .map(|(k, (buffer, _, writable))| KernelBinding {
                 binding: (k + self.first_binding) as u32,
                 buffer: *buffer,
                 writable: *writable,
             })
             .collect()
+    }
+
+    /// Bytes of every buffer bound: what the kernel reads and writes.
+    pub fn bytes_bound(&self) -> u64 {
+        self.bindings
+            .iter()
+            .map(|(_, t, _)| (t.numel() * t.dtype.size_bytes()) as u64)
+            .sum()
     }
 
     /// The `@group(0) @binding(k)` declarations.

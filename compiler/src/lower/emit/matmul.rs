@@ -1,0 +1,613 @@
+//! The register-tiled product kernel, specialized from `shaders/matmul.wgsl` as its
+//! plan ([`MatmulPlan`]) says: the operand loads, the FMA block, the stores with the
+//! epilogue, the sums computed beside the product, and the second kernel that adds up
+//! a summed result (the reduction's final stage).
+//!
+//! Every invocation computes a `tile` of the result in registers. Operands are read
+//! one element at a time or as `vec4` (along K, or along the rows of a transposed A
+//! and of B), or computed as they are loaded (a prologue, such as the `x1 + x2` of a
+//! weight shared by two inputs).
+
+use super::Context;
+use super::expr::{Emitter, fill};
+use super::reduce::{FinalStage, final_stage};
+use crate::error::{Error, Result};
+use crate::ir::{BinaryOp, DType, Graph, Op, ReduceKind, Type, UnaryOp, Value};
+use crate::lower::plan::{KernelPlan, Load, MatmulPlan, Operand};
+use crate::lower::program::{Buffer, BufferId, BufferRole, Kernel, KernelBinding};
+use std::fmt::Write;
+
+const TEMPLATE: &str = include_str!("../../../../shaders/matmul.wgsl");
+
+/// The unrolled tile: declarations before the loop, loads and FMAs inside it, stores
+/// after it.
+#[derive(Default)]
+struct Tile {
+    acc: String,
+    loads: String,
+    fmas: String,
+    stores: String,
+}
+
+/// What the kernel writes besides the product: its extra bindings (numbered after C,
+/// A and B) and functions, and the operations they add per element.
+struct Extras {
+    /// The binding declarations and functions, for `{{EPILOGUE}}`.
+    text: String,
+    /// The extra bindings.
+    bindings: Vec<(BufferId, Type, bool)>,
+    /// Operations per result element of the epilogue.
+    epilogue_ops: u64,
+    /// The name of the binding that receives each invocation's sum of its results.
+    partial: Option<(BufferId, String)>,
+    /// The name of the binding that receives an operand's sums over K.
+    column_sum: Option<String>,
+}
+
+/// The kernels of plan `k`, a tiled product as `m` says, numbered from `index`: the
+/// product, and when it sums its whole result, the fold of the invocations' sums.
+pub fn emit(
+    cx: &Context<'_>,
+    k: &KernelPlan,
+    m: &MatmulPlan,
+    index: usize,
+    buffers: &mut Vec<Buffer>,
+) -> Result<Vec<Kernel>> {
+    let (g, root, dot) = (cx.g, k.root, m.dot);
+    let [gx, gy] = m.grid();
+    let extras = extras(cx, k, m, buffers)?;
+    let partial = extras.partial.as_ref().map(|(_, name)| name.as_str());
+    let tile = tile(m, partial, extras.column_sum.as_deref());
+    let variant = format!("matmul_tiled{}x{}", m.tile[0], m.tile[1]);
+    let name = format!("{index:03}_{variant}_dot");
+    let wgsl = fill(
+        TEMPLATE,
+        &name,
+        &[
+            ("HEADER", &header(g, k, m, &name)),
+            ("A_BINDING", a_binding(m.a)),
+            ("B_BINDING", &b_binding(m.b)),
+            ("EPILOGUE", extras.text.trim_end()),
+            ("WG_X", &m.workgroup[0].to_string()),
+            ("WG_Y", &m.workgroup[1].to_string()),
+            ("M", &m.tiling.m.to_string()),
+            ("N", &m.tiling.n.to_string()),
+            ("K", &m.tiling.k.to_string()),
+            ("TM", &m.tile[0].to_string()),
+            ("TN", &m.tile[1].to_string()),
+            ("K_STEP", &format!("{}u", m.k_step())),
+            ("A_STRIDE", &(m.tiling.m * m.tiling.k).to_string()),
+            ("B_STRIDE", &(m.tiling.k * m.tiling.n).to_string()),
+            ("C_STRIDE", &(m.tiling.m * m.tiling.n).to_string()),
+            ("ACC", tile.acc.trim_end()),
+            ("LOADS", tile.loads.trim_end()),
+            ("FMAS", tile.fmas.trim_end()),
+            ("STORES", tile.stores.trim_end()),
+            (
+                "EXIT",
+                &match &extras.partial {
+                    Some((_, p)) => format!(
+                        "        {p}[gid.y * {}u + gid.x] = 0.0f;\n",
+                        gx * m.workgroup[0]
+                    ),
+                    None => String::new(),
+                },
+            ),
+        ],
+    )?;
+    let (l, r) = (g.node(dot).args[0], g.node(dot).args[1]);
+    let mut bindings = vec![(0, cx.buffer(root)?, true, g.ty(root))];
+    if !m.a.is_prologue() {
+        bindings.push((1, cx.buffer(l)?, false, g.ty(l)));
+    }
+    if !m.b.is_prologue() {
+        bindings.push((2, cx.buffer(r)?, false, g.ty(r)));
+    }
+    for (i, (buffer, ty, writable)) in extras.bindings.iter().enumerate() {
+        bindings.push((3 + i as u32, *buffer, *writable, ty));
+    }
+    cx.target.check_bindings(bindings.len(), &name)?;
+    let bytes_moved = bindings
+        .iter()
+        .map(|(_, _, _, ty)| (ty.numel() * 4) as u64)
+        .sum();
+    let product = Kernel {
+        name,
+        variant,
+        wgsl,
+        entry_point: "main".into(),
+        bindings: bindings
+            .iter()
+            .map(|&(binding, buffer, writable, _)| KernelBinding {
+                binding,
+                buffer,
+                writable,
+            })
+            .collect(),
+        workgroup_size: [m.workgroup[0] as u32, m.workgroup[1] as u32, 1],
+        dispatch: [gx as u32, gy as u32, m.tiling.batch as u32],
+        flops: flops(m, extras.epilogue_ops),
+        bytes_moved,
+    };
+    let (Some(t), Some((partials, _))) = (m.total, extras.partial) else {
+        return Ok(vec![product]);
+    };
+    // The invocations' sums, added in order by one invocation.
+    let slots = gx * m.workgroup[0] * gy * m.workgroup[1];
+    let name = format!("{:03}_reduce_final_reduce_sum", index + 1);
+    let header = format!(
+        "// Kernel {name}: computes %{} = reduce_sum : {}, adding the {slots} sums of kernel {index:03}'s invocations in order.",
+        t.0,
+        g.ty(t),
+    );
+    let fold = final_stage(
+        cx,
+        FinalStage {
+            name,
+            header,
+            kind: ReduceKind::Sum,
+            dtype: DType::F32,
+            shape: &g.ty(t).shape,
+            out: (cx.buffer(t)?, g.ty(t)),
+            partials: (partials, &Type::f32(&[slots])),
+            parts: slots,
+            epilogue: None,
+        },
+    )?;
+    Ok(vec![product, fold])
+}
+
+/// The prologues (operands computed as they are loaded), the epilogue (elementwise
+/// work on the product), and the bindings of the sums beside the product.
+fn extras(
+    cx: &Context<'_>,
+    k: &KernelPlan,
+    m: &MatmulPlan,
+    buffers: &mut Vec<Buffer>,
+) -> Result<Extras> {
+    let (g, root, dot) = (cx.g, k.root, m.dot);
+    let (l, r) = (g.node(dot).args[0], g.node(dot).args[1]);
+    let (mm, kk) = (m.tiling.m, m.tiling.k);
+    let mut functions = String::new();
+    let mut e = Emitter::new(g, cx.place, cx.buffer_of).with_bindings_from(3, "e");
+    let mut function =
+        |e: &mut Emitter<'_>, header: &str, v: Value, coords: [&str; 2]| -> Result<()> {
+            let coords = coords.map(str::to_string);
+            if v == dot {
+                e.seed(dot, &coords, "acc");
+            }
+            let x = e.root_expr(if v == dot { root } else { v }, &coords)?;
+            let _ = write!(
+                functions,
+                "\n{header} {{\n{}\n    return {x};\n}}\n",
+                e.take_lines()
+            );
+            e.clear_memo();
+            Ok(())
+        };
+    // A operand computed four elements at a time, along M or along K.
+    let mut load_a4 = String::new();
+    match m.a {
+        Load::Prologue4AlongFree | Load::Prologue4AlongK => {
+            let (params, index) = if m.a == Load::Prologue4AlongFree {
+                ("k: u32, row4: u32", format!("k * {}u + row4", mm / 4))
+            } else {
+                ("row: u32, k: u32", format!("row * {}u + k / 4u", kk / 4))
+            };
+            let x = vec4_prologue(&mut e, cx, l, &index)?;
+            load_a4 = format!("\nfn load_a4({params}) -> vec4<f32> {{\n    return {x};\n}}\n");
+            e.ops += 1;
+        }
+        Load::Prologue => {
+            let coords = if m.tiling.a_transposed {
+                ["k", "row"]
+            } else {
+                ["row", "k"]
+            };
+            function(&mut e, "fn load_a(row: u32, k: u32) -> f32", l, coords)?;
+        }
+        Load::Scalar | Load::Vec4AlongK | Load::Vec4AlongFree => {}
+    }
+    if m.b.is_prologue() {
+        let coords = if m.tiling.b_transposed {
+            ["col", "k"]
+        } else {
+            ["k", "col"]
+        };
+        function(&mut e, "fn load_b(k: u32, col: u32) -> f32", r, coords)?;
+    }
+    let prologue_ops = e.ops;
+    let mut epilogue_ops = 0;
+    if m.epilogue {
+        function(
+            &mut e,
+            "fn epilogue(acc: f32, row: u32, col: u32) -> f32",
+            dot,
+            ["row", "col"],
+        )?;
+        epilogue_ops = e.ops - prologue_ops;
+    }
+    // The invocations' sums of the result, one slot per invocation of the grid.
+    let partial = match m.total {
+        Some(_) => {
+            let [gx, gy] = m.grid();
+            let slots = gx * m.workgroup[0] * gy * m.workgroup[1];
+            let ty = Type::f32(&[slots]);
+            buffers.push(Buffer {
+                bytes: (slots * 4) as u64,
+                ty: ty.clone(),
+                role: BufferRole::Computed,
+            });
+            let id = BufferId(buffers.len() as u32 - 1);
+            Some((id, e.bind(id, &ty, true)))
+        }
+        None => None,
+    };
+    let column_sum = match m.column_sum {
+        Some((s, _)) => Some(e.bind(cx.buffer(s)?, g.ty(s), true)),
+        None => None,
+    };
+    Ok(Extras {
+        text: format!("\n{}\n{load_a4}{functions}", e.declarations().trim_end()),
+        bindings: e.bindings.clone(),
+        epilogue_ops,
+        partial,
+        column_sum,
+    })
+}
+
+/// The unrolled tile: A's loads, then per column of the tile B's loads, the FMAs and
+/// the stores, then the sums beside the product.
+fn tile(m: &MatmulPlan, partial: Option<&str>, column_sum: Option<&str>) -> Tile {
+    let mut t = Tile::default();
+    let total = partial.is_some();
+    if total {
+        let _ = writeln!(t.acc, "    var total: f32 = 0.0f;");
+    }
+    a_loads(m, &mut t);
+    let store = |i: usize, col: usize, value: String| store(m, total, i, col, value);
+    let [tm, tn] = m.tile;
+    let (n, k) = (m.tiling.n, m.tiling.k);
+    let b_names = |j: usize| -> Vec<String> {
+        if m.a.along_k() && m.b.along_free() {
+            (0..4).map(|kk| format!("b{j}_{kk}")).collect()
+        } else {
+            vec![format!("b{j}")]
+        }
+    };
+    match m.b {
+        Load::Vec4AlongK | Load::Prologue4AlongK => {
+            for j in 0..tn {
+                let col = format!("min(col0 + {j}u, {}u)", n - 1);
+                let _ = writeln!(
+                    t.loads,
+                    "        let b{j} = b[(b_base + {col} * {k}u + k) / 4u];"
+                );
+                for i in 0..tm {
+                    let _ = writeln!(t.acc, "    var acc{i}_{j}: f32 = 0.0f;");
+                    let _ = writeln!(t.fmas, "        acc{i}_{j} = acc{i}_{j} + dot(a{i}, b{j});");
+                    let _ = writeln!(t.stores, "{}", store(i, j, format!("acc{i}_{j}")));
+                }
+            }
+        }
+        Load::Vec4AlongFree | Load::Prologue4AlongFree => {
+            for j in 0..tn / 4 {
+                let col4 = format!("min(col0 / 4u + {j}u, {}u)", n / 4 - 1);
+                for (kk, b) in b_names(j).iter().enumerate() {
+                    let row = if m.a.along_k() {
+                        format!("(k + {kk}u)")
+                    } else {
+                        "k".to_string()
+                    };
+                    let _ = writeln!(
+                        t.loads,
+                        "        let {b} = b[b_base / 4u + {row} * {}u + {col4}];",
+                        n / 4
+                    );
+                }
+                for i in 0..tm {
+                    let _ = writeln!(t.acc, "    var acc{i}_{j}: vec4<f32> = vec4<f32>(0.0f);");
+                    for (kk, b) in b_names(j).iter().enumerate() {
+                        let a = if m.a.along_k() {
+                            format!("a{i}[{kk}]")
+                        } else {
+                            format!("a{i}")
+                        };
+                        let _ = writeln!(
+                            t.fmas,
+                            "        acc{i}_{j} = fma(vec4<f32>({a}), {b}, acc{i}_{j});"
+                        );
+                    }
+                    for lane in 0..4 {
+                        let _ = writeln!(
+                            t.stores,
+                            "{}",
+                            store(i, 4 * j + lane, format!("acc{i}_{j}[{lane}]"))
+                        );
+                    }
+                }
+            }
+        }
+        Load::Scalar | Load::Prologue => {
+            for j in 0..tn {
+                let col = format!("min(col0 + {j}u, {}u)", n - 1);
+                let _ = if m.b == Load::Prologue {
+                    writeln!(t.loads, "        let b{j} = load_b(k, {col});")
+                } else if m.tiling.b_transposed {
+                    writeln!(t.loads, "        let b{j} = b[b_base + {col} * {k}u + k];")
+                } else {
+                    writeln!(t.loads, "        let b{j} = b[b_base + k * {n}u + {col}];")
+                };
+                for i in 0..tm {
+                    let _ = writeln!(t.acc, "    var acc{i}_{j}: f32 = 0.0f;");
+                    let _ = writeln!(t.fmas, "        acc{i}_{j} = fma(a{i}, b{j}, acc{i}_{j});");
+                    let _ = writeln!(t.stores, "{}", store(i, j, format!("acc{i}_{j}")));
+                }
+            }
+        }
+    }
+    if let (Some(out), Some((_, of))) = (column_sum, m.column_sum) {
+        column_sums(m, &mut t, out, of, &b_names);
+    }
+    if let Some(p) = partial {
+        let _ = writeln!(
+            t.stores,
+            "    {p}[gid.y * {}u + gid.x] = total;",
+            m.grid()[0] * m.workgroup[0]
+        );
+    }
+    t
+}
+
+/// The loads of A's tile rows at one step of K.
+fn a_loads(m: &MatmulPlan, t: &mut Tile) {
+    let (mm, k) = (m.tiling.m, m.tiling.k);
+    for i in 0..m.tile[0] {
+        let row = format!("min(row0 + {i}u, {}u)", mm - 1);
+        let _ = match m.a {
+            Load::Vec4AlongFree | Load::Prologue4AlongFree => {
+                if i % 4 == 0 {
+                    let (q, last) = (i / 4, mm / 4 - 1);
+                    let _ = if m.a == Load::Prologue4AlongFree {
+                        writeln!(
+                            t.loads,
+                            "        let av{q} = load_a4(k, min(row0 / 4u + {q}u, {last}u));"
+                        )
+                    } else {
+                        writeln!(
+                            t.loads,
+                            "        let av{q} = a[(a_base + k * {mm}u) / 4u + min(row0 / 4u + {q}u, {last}u)];"
+                        )
+                    };
+                }
+                writeln!(t.loads, "        let a{i} = av{}[{}];", i / 4, i % 4)
+            }
+            Load::Prologue4AlongK => writeln!(t.loads, "        let a{i} = load_a4({row}, k);"),
+            Load::Vec4AlongK => writeln!(
+                t.loads,
+                "        let a{i} = a[(a_base + {row} * {k}u + k) / 4u];"
+            ),
+            Load::Prologue => writeln!(t.loads, "        let a{i} = load_a({row}, k);"),
+            Load::Scalar if m.tiling.a_transposed => {
+                writeln!(t.loads, "        let a{i} = a[a_base + k * {mm}u + {row}];")
+            }
+            Load::Scalar => writeln!(t.loads, "        let a{i} = a[a_base + {row} * {k}u + k];"),
+        };
+    }
+}
+
+/// The statement storing one result element (through the epilogue, and into the
+/// invocation's sum when the kernel sums its result).
+fn store(m: &MatmulPlan, total: bool, i: usize, col: usize, value: String) -> String {
+    let value = if m.epilogue {
+        format!("epilogue({value}, row0 + {i}u, col0 + {col}u)")
+    } else {
+        value
+    };
+    if total {
+        format!(
+            "    if row0 + {i}u < M && col0 + {col}u < N {{ let v = {value}; c[c_base + (row0 + {i}u) * N + col0 + {col}u] = v; total = total + v; }}"
+        )
+    } else {
+        format!(
+            "    if row0 + {i}u < M && col0 + {col}u < N {{ c[c_base + (row0 + {i}u) * N + col0 + {col}u] = {value}; }}"
+        )
+    }
+}
+
+/// An operand's sums over K from the values loaded: every invocation sums what it
+/// loads; those of the first tile column (for A's rows) or row (for B's columns)
+/// store them into `out`.
+fn column_sums(
+    m: &MatmulPlan,
+    t: &mut Tile,
+    out: &str,
+    of: Operand,
+    b_names: &dyn Fn(usize) -> Vec<String>,
+) {
+    let [tm, tn] = m.tile;
+    let wide_a = m.a.along_k();
+    match of {
+        Operand::A => {
+            let _ = writeln!(t.stores, "    if gid.x == 0u {{");
+            let (ty, zero) = if wide_a {
+                ("vec4<f32>", "vec4<f32>(0.0f)")
+            } else {
+                ("f32", "0.0f")
+            };
+            for i in 0..tm {
+                let _ = writeln!(t.acc, "    var sum{i}: {ty} = {zero};");
+                let _ = writeln!(t.fmas, "        sum{i} = sum{i} + a{i};");
+                let value = if wide_a {
+                    format!("(sum{i}.x + sum{i}.y) + (sum{i}.z + sum{i}.w)")
+                } else {
+                    format!("sum{i}")
+                };
+                let _ = writeln!(
+                    t.stores,
+                    "        if row0 + {i}u < M {{ {out}[row0 + {i}u] = {value}; }}"
+                );
+            }
+            let _ = writeln!(t.stores, "    }}");
+        }
+        Operand::B => {
+            let _ = writeln!(t.stores, "    if gid.y == 0u {{");
+            let (vec4, along_k) = (m.b.along_free(), m.b.along_k());
+            let lanes = if vec4 { 4 } else { 1 };
+            for j in 0..tn / lanes {
+                let (ty, zero) = if vec4 || along_k {
+                    ("vec4<f32>", "vec4<f32>(0.0f)")
+                } else {
+                    ("f32", "0.0f")
+                };
+                let _ = writeln!(t.acc, "    var sum{j}: {ty} = {zero};");
+                for b in b_names(j) {
+                    let _ = writeln!(t.fmas, "        sum{j} = sum{j} + {b};");
+                }
+                for lane in 0..lanes {
+                    let col = lanes * j + lane;
+                    let value = if along_k {
+                        format!("(sum{j}.x + sum{j}.y) + (sum{j}.z + sum{j}.w)")
+                    } else if vec4 {
+                        format!("sum{j}[{lane}]")
+                    } else {
+                        format!("sum{j}")
+                    };
+                    let _ = writeln!(
+                        t.stores,
+                        "        if col0 + {col}u < N {{ {out}[col0 + {col}u] = {value}; }}"
+                    );
+                }
+            }
+            let _ = writeln!(t.stores, "    }}");
+        }
+    }
+}
+
+/// The comment at the top of the kernel: the product, its layout, what it computes
+/// beside it and its epilogue.
+fn header(g: &Graph, k: &KernelPlan, m: &MatmulPlan, name: &str) -> String {
+    let (root, dot, t) = (k.root, m.dot, &m.tiling);
+    let mut header = format!(
+        "// Kernel {name}: computes %{} = dot : {} as {}×[{}×{}]·[{}×{}]{}{}.",
+        dot.0,
+        g.ty(dot),
+        t.batch,
+        t.m,
+        t.k,
+        t.k,
+        t.n,
+        if t.a_transposed { ", A transposed" } else { "" },
+        if t.b_transposed { ", B transposed" } else { "" },
+    );
+    if let Some(s) = m.total {
+        header.push_str(&format!(
+            "\n// Also sums its result for %{} = reduce_sum : {} (one sum per invocation, added by the next kernel).",
+            s.0,
+            g.ty(s)
+        ));
+    }
+    if let Some((s, of)) = m.column_sum {
+        header.push_str(&format!(
+            "\n// Also computes %{} = reduce_sum of {} over K: {}.",
+            s.0,
+            match of {
+                Operand::A => "A",
+                Operand::B => "B",
+            },
+            g.ty(s)
+        ));
+    }
+    if m.epilogue {
+        let fused: Vec<String> = k
+            .values
+            .iter()
+            .filter(|v| **v != root && **v != dot && m.column_sum.is_none_or(|(s, _)| s != **v))
+            .filter(|v| m.total != Some(**v))
+            .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
+            .chain(std::iter::once(format!(
+                "%{} {}",
+                root.0,
+                g.node(root).op.name()
+            )))
+            .collect();
+        header.push_str(&format!("\n// Epilogue: {}.", fused.join(", ")));
+    }
+    header
+}
+
+/// A's declaration, or a note that it is computed as it is loaded.
+fn a_binding(a: Load) -> &'static str {
+    match a {
+        Load::Prologue4AlongFree | Load::Prologue4AlongK => {
+            "// A is computed as it is loaded, four elements at a time: see load_a4."
+        }
+        Load::Prologue => "// A is computed as it is loaded: see load_a.",
+        Load::Vec4AlongK | Load::Vec4AlongFree => {
+            "@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;"
+        }
+        Load::Scalar => "@group(0) @binding(1) var<storage, read> a: array<f32>;",
+    }
+}
+
+/// B's declaration, or a note that it is computed as it is loaded.
+fn b_binding(b: Load) -> String {
+    if b.is_prologue() {
+        return "// B is computed as it is loaded: see load_b.".to_string();
+    }
+    format!(
+        "@group(0) @binding(2) var<storage, read> b: array<{}>;",
+        if b == Load::Scalar {
+            "f32"
+        } else {
+            "vec4<f32>"
+        }
+    )
+}
+
+/// The kernel's operations: the product's, the epilogue's and the sum's per element,
+/// the sums beside it, and the prologues' per load.
+fn flops(m: &MatmulPlan, epilogue_ops: u64) -> u64 {
+    let t = &m.tiling;
+    let [tm, tn] = m.tile;
+    let (mm, n, k) = (t.m, t.n, t.k);
+    2 * (t.batch * mm * n * k) as u64
+        + (mm * n) as u64 * (epilogue_ops + u64::from(m.total.is_some()))
+        + match m.column_sum {
+            Some((_, Operand::A)) => (n.div_ceil(tn) * mm * k) as u64,
+            Some((_, Operand::B)) => (mm.div_ceil(tm) * n * k) as u64,
+            None => 0,
+        }
+        + (mm * k * n.div_ceil(tn) * usize::from(m.a.is_prologue())
+            + k * n * mm.div_ceil(tm) * usize::from(m.b.is_prologue())) as u64
+}
+
+/// Four consecutive elements of the product operand `v` as one `vec4<f32>`
+/// expression: its inputs are bound as `array<vec4<f32>>` and read at `index`, in units
+/// of four elements.
+fn vec4_prologue(e: &mut Emitter<'_>, cx: &Context<'_>, v: Value, index: &str) -> Result<String> {
+    let g = cx.g;
+    let node = g.node(v);
+    let mut args = Vec::new();
+    for &a in &node.args {
+        args.push(match g.node(a).op {
+            Op::Constant { value, .. } => format!("vec4<f32>({:?}f)", value.to_f64() as f32),
+            _ => format!("{}[{index}]", e.bind_vec4(cx.buffer(a)?, g.ty(a))),
+        });
+    }
+    Ok(match (&node.op, &args[..]) {
+        (Op::Binary(BinaryOp::Add), [a, b]) => format!("{a} + {b}"),
+        (Op::Binary(BinaryOp::Sub), [a, b]) => format!("{a} - {b}"),
+        (Op::Binary(BinaryOp::Mul), [a, b]) => format!("{a} * {b}"),
+        (Op::Binary(BinaryOp::Div), [a, b]) => format!("{a} / {b}"),
+        (Op::Unary(UnaryOp::Neg), [a]) => format!("-{a}"),
+        (Op::Unary(UnaryOp::Exp), [a]) => format!("exp({a})"),
+        (Op::Unary(UnaryOp::Log), [a]) => format!("log({a})"),
+        (op, _) => {
+            return Err(Error::Compile(format!(
+                "{v}: `{}` cannot be computed four elements at a time (a compiler bug)",
+                op.name()
+            )));
+        }
+    })
+}
