@@ -18,7 +18,7 @@ use super::fuse_products::{Tiling, prologue_operand, tileable, vec4_prologue_app
 use super::placement::{Placement, computed_by, kernel_order, kernel_values};
 use super::target::{AdapterClass, REDUCTION_CHUNK, Target};
 use crate::error::{Error, Result};
-use crate::ir::{DType, Graph, Op, Value};
+use crate::ir::{DType, Graph, Op, OpClass, Value};
 use crate::passes::split_rows::Rows;
 use std::fmt::Write;
 
@@ -266,14 +266,11 @@ fn kind(
     if ty.numel() == 0 {
         return Ok(None);
     }
-    if let Some(red) = values
-        .iter()
-        .copied()
-        .find(|&v| matches!(g.node(v).op, Op::Reduce { .. }))
-    {
-        let Op::Reduce { axes, .. } = &g.node(red).op else {
-            unreachable!("found as a reduction")
-        };
+    let reduction = values.iter().find_map(|&v| match &g.node(v).op {
+        Op::Reduce { axes, .. } => Some((v, axes)),
+        _ => None,
+    });
+    if let Some((red, axes)) = reduction {
         let src = &g.ty(g.node(red).args[0]).shape;
         let trips: usize = axes.iter().map(|&a| src[a]).product();
         let parts = target.reduction_parts(trips, g.ty(red).numel());
@@ -284,19 +281,37 @@ fn kind(
         }));
     }
     let node = g.node(root);
-    Ok(Some(match &node.op {
-        Op::Dot(dims) => KernelKind::Contraction {
+    Ok(Some(match (node.op.class(), &node.op) {
+        (OpClass::Contraction, Op::Dot(dims)) => KernelKind::Contraction {
             trips: dims
                 .lhs_contract
                 .iter()
                 .map(|&a| g.ty(node.args[0]).shape[a])
                 .product(),
         },
-        Op::ScatterAdd { axis, .. } if !row_scatter(g, root) => KernelKind::Scatter {
-            axis: *axis,
-            trips: g.ty(node.args[0]).shape[*axis],
-        },
-        _ => KernelKind::Elementwise,
+        (OpClass::Scatter, Op::ScatterAdd { axis, .. }) if !row_scatter(g, root) => {
+            KernelKind::Scatter {
+                axis: *axis,
+                trips: g.ty(node.args[0]).shape[*axis],
+            }
+        }
+        (
+            OpClass::Input
+            | OpClass::Generated
+            | OpClass::Elementwise
+            | OpClass::Identity
+            | OpClass::Reindex
+            | OpClass::Indexed
+            | OpClass::Scatter
+            | OpClass::Reduction
+            | OpClass::Loop,
+            _,
+        ) => KernelKind::Elementwise,
+        (OpClass::Contraction, _) => {
+            return Err(Error::Compile(format!(
+                "{root}: a contraction that is not a dot (a compiler bug)"
+            )));
+        }
     }))
 }
 

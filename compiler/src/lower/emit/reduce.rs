@@ -71,16 +71,7 @@ pub fn emit(
     let prologue = e.take_lines();
     e.set_indent(2);
     let rc = e.unravel("r", &reduced, "q");
-    let mut full = Vec::with_capacity(src.len());
-    let (mut kept, mut folded) = (coords.iter(), rc.iter());
-    for a in 0..src.len() {
-        let c = if axes.contains(&a) {
-            folded.next()
-        } else {
-            kept.next()
-        };
-        full.push(c.cloned().unwrap_or_else(|| "0u".into()));
-    }
+    let full = operand_coords(src.len(), axes, &coords, &rc);
     e.ops = 0;
     let x = e.at(node.args[0], &full)?;
     e.line(fold("acc", &x));
@@ -91,32 +82,13 @@ pub fn emit(
     } else {
         (String::new(), "acc".to_string(), 0)
     };
-    let fused: Vec<String> = k
-        .values
-        .iter()
-        .filter(|v| **v != root && **v != red)
-        .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
-        .collect();
     let variant = if parts > 1 {
         "reduce_partial"
     } else {
         "reduce"
     };
     let name = format!("{index:03}_{variant}_{}", node.op.name());
-    let mut header = format!(
-        "// Kernel {name}: computes %{} = {} : {ty}",
-        red.0,
-        node.op.name()
-    );
-    if parts > 1 {
-        header.push_str(&format!(
-            ", stage 1 of 2: {parts} runs of {REDUCTION_CHUNK} per output"
-        ));
-    }
-    header.push('.');
-    if !fused.is_empty() {
-        header.push_str(&format!("\n// Fused: {}.", fused.join(", ")));
-    }
+    let header = first_header(cx, k, red, parts, &name);
     let first = stage(
         cx,
         &e,
@@ -170,6 +142,49 @@ pub fn emit(
         },
     )?;
     Ok(vec![first, last])
+}
+
+/// The coordinates of a reduction's operand: the output's `kept` coordinates on the
+/// axes kept, the run's `folded` ones on the reduced `axes`.
+fn operand_coords(rank: usize, axes: &[usize], kept: &[String], folded: &[String]) -> Vec<String> {
+    let (mut kept, mut folded) = (kept.iter(), folded.iter());
+    (0..rank)
+        .map(|a| {
+            let c = if axes.contains(&a) {
+                folded.next()
+            } else {
+                kept.next()
+            };
+            c.cloned().unwrap_or_else(|| "0u".into())
+        })
+        .collect()
+}
+
+/// The comment at the top of a reduction's first (or only) stage.
+fn first_header(cx: &Context<'_>, k: &KernelPlan, red: Value, parts: usize, name: &str) -> String {
+    let g = cx.g;
+    let fused: Vec<String> = k
+        .values
+        .iter()
+        .filter(|v| **v != k.root && **v != red)
+        .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
+        .collect();
+    let mut header = format!(
+        "// Kernel {name}: computes %{} = {} : {}",
+        red.0,
+        g.node(red).op.name(),
+        g.ty(red)
+    );
+    if parts > 1 {
+        header.push_str(&format!(
+            ", stage 1 of 2: {parts} runs of {REDUCTION_CHUNK} per output"
+        ));
+    }
+    header.push('.');
+    if !fused.is_empty() {
+        header.push_str(&format!("\n// Fused: {}.", fused.join(", ")));
+    }
+    header
 }
 
 /// The statements after the loop and the value stored: the accumulator, or the

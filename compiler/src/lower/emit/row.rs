@@ -10,14 +10,14 @@
 //! stored: per-element ones in the last pass, per-row ones at the end.
 //!
 //! On CPU adapters one invocation takes a row. On GPUs a workgroup of
-//! [`crate::lower::plan::ROW_THREADS`] does: each invocation folds every `ROW_THREADS`-th element, and after each pass the
-//! partial results are combined by a tree in workgroup memory of fixed shape, so the
-//! sums are still the same from run to run.
+//! `plan::ROW_THREADS` does: each invocation folds every `ROW_THREADS`-th element, and
+//! after each pass the partial results are combined by a tree in workgroup memory of
+//! fixed shape, so the sums are still the same from run to run.
 
 use super::Context;
 use super::expr::{Emitter, fill, reduce_parts, wgsl_type};
 use crate::error::{Error, Result};
-use crate::ir::{Op, Value};
+use crate::ir::{Graph, Op, Value};
 use crate::lower::plan::{KernelPlan, RowPlan};
 use crate::lower::program::{BufferId, Kernel};
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ const TEMPLATE: &str = include_str!("../../../../shaders/row.wgsl");
 
 /// The row kernel of plan `k`, as `r` says, numbered `index`.
 pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Result<Kernel> {
-    let (g, target, head) = (cx.g, cx.target, k.root);
+    let (g, head) = (cx.g, k.root);
     let (rows, members, computed, threads) = (&r.rows, &r.members, &r.computed, r.threads);
     let reductions: Vec<Value> = computed
         .iter()
@@ -36,18 +36,7 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Resu
         .collect();
     let count = rows.count();
     let len = rows.len;
-    // The pass each value is available in (0 for what is read from buffers).
-    let mut passes: HashMap<Value, usize> = HashMap::new();
-    for &v in computed {
-        let after = g
-            .node(v)
-            .args
-            .iter()
-            .map(|a| passes.get(a).copied().unwrap_or(0))
-            .max();
-        let reduce = usize::from(matches!(g.node(v).op, Op::Reduce { .. }));
-        passes.insert(v, after.unwrap_or(0) + reduce);
-    }
+    let passes = passes(g, computed);
     let pass = |v: Value| passes.get(&v).copied().unwrap_or(0);
     let element_shape: Vec<usize> = rows.prefix.iter().copied().chain([len]).collect();
     let stored: Vec<(Value, BufferId)> = members
@@ -110,21 +99,7 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Resu
             continue;
         }
         e.line(format!("// Pass {} over the row.", p + 1));
-        let mut accs = Vec::new();
-        let mut fold_fns = Vec::new();
-        for &r in &folds {
-            let Op::Reduce { kind, .. } = g.node(r).op else {
-                return Err(Error::Compile(format!(
-                    "row kernel {head}: {r} is not a reduction"
-                )));
-            };
-            let d = g.ty(r).dtype;
-            let (init, fold) = reduce_parts(&mut e, kind, d);
-            let acc = format!("acc{}", r.0);
-            e.line(format!("var {acc}: {} = {init};", wgsl_type(d)));
-            accs.push(acc);
-            fold_fns.push(fold);
-        }
+        let (accs, fold_fns) = accumulators(&mut e, &folds)?;
         let saved = if threads == 1 {
             e.open(format!("for (var c: u32 = 0u; c < {len}u; c = c + 1u)"))
         } else {
@@ -151,28 +126,7 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Resu
         flops += e.ops * len as u64;
         e.close(saved);
         if threads > 1 && !folds.is_empty() {
-            // Combine the invocations' partial results: a tree over workgroup memory.
-            for (&r, acc) in folds.iter().zip(&accs) {
-                let d = wgsl_type(g.ty(r).dtype);
-                let _ = writeln!(shared, "var<workgroup> part{}: array<{d}, {threads}>;", r.0);
-                e.line(format!("part{}[lid] = {acc};", r.0));
-            }
-            e.line("workgroupBarrier();");
-            let saved = e.open(format!(
-                "for (var s: u32 = {}u; s > 0u; s = s >> 1u)",
-                threads / 2
-            ));
-            let inner = e.open("if lid < s");
-            for (&r, fold) in folds.iter().zip(&fold_fns) {
-                let part = format!("part{}", r.0);
-                e.line(fold(&format!("{part}[lid]"), &format!("{part}[lid + s]")));
-            }
-            e.close(inner);
-            e.line("workgroupBarrier();");
-            e.close(saved);
-            for (&r, acc) in folds.iter().zip(&accs) {
-                e.line(format!("{acc} = part{}[0];", r.0));
-            }
+            combine(&mut e, &folds, &accs, &fold_fns, threads, &mut shared);
         }
         for (&r, acc) in folds.iter().zip(&accs) {
             e.seed(r, &pc, acc);
@@ -218,6 +172,100 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Resu
         "\n// Computes: {}.",
         list(&mut k.values.iter().copied())
     );
+    assemble(cx, k, r, &e, &shared, name, header, flops)
+}
+
+/// The pass each computed value is available in: the number of reductions along the
+/// row it waits for (0 for what is read from buffers).
+fn passes(g: &Graph, computed: &[Value]) -> HashMap<Value, usize> {
+    let mut passes: HashMap<Value, usize> = HashMap::new();
+    for &v in computed {
+        let after = g
+            .node(v)
+            .args
+            .iter()
+            .map(|a| passes.get(a).copied().unwrap_or(0))
+            .max();
+        let reduce = usize::from(matches!(g.node(v).op, Op::Reduce { .. }));
+        passes.insert(v, after.unwrap_or(0) + reduce);
+    }
+    passes
+}
+
+/// Declares one accumulator per reduction folded in a pass; returns their names and
+/// folds.
+#[allow(clippy::type_complexity)]
+fn accumulators(
+    e: &mut Emitter<'_>,
+    folds: &[Value],
+) -> Result<(Vec<String>, Vec<fn(&str, &str) -> String>)> {
+    let g = e.graph();
+    let mut accs = Vec::new();
+    let mut fold_fns = Vec::new();
+    for &r in folds {
+        let Op::Reduce { kind, .. } = g.node(r).op else {
+            return Err(Error::Compile(format!(
+                "row kernel: {r} is not a reduction (a compiler bug)"
+            )));
+        };
+        let d = g.ty(r).dtype;
+        let (init, fold) = reduce_parts(e, kind, d);
+        let acc = format!("acc{}", r.0);
+        e.line(format!("var {acc}: {} = {init};", wgsl_type(d)));
+        accs.push(acc);
+        fold_fns.push(fold);
+    }
+    Ok((accs, fold_fns))
+}
+
+/// Combines the invocations' partial results of a pass: a tree of fixed shape over
+/// workgroup memory (declared in `shared`), so sums are the same from run to run.
+fn combine(
+    e: &mut Emitter<'_>,
+    folds: &[Value],
+    accs: &[String],
+    fold_fns: &[fn(&str, &str) -> String],
+    threads: usize,
+    shared: &mut String,
+) {
+    let g = e.graph();
+    for (&r, acc) in folds.iter().zip(accs) {
+        let d = wgsl_type(g.ty(r).dtype);
+        let _ = writeln!(shared, "var<workgroup> part{}: array<{d}, {threads}>;", r.0);
+        e.line(format!("part{}[lid] = {acc};", r.0));
+    }
+    e.line("workgroupBarrier();");
+    let saved = e.open(format!(
+        "for (var s: u32 = {}u; s > 0u; s = s >> 1u)",
+        threads / 2
+    ));
+    let inner = e.open("if lid < s");
+    for (&r, fold) in folds.iter().zip(fold_fns) {
+        let part = format!("part{}", r.0);
+        e.line(fold(&format!("{part}[lid]"), &format!("{part}[lid + s]")));
+    }
+    e.close(inner);
+    e.line("workgroupBarrier();");
+    e.close(saved);
+    for (&r, acc) in folds.iter().zip(accs) {
+        e.line(format!("{acc} = part{}[0];", r.0));
+    }
+}
+
+/// The kernel from its body: the grid (one invocation or one workgroup per row), the
+/// bindings and the template.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    cx: &Context<'_>,
+    k: &KernelPlan,
+    r: &RowPlan,
+    e: &Emitter<'_>,
+    shared: &str,
+    name: String,
+    header: String,
+    flops: u64,
+) -> Result<Kernel> {
+    let (target, head, count, threads) = (cx.target, k.root, r.rows.count(), r.threads);
     target.check_bindings(e.bindings.len(), &name)?;
     let (wg, [gx, gy], params, row_index) = if threads == 1 {
         let wg = target.workgroup_size();
