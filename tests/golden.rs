@@ -212,3 +212,40 @@ fn a_sum_over_rows_and_columns_splits_into_a_per_row_sum_for_the_row_kernel() {
         format!("# before\n{before}\n# after\n{after}"),
     );
 }
+
+#[test]
+fn kernel_plans_of_the_workload_gradients() {
+    // The plan says, per kernel, what it computes, what it stores, and how it is
+    // shaped: W1's products with their epilogues and bias gradients, W2's row kernel,
+    // W3a's product summing its own result.
+    for (name, wrt) in [
+        ("w1", &["w1", "b1", "w2", "b2", "w3", "b3"][..]),
+        ("w2", &["w"][..]),
+        ("w3a", &["w"][..]),
+    ] {
+        let d = wgrad::grad(&program(&format!("{name}.wg")), None, wrt).unwrap();
+        let (p, report) = wgrad::lower::compile(&d, &wgrad::Options::default()).unwrap();
+        check(&format!("plan_{name}"), report.plan.print(&p.graph));
+    }
+}
+
+#[test]
+fn a_product_summing_its_result_and_the_fold_of_its_sums() {
+    // Σ tanh(x·W): the product stores tanh and sums what it stores per invocation; the
+    // reduction's final stage adds the invocations' sums in order.
+    let g = parse(
+        "%0 = input x : f32[64,32]\n\
+         %1 = input w : f32[32,128]\n\
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[64,128]\n\
+         %3 = tanh %2 : f32[64,128]\n\
+         %4 = reduce_sum %3 axes=[0, 1] : f32[]\n\
+         output t = %3\n\
+         output loss = %4\n",
+    );
+    let program = wgrad::compile(&g, &wgrad::Options::default()).unwrap();
+    let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
+    assert_eq!(variants, ["matmul_tiled16x16", "reduce_final"]);
+    for k in &program.kernels {
+        check(&format!("wgsl_product_sum_{}", k.name), k.wgsl.clone());
+    }
+}

@@ -363,3 +363,50 @@ fn long_gradients_split_into_kernels_within_the_binding_limit() {
         }
     }
 }
+
+#[test]
+fn a_kernel_that_no_split_makes_fit_is_a_limits_error() {
+    // A concat of 12 inputs reads 12 buffers in one expression with nothing to split
+    // off: on the portable preset (8 storage buffers) that is a clear limits error.
+    let mut text = String::new();
+    for i in 0..12 {
+        text.push_str(&format!("%x{i} = input x{i} : f32[4]\n"));
+    }
+    let args: Vec<String> = (0..12).map(|i| format!("%x{i}")).collect();
+    text.push_str(&format!(
+        "%c = concat {} axis=0 : f32[48]\n%t = tanh %c : f32[48]\noutput y = %t\n",
+        args.join(", ")
+    ));
+    let g = parse(&text);
+    let err = wgrad::compile(&g, &Options::new(Target::portable())).unwrap_err();
+    match err {
+        wgrad::Error::Limits {
+            what,
+            needed,
+            available,
+        } => {
+            assert!(
+                what.starts_with("max_storage_buffers_per_shader_stage"),
+                "{what}"
+            );
+            assert_eq!((needed, available), (13, 8));
+        }
+        other => panic!("expected a limits error, got {other}"),
+    }
+    // The software-Vulkan preset binds 32: the same program is one kernel there.
+    assert_eq!(compile(&g, Target::software_vulkan()).stats.kernels, 1);
+}
+
+#[test]
+fn the_plan_lists_every_kernel_in_dispatch_order() {
+    let g = wgrad::grad(&example("mlp.wg"), None, &["w1", "b1", "w2", "b2"]).unwrap();
+    let (p, report) = wgrad::lower::compile(&g, &Options::default()).unwrap();
+    let text = report.plan.print(&p.graph);
+    // One paragraph per planned kernel; a two-stage reduction or a product's sum fold
+    // adds a kernel without a plan entry of its own.
+    let entries = text.lines().filter(|l| l.starts_with("kernel ")).count();
+    assert_eq!(entries, report.plan.kernels.len());
+    assert!(entries <= p.kernels.len());
+    assert!(text.contains("tiled product"), "{text}");
+    assert!(text.contains("row kernel"), "{text}");
+}

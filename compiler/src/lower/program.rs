@@ -48,8 +48,10 @@ pub struct KernelBinding {
 pub struct Kernel {
     /// A readable name, unique in the program (also the dump file's name).
     pub name: String,
-    /// Which template or generator produced it, e.g. `elementwise`, `reduce`,
-    /// `matmul.naive`, `matmul.tiled8x8`.
+    /// Which emitter produced it: `elementwise`, `matmul_naive` (a contraction with a
+    /// loop per element), `scatter`, `reduce`, `reduce_partial` and `reduce_final` (the
+    /// stages of a long reduction), `row`, or `matmul_tiled<rows>x<cols>` (the tiled
+    /// product with its register tile).
     pub variant: String,
     /// The complete WGSL module, validated by naga at compile time.
     pub wgsl: String,
