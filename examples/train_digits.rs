@@ -138,7 +138,7 @@ fn correct_count(n: usize, hidden: usize) -> wgrad::Result<Graph> {
     let hit = b.cast(hit, DType::F32)?;
     let count = b.sum_all(hit)?;
     b.output("correct", count)?;
-    b.finish()
+    Ok(b.finish()?)
 }
 
 fn batch_tensors(d: &Digits, rows: &[usize]) -> wgrad::Result<(Tensor, Tensor)> {

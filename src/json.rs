@@ -6,7 +6,8 @@
 //! written as the shortest decimal that round-trips the value; the non-finite ones as
 //! the strings `"NaN"`, `"inf"` and `"-inf"`; bools as `true`/`false`.
 
-use crate::{DType, Error, Graph, Result, Tensor, Type};
+use crate::compiler::{Error, Result};
+use crate::{DType, Graph, Tensor, Type};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 

@@ -6,6 +6,11 @@
 //! reference interpreter ([`eval`]), checked against finite differences
 //! ([`gradcheck`]), or differentiated again.
 //!
+//! Every fallible function of the compiler returns the compiler's error
+//! ([`compiler::Error`]) and every function of the runtime the runtime's
+//! ([`runtime::Error`]); [`enum@Error`], the runtime's, gathers both, so `?` turns either
+//! into one error type. A compiler error keeps its variant inside [`Error::Compiler`].
+//!
 //! ```
 //! use std::collections::HashMap;
 //! use wgrad::{Builder, Tensor, Type};
@@ -31,6 +36,7 @@
 pub mod dump;
 pub mod json;
 
+pub use wgrad_compiler as compiler;
 pub use wgrad_compiler::autodiff::{
     GradcheckOptions, GradcheckReport, WorstElement, float_inputs, grad, gradcheck, jvp, vjp,
 };
@@ -38,9 +44,9 @@ pub use wgrad_compiler::ir::{
     Builder, DType, Graph, Tensor, Type, Value, eval, parse, print, verify,
 };
 pub use wgrad_compiler::lower::{Options, Program, Target};
-pub use wgrad_compiler::{Error, Result, autodiff, ir, lower, passes};
+pub use wgrad_compiler::{autodiff, ir, lower, passes};
 pub use wgrad_runtime as runtime;
-pub use wgrad_runtime::{Executable, Runtime, RuntimeOptions};
+pub use wgrad_runtime::{Error, Executable, Result, Runtime, RuntimeOptions};
 
 /// Compiles a program for `options.target` (no device needed). When the environment
 /// variable `WGRAD_DUMP` names a directory, the IR after every pass, every kernel's
@@ -49,7 +55,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Program> {
     let (program, report) = lower::compile(graph, options)?;
     if let Some(dir) = std::env::var_os("WGRAD_DUMP") {
         dump::write(std::path::Path::new(&dir), &program, &report)
-            .map_err(|e| Error::Compile(format!("cannot write the dump: {e}")))?;
+            .map_err(|e| compiler::Error::Compile(format!("cannot write the dump: {e}")))?;
     }
     Ok(program)
 }

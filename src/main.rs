@@ -305,8 +305,9 @@ fn disabled(without: &[String]) -> Result<Optimizations, String> {
     })
 }
 
-fn user(e: Error) -> String {
-    e.to_string()
+/// The message of a user error, whether the compiler or the runtime reported it.
+fn user(e: impl Into<Error>) -> String {
+    e.into().to_string()
 }
 
 /// Reads a file, or standard input for `-`.

@@ -4,7 +4,8 @@
 //! [`TypeError`] names the op and the operand types, [`ParseError`] carries a line and
 //! column and what was expected, [`VerifyError`] points at the offending value. [`enum@Error`]
 //! gathers them for callers who do not care which stage failed. User mistakes are always
-//! errors, never panics.
+//! errors, never panics. What only a device can report (no adapter, a device error, a limit
+//! of the adapter a program is loaded on) is the runtime's error, not the compiler's.
 
 use thiserror::Error;
 
@@ -85,27 +86,17 @@ pub enum Error {
     /// target, or (a compiler bug) a generated shader that naga rejects.
     #[error("compile error: {0}")]
     Compile(String),
-    /// No GPU or software adapter is available.
-    #[error("no usable adapter: {reason}\nhint: {hint}")]
-    NoAdapter {
-        /// What was tried.
-        reason: String,
-        /// What to install or set.
-        hint: String,
-    },
-    /// A program needs more of some device limit than the adapter offers.
+    /// A program needs more of some limit than its compile target offers (the target
+    /// describes an adapter, hence the message's wording).
     #[error("the program needs {what} = {needed}, but the adapter offers {available}")]
     Limits {
         /// The limit's name.
         what: String,
         /// What the program needs.
         needed: u64,
-        /// What the adapter offers.
+        /// What the target offers.
         available: u64,
     },
-    /// The device reported an error while running a program.
-    #[error("device error: {0}")]
-    Device(String),
 }
 
 /// Result with the compiler's [`enum@Error`].

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use wgrad_compiler::{Error, Result};
+use crate::error::{Error, Result};
 
 /// What to install when no adapter exists.
 pub(crate) const NO_ADAPTER_HINT: &str = "install a Vulkan driver; on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1 (Mesa's lavapipe runs compute on the CPU)";

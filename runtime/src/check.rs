@@ -3,12 +3,15 @@
 //! A program from the compiler is well-formed and fits the target it was compiled for, but
 //! the runtime may run it on another adapter, and a hand-built program may be neither.
 //! Checking first turns what would be a wgpu validation error (or an index panic) into an
-//! [`Error::Limits`] naming the limit, or an [`Error::Compile`] naming the malformed part.
+//! [`Error::Limits`] naming the limit, or a compiler [`Error::Compile`] naming the malformed
+//! part.
+//!
+//! [`Error::Compile`]: wgrad_compiler::Error::Compile
 
 use std::collections::HashSet;
 
+use crate::error::{Error, Result};
 use wgrad_compiler::lower::{BufferId, Program};
-use wgrad_compiler::{Error, Result};
 
 /// Checks that every handle in `program` is valid and that it fits `limits`.
 pub(crate) fn check_program(program: &Program, limits: &wgpu::Limits) -> Result<()> {
@@ -17,7 +20,7 @@ pub(crate) fn check_program(program: &Program, limits: &wgpu::Limits) -> Result<
 }
 
 fn malformed(message: String) -> Error {
-    Error::Compile(format!("malformed program: {message}"))
+    wgrad_compiler::Error::Compile(format!("malformed program: {message}")).into()
 }
 
 fn check_structure(program: &Program) -> Result<()> {

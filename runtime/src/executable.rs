@@ -13,9 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use crate::error::{Error, Result};
+use wgrad_compiler::Error as CompilerError;
 use wgrad_compiler::ir::Tensor;
 use wgrad_compiler::lower::{IoBinding, Program};
-use wgrad_compiler::{Error, Result};
 
 use crate::check::check_program;
 use crate::convert::{from_bytes, to_bytes};
@@ -247,10 +248,10 @@ impl<'r> Executable<'r> {
     /// outputs, which replace their inputs on the device instead of being read back.
     ///
     /// Every input must be given, except a state input that already holds a value from
-    /// an earlier run or from [`Executable::set`]. Fails with [`Error::Name`] for a name
-    /// that is not an input, with [`Error::Input`] for a missing input or one of the
-    /// wrong type (`expected f32[2,3], got f32[3]`), and with [`Error::Device`] when the
-    /// device reports an error. Nothing is uploaded unless every input is valid.
+    /// an earlier run or from [`Executable::set`]. Fails with a [`Name`](CompilerError::Name)
+    /// error for a name that is not an input, with an [`Input`](CompilerError::Input) error
+    /// for a missing input or one of the wrong type (`expected f32[2,3], got f32[3]`), and
+    /// with [`Error::Device`] when the device reports an error. Nothing is uploaded unless every input is valid.
     pub fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
         self.execute(inputs, false).map(|(outputs, _)| outputs)
     }
@@ -273,8 +274,8 @@ impl<'r> Executable<'r> {
 
     /// Uploads one input, e.g. the initial value of a parameter.
     ///
-    /// Fails with [`Error::Name`] when `name` is not an input and with [`Error::Input`]
-    /// when the tensor has the wrong type.
+    /// Fails with a [`Name`](CompilerError::Name) error when `name` is not an input and with
+    /// an [`Input`](CompilerError::Input) error when the tensor has the wrong type.
     pub fn set(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
         let index = self.input_index(name)?;
         check_input(&self.inputs[index], tensor)?;
@@ -288,7 +289,8 @@ impl<'r> Executable<'r> {
     /// Reads back the current contents of an input or output buffer, e.g. a parameter
     /// after training.
     ///
-    /// Fails with [`Error::Name`] when `name` is neither an input nor an output.
+    /// Fails with a [`Name`](CompilerError::Name) error when `name` is neither an input nor
+    /// an output.
     pub fn read(&self, name: &str) -> Result<Tensor> {
         let io = self
             .inputs
@@ -296,10 +298,10 @@ impl<'r> Executable<'r> {
             .chain(&self.outputs)
             .find(|io| io.name == name)
             .ok_or_else(|| {
-                Error::Name(format!(
+                Error::from(CompilerError::Name(format!(
                     "`{name}` is neither an input nor an output of this program ({})",
                     self.names()
-                ))
+                )))
             })?;
         let bytes = io.ty.numel() as u64 * 4;
         if bytes == 0 {
@@ -464,10 +466,10 @@ impl<'r> Executable<'r> {
             .collect();
         unknown.sort();
         if let Some(name) = unknown.first() {
-            return Err(Error::Name(format!(
+            return Err(Error::from(CompilerError::Name(format!(
                 "`{name}` is not an input of this program (inputs: {})",
                 list(&self.inputs)
-            )));
+            ))));
         }
         let mut out = Vec::with_capacity(given.len());
         for (index, io) in self.inputs.iter().enumerate() {
@@ -478,18 +480,18 @@ impl<'r> Executable<'r> {
                 }
                 None if self.is_state[index] && self.uploaded[index] => {}
                 None if self.is_state[index] => {
-                    return Err(Error::Input {
+                    return Err(Error::from(CompilerError::Input {
                         name: io.name.clone(),
                         message: "missing (a state input must be given to the first run or \
                                   uploaded with `set`)"
                             .to_string(),
-                    });
+                    }));
                 }
                 None => {
-                    return Err(Error::Input {
+                    return Err(Error::from(CompilerError::Input {
                         name: io.name.clone(),
                         message: "missing".to_string(),
-                    });
+                    }));
                 }
             }
         }
@@ -501,10 +503,10 @@ impl<'r> Executable<'r> {
             .iter()
             .position(|io| io.name == name)
             .ok_or_else(|| {
-                Error::Name(format!(
+                Error::from(CompilerError::Name(format!(
                     "`{name}` is not an input of this program (inputs: {})",
                     list(&self.inputs)
-                ))
+                )))
             })
     }
 
@@ -568,13 +570,13 @@ impl<'r> Executable<'r> {
 /// Checks one input value against its declaration.
 fn check_input(io: &IoBinding, tensor: &Tensor) -> Result<()> {
     if tensor.ty != io.ty {
-        return Err(Error::Input {
+        return Err(Error::from(CompilerError::Input {
             name: io.name.clone(),
             message: format!("expected {}, got {}", io.ty, tensor.ty),
-        });
+        }));
     }
     if tensor.data.len() != io.ty.numel() {
-        return Err(Error::Input {
+        return Err(Error::from(CompilerError::Input {
             name: io.name.clone(),
             message: format!(
                 "expected {} elements for {}, got {}",
@@ -582,7 +584,7 @@ fn check_input(io: &IoBinding, tensor: &Tensor) -> Result<()> {
                 io.ty,
                 tensor.data.len()
             ),
-        });
+        }));
     }
     Ok(())
 }

@@ -7,10 +7,10 @@
 //! compiles its kernels into pipelines (each at most once per runtime) and allocates its
 //! buffers; the resulting [`Executable`] uploads inputs, records every dispatch of a run
 //! into one submission, keeps declared state on the device between runs, and reads back
-//! only the outputs the user sees. Errors are the compiler's
-//! [`Error`]: a missing driver is [`Error::NoAdapter`], a program
-//! too large for the device is [`Error::Limits`], a bad input is [`Error::Input`] or
-//! [`Error::Name`], and anything the device rejects is [`Error::Device`].
+//! only the outputs the user sees. Errors are the runtime's [`Error`]: a missing driver
+//! is [`Error::NoAdapter`], a program too large for the device is [`Error::Limits`], and
+//! anything the device rejects is [`Error::Device`]; a bad input ([`Input`]) or name
+//! ([`Name`]) is the compiler's error, carried in [`Error::Compiler`].
 //!
 //! This is the only crate of the workspace that depends on wgpu.
 //!
@@ -63,22 +63,20 @@
 //! # Ok::<(), wgrad_runtime::Error>(())
 //! ```
 //!
-//! [`Error::NoAdapter`]: wgrad_compiler::Error::NoAdapter
-//! [`Error::Limits`]: wgrad_compiler::Error::Limits
-//! [`Error::Input`]: wgrad_compiler::Error::Input
-//! [`Error::Name`]: wgrad_compiler::Error::Name
-//! [`Error::Device`]: wgrad_compiler::Error::Device
+//! [`Input`]: wgrad_compiler::Error::Input
+//! [`Name`]: wgrad_compiler::Error::Name
 
 mod adapter;
 mod check;
 mod convert;
+pub mod error;
 mod executable;
 mod runtime;
 mod target;
 pub mod testing;
 
 pub use adapter::AdapterSummary;
+pub use error::{Error, Result};
 pub use executable::Executable;
 pub use runtime::{Runtime, RuntimeOptions};
 pub use target::{FromAdapter, target_from_adapter};
-pub use wgrad_compiler::{Error, Result};

@@ -18,8 +18,8 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::error::{Error, Result};
 use wgrad_compiler::lower::{Kernel, Program, Target};
-use wgrad_compiler::{Error, Result};
 
 use crate::adapter::{self, AdapterSummary};
 use crate::executable::Executable;
@@ -202,7 +202,8 @@ impl Runtime {
     /// from the cache) a pipeline per kernel, and allocates its buffers.
     ///
     /// Fails with [`Error::Limits`] naming the first limit the program exceeds (e.g.
-    /// `max_storage_buffers_per_shader_stage`), with [`Error::Compile`] when the program
+    /// `max_storage_buffers_per_shader_stage`), with a compiler
+    /// [`Error::Compile`](wgrad_compiler::Error::Compile) when the program
     /// is malformed (a binding names a buffer that does not exist, ...), and with
     /// [`Error::Device`] when the device rejects a shader or pipeline.
     pub fn load(&self, program: &Program) -> Result<Executable<'_>> {

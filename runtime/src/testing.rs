@@ -7,7 +7,7 @@
 
 use std::sync::Once;
 
-use wgrad_compiler::Error;
+use crate::error::Error;
 
 use crate::runtime::{Runtime, RuntimeOptions};
 

@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
-use wgrad_compiler::Error;
+use wgrad_compiler::Error as CompilerError;
 use wgrad_compiler::ir::{DType, Type};
 use wgrad_compiler::lower::AdapterClass;
 use wgrad_runtime::testing::{runtime_or_skip, runtime_with_options_or_skip};
-use wgrad_runtime::{RuntimeOptions, target_from_adapter};
+use wgrad_runtime::{Error, RuntimeOptions, target_from_adapter};
 
 #[test]
 fn elementwise_kernel_computes_a_times_two_plus_b() {
@@ -93,7 +93,7 @@ fn state_input_may_be_set_instead_of_passed() {
     let mut exe = rt.load(&counter()).unwrap();
     let err = exe.run(&inputs(&[])).unwrap_err();
     assert!(
-        matches!(&err, Error::Input { name, message } if name == "w" && message.starts_with("missing")),
+        matches!(&err, Error::Compiler(CompilerError::Input { name, message }) if name == "w" && message.starts_with("missing")),
         "{err}"
     );
     exe.set("w", &f32s(&[4], &[0.0, 1.0, 2.0, 3.0])).unwrap();
@@ -314,10 +314,10 @@ fn wrong_inputs_are_named() {
         .unwrap_err();
     assert_eq!(
         err,
-        Error::Input {
+        Error::Compiler(CompilerError::Input {
             name: "a".into(),
             message: "expected f32[2,3], got f32[3]".into()
-        }
+        })
     );
 
     let err = exe
@@ -338,15 +338,18 @@ fn wrong_inputs_are_named() {
             ("c", good.clone()),
         ]))
         .unwrap_err();
-    assert!(matches!(&err, Error::Name(m) if m.contains("`c`")), "{err}");
+    assert!(
+        matches!(&err, Error::Compiler(CompilerError::Name(m)) if m.contains("`c`")),
+        "{err}"
+    );
 
     let err = exe.run(&inputs(&[("a", good.clone())])).unwrap_err();
     assert_eq!(
         err,
-        Error::Input {
+        Error::Compiler(CompilerError::Input {
             name: "b".into(),
             message: "missing".into()
-        }
+        })
     );
 
     // A hand-built tensor whose data does not match its type.
@@ -356,12 +359,18 @@ fn wrong_inputs_are_named() {
         .run(&inputs(&[("a", short), ("b", good.clone())]))
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Input { name, .. } if name == "a"),
+        matches!(&err, Error::Compiler(CompilerError::Input { name, .. }) if name == "a"),
         "{err}"
     );
 
-    assert!(matches!(exe.read("nope"), Err(Error::Name(_))));
-    assert!(matches!(exe.set("out", &good), Err(Error::Name(_))));
+    assert!(matches!(
+        exe.read("nope"),
+        Err(Error::Compiler(CompilerError::Name(_)))
+    ));
+    assert!(matches!(
+        exe.set("out", &good),
+        Err(Error::Compiler(CompilerError::Name(_)))
+    ));
     // After all those errors the executable still works.
     let out = exe
         .run(&inputs(&[("a", good.clone()), ("b", good)]))
@@ -391,7 +400,7 @@ fn device_errors_are_errors_not_panics() {
     program.kernels[0].bindings[0].buffer.0 = 17;
     let err = rt.load(&program).unwrap_err();
     assert!(
-        matches!(&err, Error::Compile(m) if m.contains("buffer 17")),
+        matches!(&err, Error::Compiler(CompilerError::Compile(m)) if m.contains("buffer 17")),
         "{err}"
     );
 
