@@ -79,4 +79,4 @@ pub use adapter::AdapterSummary;
 pub use error::{Error, Result};
 pub use executable::Executable;
 pub use runtime::{Runtime, RuntimeOptions};
-pub use target::{FromAdapter, target_from_adapter};
+pub use target::target_from_adapter;

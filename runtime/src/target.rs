@@ -45,16 +45,3 @@ pub fn target_from_adapter(adapter: &wgpu::Adapter) -> Target {
         matmul_tile: preset.matmul_tile,
     }
 }
-
-/// `Target::from_adapter(&adapter)`: [`target_from_adapter`] as an associated function
-/// of [`Target`] (the compiler, which defines `Target`, knows nothing of wgpu).
-pub trait FromAdapter {
-    /// Describes `adapter` as a compilation target.
-    fn from_adapter(adapter: &wgpu::Adapter) -> Self;
-}
-
-impl FromAdapter for Target {
-    fn from_adapter(adapter: &wgpu::Adapter) -> Target {
-        target_from_adapter(adapter)
-    }
-}
