@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{example, text};
+use common::{Rng, example, text};
 use wgrad_compiler::autodiff::{self, GradcheckOptions, backward, gradcheck};
 use wgrad_compiler::ir::{
     BinaryOp, Builder, DType, Graph, Op, Side, Tensor, Type, Value, eval_graph, parse, print,
@@ -44,22 +44,15 @@ fn optimized(g: &Graph) -> Graph {
     o
 }
 
-/// Pseudo-random floats in [-1, 1) for every input of `g` (SplitMix64).
+/// Pseudo-random floats in [-1, 1) for every input of `g`.
 fn inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    };
+    let mut r = Rng::new(seed);
     g.inputs
         .iter()
         .map(|(_, v)| {
             let ty = g.ty(*v).clone();
             assert_eq!(ty.dtype, DType::F32);
-            let data = (0..ty.numel()).map(|_| next()).collect();
+            let data = (0..ty.numel()).map(|_| r.unit()).collect();
             Tensor::new(ty, data).unwrap()
         })
         .collect()

@@ -462,7 +462,7 @@ fn every_spelling_is_recognized_and_stable_after_optimizing() {
 
 #[test]
 fn the_rewrite_matches_the_original_with_logits_up_to_500() {
-    let mut r = Rng(1);
+    let mut r = Rng::new(1);
     for s in &spellings() {
         let f = program(s);
         let (opt, _) = optimized(&f);
@@ -493,7 +493,7 @@ fn the_rewrite_matches_the_original_with_logits_up_to_500() {
 
 #[test]
 fn loss_and_gradient_are_finite_with_logits_of_magnitude_1e3() {
-    let mut r = Rng(2);
+    let mut r = Rng::new(2);
     for s in &spellings() {
         let f = program(s);
         let g = grad(&f, None, &["z"]).unwrap();
@@ -602,7 +602,7 @@ fn the_w2_weight_gradient_is_finite_with_logits_of_magnitude_1e3() {
     let g = grad(&f, None, &["w"]).unwrap();
     assert_stable(&g, "W2");
     let (b, k, c) = (4, 5, 3);
-    let mut r = Rng(3);
+    let mut r = Rng::new(3);
     let x: Vec<f64> = (0..b * k).map(|_| r.unit()).collect();
     // Weights of about 1e3 / k, so the logits reach about 1e3.
     let w: Vec<f64> = (0..k * c).map(|_| 400.0 * r.unit()).collect();

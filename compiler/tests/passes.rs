@@ -40,14 +40,14 @@ fn check(input: &str, expect: &str) {
 /// Inputs for every declared input of `g`: floats in [-1, 1), integers in 0..3 (valid
 /// labels for the example programs), bools alternating.
 fn inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     g.inputs
         .iter()
         .map(|(_, v)| {
             let ty = g.ty(*v).clone();
             let data = (0..ty.numel())
                 .map(|k| match ty.dtype {
-                    DType::F32 => (r.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0,
+                    DType::F32 => (r.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0,
                     DType::I32 | DType::U32 => r.below(3) as f64,
                     DType::Bool => (k % 2) as f64,
                 })
@@ -828,7 +828,7 @@ fn the_hessian_vector_product_computes_the_same_after_optimization() {
 /// A random float or integer program over a pool of values, biased toward what the
 /// passes rewrite: constants 0, 1, -0, NaN and the like, repeated ops, reshapes.
 fn random_graph(seed: u64) -> Graph {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let mut b = Builder::new();
     let dtype = if r.below(3) == 0 {
         DType::I32

@@ -94,7 +94,7 @@ fn random_scalar(r: &mut Rng, dtype: DType) -> Scalar {
                 11 => -1.5,
                 _ => {
                     // Any bit pattern; NaN payloads do not survive text, so use NaN itself.
-                    let x = f64::from_bits(r.next());
+                    let x = f64::from_bits(r.next_u64());
                     if x.is_nan() { f64::NAN } else { x }
                 }
             };
@@ -103,12 +103,12 @@ fn random_scalar(r: &mut Rng, dtype: DType) -> Scalar {
         DType::I32 => Scalar::Int(match r.below(4) {
             0 => i32::MIN,
             1 => i32::MAX,
-            _ => r.next() as i32 % 100,
+            _ => r.next_u64() as i32 % 100,
         }),
         DType::U32 => Scalar::Uint(if r.chance(25) {
             u32::MAX
         } else {
-            r.next() as u32 % 100
+            r.next_u64() as u32 % 100
         }),
         DType::Bool => Scalar::Bool(r.chance(50)),
     }
@@ -271,11 +271,11 @@ fn random_loop(b: &mut Builder, pool: &[Value], r: &mut Rng, depth: usize) -> Re
     let carried: Vec<Value> = (0..1 + r.below(2)).map(|_| r.pick(pool)).collect();
     let invariants: Vec<Value> = (0..r.below(2)).map(|_| r.pick(pool)).collect();
     let trips = r.below(4) as u32;
-    let seeds: Vec<u64> = (0..1 + r.below(4)).map(|_| r.next()).collect();
+    let seeds: Vec<u64> = (0..1 + r.below(4)).map(|_| r.next_u64()).collect();
     b.loop_(trips, &carried, &invariants, |inner, i, params, inv| {
         let mut pool: Vec<Value> = [i].iter().chain(params).chain(inv).copied().collect();
         for &seed in &seeds {
-            if let Ok(vs) = step(inner, &pool, &mut Rng(seed), depth + 1) {
+            if let Ok(vs) = step(inner, &pool, &mut Rng::new(seed), depth + 1) {
                 pool.extend(vs);
             }
         }
@@ -296,7 +296,7 @@ fn random_loop(b: &mut Builder, pool: &[Value], r: &mut Rng, depth: usize) -> Re
 
 /// A graph of one to three inputs and the given random steps, with two outputs.
 fn random_graph(seed: u64, steps: &[u64]) -> Graph {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let mut b = Builder::new();
     let mut pool = Vec::new();
     for i in 0..1 + r.below(3) {
@@ -304,7 +304,7 @@ fn random_graph(seed: u64, steps: &[u64]) -> Graph {
         pool.push(b.input(&format!("in{i}"), ty).expect("a fresh input"));
     }
     for &s in steps {
-        if let Ok(vs) = step(&mut b, &pool, &mut Rng(s), 0) {
+        if let Ok(vs) = step(&mut b, &pool, &mut Rng::new(s), 0) {
             pool.extend(vs);
         }
     }

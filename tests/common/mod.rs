@@ -1,55 +1,17 @@
-//! Helpers shared by the integration tests: a seeded generator of test data, and
-//! shorthands for building inputs and checking gradients.
+//! Helpers shared by the integration tests: the seeded generator of test data (the
+//! compiler tests' own), and shorthands for building inputs and checking gradients.
 
 #![allow(dead_code)]
 
 pub mod cases;
 pub mod gpu;
+#[path = "../../compiler/tests/common/rng.rs"]
+mod rng;
+
+pub use rng::Rng;
 
 use std::collections::HashMap;
 use wgrad::{Builder, GradcheckOptions, Graph, Tensor, Type, Value};
-
-/// A small deterministic generator (SplitMix64), so failures reproduce from the seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[lo, hi)` with magnitude at least `gap`: away from kinks at zero.
-    pub fn away_from_zero(&mut self, lo: f64, hi: f64, gap: f64) -> f64 {
-        loop {
-            let x = self.uniform(lo, hi);
-            if x.abs() >= gap {
-                return x;
-            }
-        }
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let data = (0..n).map(|_| self.uniform(lo, hi)).collect();
-        Tensor::new(Type::f32(shape), data).unwrap()
-    }
-}
 
 /// Named inputs from pairs.
 pub fn inputs(pairs: Vec<(&str, Tensor)>) -> HashMap<String, Tensor> {
