@@ -445,7 +445,7 @@ fn run_on_the_gpu_agrees_with_eval() {
     // The GPU computes in f32 from inputs rounded to f32: compare with the tolerance
     // table of the GPU tests.
     let f = wgrad::parse(&std::fs::read_to_string(prog("mlp.wg")).unwrap()).unwrap();
-    let (abs, rel) =
+    let tolerance =
         common::gpu::tolerance(&wgrad::grad(&f, None, &["w1", "b1", "w2", "b2"]).unwrap());
     for name in ["loss", "grad.w1", "grad.b1", "grad.w2", "grad.b2"] {
         let (a, b) = (
@@ -456,7 +456,7 @@ fn run_on_the_gpu_agrees_with_eval() {
         for (x, y) in a.iter().zip(b) {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
             assert!(
-                (x - y).abs() <= abs + rel * y.abs(),
+                common::gpu::within(x, y, tolerance),
                 "{name}: gpu {x} vs eval {y}"
             );
         }

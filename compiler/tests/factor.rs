@@ -10,6 +10,7 @@
 
 mod common;
 
+use approx::abs_diff_eq;
 use common::{Rng, example, text};
 use wgrad_compiler::autodiff::{self, GradcheckOptions, backward, gradcheck};
 use wgrad_compiler::ir::{
@@ -78,7 +79,7 @@ fn assert_same_results(before: &Graph, after: &Graph) {
             let scale = x.data.iter().fold(0.0f64, |m, a| m.max(a.abs()));
             for (k, (&a, &b)) in x.data.iter().zip(&y.data).enumerate() {
                 assert!(
-                    (a - b).abs() <= 1e-12 * scale,
+                    abs_diff_eq!(a, b, epsilon = 1e-12 * scale),
                     "output `{name}` element {k}: {a} before, {b} after\nbefore:\n{}\nafter:\n{}",
                     print(before),
                     print(after)

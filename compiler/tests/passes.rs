@@ -9,6 +9,7 @@
 
 mod common;
 
+use approx::relative_eq;
 use common::{Rng, example, text};
 use wgrad_compiler::autodiff::{self, backward, forward};
 use wgrad_compiler::ir::{
@@ -57,13 +58,13 @@ fn inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
         .collect()
 }
 
-/// Whether two results agree: exactly, NaN with NaN, a zero with a zero of either sign
-/// (`x + 0 == x` keeps the sign of a zero), or else within 1e-12 relative.
-/// Equal up to reassociation: within 1e-12 of the output's largest magnitude `scale`
-/// (a rewrite that reorders a sum may change an element that cancels to near zero by
-/// more than 1e-12 of itself).
+/// Whether two results agree up to reassociation: exactly (a zero with a zero of either
+/// sign, since `x + 0 == x` keeps the sign of a zero), NaN with NaN, or else, both finite,
+/// within 1e-12 of the larger of the two magnitudes and the output's largest magnitude
+/// `scale` (a rewrite that reorders a sum may change an element that cancels to near zero
+/// by more than 1e-12 of itself).
 fn agree(a: f64, b: f64, scale: f64) -> bool {
-    a == b || a.is_nan() && b.is_nan() || (a - b).abs() <= 1e-12 * scale.max(a.abs()).max(b.abs())
+    a.is_nan() && b.is_nan() || relative_eq!(a, b, epsilon = 1e-12 * scale, max_relative = 1e-12)
 }
 
 /// Checks that `before` and `after` have the same signature and compute the same

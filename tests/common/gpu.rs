@@ -21,6 +21,7 @@
 //!   each partial sum rounds, so the error is at most n·2⁻²⁴·Σ|terms|; with terms of
 //!   magnitude ≤ 4 that is `abs = n·4·6e-8`, `rel = 1e-6`.
 
+use approx::abs_diff_eq;
 use std::collections::HashMap;
 use wgrad::ir::{BinaryOp, Op, UnaryOp};
 use wgrad::runtime::Runtime;
@@ -119,16 +120,21 @@ pub fn assert_gpu_matches_for(
     let (abs, rel) = tolerance(g);
     for ((name, a), (_, b)) in got.iter().zip(&want) {
         assert_eq!(a.ty, b.ty, "output `{name}`");
-        for (k, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
-            let ok = (x - y).abs() <= abs + rel * y.abs() || (x.is_nan() && y.is_nan()) || x == y;
+        for (k, (&x, &y)) in a.data.iter().zip(&b.data).enumerate() {
             assert!(
-                ok,
+                x == y || x.is_nan() && y.is_nan() || within(x, y, (abs, rel)),
                 "output `{name}`[{k}]: gpu {x} vs interpreter {y} (tolerance {abs:e} + {rel:e}·|y|)\n{}",
                 wgrad::print(g)
             );
         }
     }
     got
+}
+
+/// Whether the GPU's `x` is within `abs + rel·|y|` of the interpreter's `y`, where
+/// `(abs, rel)` is a [`tolerance`]; NaN and infinities never are.
+pub fn within(x: f64, y: f64, (abs, rel): (f64, f64)) -> bool {
+    abs_diff_eq!(x, y, epsilon = abs + rel * y.abs())
 }
 
 trait OrPanic<T> {
