@@ -11,7 +11,11 @@
 //! cargo run --release --example bench -- --quick      # fewer runs
 //! cargo run --release --example bench -- --profile    # also per-kernel times of each gradient
 //! cargo run --release --example bench -- --check      # also compare with the f64 interpreter
+//! cargo run --release --example bench -- --compile    # compile time against program length
 //! ```
+//!
+//! `--compile` needs no adapter: it differentiates and compiles elementwise chains of
+//! 100 to 10,000 ops and reports the time of each step against program length.
 //!
 //! Each program is loaded on a fresh runtime, so its first call compiles every pipeline
 //! (nothing comes from another program's pipeline cache). Mesa also keeps compiled
@@ -66,6 +70,12 @@ struct Args {
     /// measure what it buys.
     #[arg(long, value_parser = Optimizations::NAMES)]
     without: Vec<String>,
+    /// Only measure compile time against program length (no adapter needed).
+    #[arg(long)]
+    compile: bool,
+    /// Chain lengths for `--compile`.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1000, 3000, 10000])]
+    lengths: Vec<usize>,
 }
 
 type Inputs = HashMap<String, Tensor>;
@@ -463,6 +473,58 @@ fn median(mut t: Vec<f64>) -> f64 {
     }
 }
 
+/// A chain of `n` elementwise ops over `x: f32[256]` (tanh, sin, a product with `x`,
+/// a sum with `x`, in turn), summed into `loss`.
+fn chain(n: usize) -> wgrad::Result<Graph> {
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[256]))?;
+    let mut v = x;
+    for i in 0..n {
+        v = match i % 4 {
+            0 => b.tanh(v)?,
+            1 => b.sin(v)?,
+            2 => b.mul(v, x)?,
+            _ => b.add(v, x)?,
+        };
+    }
+    let loss = b.sum_all(v)?;
+    b.output("loss", loss)?;
+    Ok(b.finish()?)
+}
+
+/// Compile time against program length: for each chain length, the median over
+/// `repeats` of differentiating the chain and of compiling its gradient for the
+/// software-Vulkan preset, as a Markdown table.
+fn compile_times(lengths: &[usize], repeats: usize) -> BoxResult<()> {
+    println!(
+        "| chain ops | gradient nodes | kernels | grad ms | compile ms | total ms | µs per node |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &n in lengths {
+        let f = chain(n)?;
+        let (mut grad_ms, mut compile_ms) = (Vec::new(), Vec::new());
+        let mut shape = (0, 0);
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let d = wgrad::grad(&f, None, &["x"])?;
+            grad_ms.push(ms(t));
+            let t = Instant::now();
+            let p = wgrad::compile(&d, &Options::default())?;
+            compile_ms.push(ms(t));
+            shape = (d.len(), p.stats.kernels);
+        }
+        let (g, c) = (median(grad_ms), median(compile_ms));
+        println!(
+            "| {n} | {} | {} | {g:.0} | {c:.0} | {:.0} | {:.1} |",
+            shape.0,
+            shape.1,
+            g + c,
+            (g + c) * 1000.0 / shape.0 as f64
+        );
+    }
+    Ok(())
+}
+
 fn no_extra(_: &[(String, Tensor)], _: &mut wgrad::Executable<'_>) -> BoxResult<()> {
     Ok(())
 }
@@ -489,6 +551,9 @@ fn main() -> BoxResult<()> {
             .is_none_or(|o| label.to_lowercase().contains(&o.to_lowercase()))
     };
     let whole = Instant::now();
+    if args.compile {
+        return compile_times(&args.lengths, if args.quick { 1 } else { 3 });
+    }
 
     let t = Instant::now();
     let rt = Runtime::new(&RuntimeOptions::default())?;

@@ -380,11 +380,11 @@ fn a_kernel_that_no_split_makes_fit_is_a_limits_error() {
     let g = parse(&text);
     let err = wgrad::compile(&g, &Options::new(Target::portable())).unwrap_err();
     match err {
-        wgrad::Error::Limits {
+        wgrad::Error::Compiler(wgrad::compiler::Error::Limits {
             what,
             needed,
             available,
-        } => {
+        }) => {
             assert!(
                 what.starts_with("max_storage_buffers_per_shader_stage"),
                 "{what}"

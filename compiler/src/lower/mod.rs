@@ -36,7 +36,7 @@ pub use plan::{KernelKind, KernelPlan, Load, MatmulPlan, Operand, Plan, RowPlan}
 pub use program::{
     Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats,
 };
-pub use target::{AdapterClass, Target, TargetFeatures};
+pub use target::{AdapterClass, REDUCTION_CHUNK, SPLIT_REDUCTION, Target, TargetFeatures};
 pub use validate::validate_wgsl;
 
 use crate::error::{Error, Result};
