@@ -120,8 +120,7 @@ fn training_step(args: &Args) -> wgrad::Result<Graph> {
     }
     let mut g = b.finish()?;
     // Read back only the loss: the gradients live on inside the update.
-    g.outputs
-        .retain(|(name, _)| name == "loss" || name.starts_with("new."));
+    g.retain_outputs(|name| name == "loss" || name.starts_with("new."));
     wgrad::passes::dce::run(&mut g);
     Ok(g)
 }

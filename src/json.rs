@@ -107,7 +107,7 @@ fn element(dtype: DType, x: &Json) -> Option<f64> {
 /// Checks named tensors against a program's inputs: every input given, no unknown name,
 /// each with the declared shape and dtype.
 pub fn check_inputs(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<()> {
-    for (name, v) in &graph.inputs {
+    for (name, v) in graph.inputs() {
         let want = graph.ty(*v);
         match inputs.get(name) {
             None => {

@@ -78,7 +78,7 @@ fn grad_of_the_mlp_evaluates_to_gradients_that_pass_gradcheck() {
     let params = "w1,b1,w2,b2";
     let printed = ok(&["grad", &prog("mlp.wg"), "--wrt", params], "");
     let d = wgrad::parse(&printed).unwrap();
-    let outs: Vec<&str> = d.outputs.iter().map(|(n, _)| n.as_str()).collect();
+    let outs: Vec<&str> = d.outputs().iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(outs, ["loss", "grad.w1", "grad.b1", "grad.w2", "grad.b2"]);
 
     // `eval` of the printed derivative program.

@@ -36,7 +36,7 @@ fn a_value_used_twice_gets_one_summed_cotangent() {
     );
     let g = wgrad::grad(&f, None, &["x"]).unwrap();
     let adds = g
-        .nodes
+        .nodes()
         .iter()
         .filter(|n| n.op == wgrad::ir::Op::Binary(wgrad::ir::BinaryOp::Add))
         .count();

@@ -24,7 +24,7 @@ fn nth_by_grad(f: &Graph, n: usize) -> (Graph, String) {
     let mut of = "y".to_string();
     for _ in 0..n {
         g = wgrad::grad(&g, Some(&of), &["x"]).unwrap();
-        of = g.outputs.last().unwrap().0.clone();
+        of = g.outputs().last().unwrap().0.clone();
     }
     (g, of)
 }
@@ -35,7 +35,7 @@ fn nth_by_jvp(f: &Graph, n: usize) -> (Graph, String) {
     let mut of = "y".to_string();
     for _ in 0..n {
         g = wgrad::jvp(&g, Some(&of), &["x"]).unwrap();
-        of = g.outputs.last().unwrap().0.clone();
+        of = g.outputs().last().unwrap().0.clone();
     }
     (g, of)
 }
@@ -44,14 +44,14 @@ fn nth_by_jvp(f: &Graph, n: usize) -> (Graph, String) {
 fn nth_mixed(f: &Graph, n: usize) -> (Graph, String) {
     let (g, of) = nth_by_grad(f, n - 1);
     let g = wgrad::jvp(&g, Some(&of), &["x"]).unwrap();
-    let of = g.outputs.last().unwrap().0.clone();
+    let of = g.outputs().last().unwrap().0.clone();
     (g, of)
 }
 
 /// Evaluates at `x` with every other (tangent) input set to 1.
 fn eval_at(g: &Graph, of: &str, x: f64) -> f64 {
     let ins: HashMap<String, Tensor> = g
-        .inputs
+        .inputs()
         .iter()
         .map(|(n, _)| {
             let v = if n == "x" { x } else { 1.0 };
@@ -142,14 +142,14 @@ fn fourth_directional_derivative_of_w5() {
     let mut of = "f".to_string();
     for _ in 0..4 {
         g = wgrad::jvp(&g, Some(&of), &["x"]).unwrap();
-        of = g.outputs.last().unwrap().0.clone();
+        of = g.outputs().last().unwrap().0.clone();
     }
     assert_eq!(of, "tan.tan.tan.tan.f");
     let mut rng = Rng::new(5);
     let xs = rng.tensor(&[n], -2.0, 2.0);
     let vs = rng.tensor(&[n], -1.0, 1.0);
     let ins: HashMap<String, Tensor> = g
-        .inputs
+        .inputs()
         .iter()
         .map(|(name, _)| {
             (

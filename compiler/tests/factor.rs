@@ -48,7 +48,7 @@ fn optimized(g: &Graph) -> Graph {
 /// Pseudo-random floats in [-1, 1) for every input of `g`.
 fn inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
     let mut r = Rng::new(seed);
-    g.inputs
+    g.inputs()
         .iter()
         .map(|(_, v)| {
             let ty = g.ty(*v).clone();
@@ -69,13 +69,13 @@ fn assert_same_results(before: &Graph, after: &Graph) {
             .map(|(n, v)| (n.clone(), g.ty(*v).clone()))
             .collect()
     };
-    assert_eq!(sig(before, &before.inputs), sig(after, &after.inputs));
-    assert_eq!(sig(before, &before.outputs), sig(after, &after.outputs));
+    assert_eq!(sig(before, before.inputs()), sig(after, after.inputs()));
+    assert_eq!(sig(before, before.outputs()), sig(after, after.outputs()));
     for seed in 0..3 {
         let args = inputs(before, seed);
         let x = eval_graph(before, &args).unwrap();
         let y = eval_graph(after, &args).unwrap();
-        for (((name, _), x), y) in before.outputs.iter().zip(&x).zip(&y) {
+        for (((name, _), x), y) in before.outputs().iter().zip(&x).zip(&y) {
             let scale = x.data.iter().fold(0.0f64, |m, a| m.max(a.abs()));
             for (k, (&a, &b)) in x.data.iter().zip(&y.data).enumerate() {
                 assert!(
@@ -108,7 +108,7 @@ fn raw_grad(f: &Graph, wrt: &[&str]) -> Graph {
 
 /// The number of `dot` nodes of `g`.
 fn dots(g: &Graph) -> usize {
-    g.nodes
+    g.nodes()
         .iter()
         .filter(|n| matches!(n.op, Op::Dot(_)))
         .count()
@@ -166,7 +166,12 @@ output loss = %9
 /// Checks the gradient `grad` computes for `f` against central differences.
 fn assert_gradcheck(f: &Graph) {
     let args = inputs(f, 11);
-    let named = f.inputs.iter().map(|(n, _)| n.clone()).zip(args).collect();
+    let named = f
+        .inputs()
+        .iter()
+        .map(|(n, _)| n.clone())
+        .zip(args)
+        .collect();
     let report = gradcheck(f, None, &["w"], &named, GradcheckOptions::default()).unwrap();
     assert!(report.passed, "{report}");
 }
@@ -372,7 +377,7 @@ fn the_w3a_gradient_is_two_products() {
     let g = autodiff::grad(&f, None, &["w"]).unwrap();
     assert_eq!(dots(&g), 2, "{}", print(&g));
     let adds = g
-        .nodes
+        .nodes()
         .iter()
         .filter(|n| n.op == Op::Binary(BinaryOp::Add))
         .count();

@@ -443,10 +443,10 @@ fn canonical_programs_print_back_identically() {
 fn loop_program_builds_a_region_with_its_own_scope() {
     let g = parse(LOOP).expect("the loop program parses");
     verify(&g).expect("the loop program verifies");
-    assert_eq!(g.regions.len(), 1);
-    let body = &g.regions[0];
-    assert_eq!(body.inputs.len(), 4);
-    assert_eq!(body.outputs.len(), 2);
+    assert_eq!(g.regions().len(), 1);
+    let body = &g.regions()[0];
+    assert_eq!(body.inputs().len(), 4);
+    assert_eq!(body.outputs().len(), 2);
     assert!(matches!(
         g.node(Value(6)).op,
         Op::Loop {
@@ -800,8 +800,8 @@ fn adjoint_tags_round_trip() {
     // so a derivative program read back from text still knows its two sides.
     let text = "%0 = input x : f32[2]\n%1 = sin %0 : f32[2]\n%2 = cos %0 : f32[2] adjoint\noutput y = %1\noutput d = %2\n";
     let g = parse(text).unwrap();
-    assert_eq!(g.nodes[1].side, wgrad_compiler::ir::Side::Primal);
-    assert_eq!(g.nodes[2].side, wgrad_compiler::ir::Side::Adjoint);
+    assert_eq!(g.nodes()[1].side, wgrad_compiler::ir::Side::Primal);
+    assert_eq!(g.nodes()[2].side, wgrad_compiler::ir::Side::Adjoint);
     assert_eq!(print(&g), text);
     let err = parse("%0 = input x : f32[2]\n%1 = sin %0 : f32[2] backward\n").unwrap_err();
     assert!(err.message.contains("end of line"), "{err}");

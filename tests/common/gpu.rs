@@ -38,7 +38,7 @@ pub fn tolerance(g: &Graph) -> (f64, f64) {
         abs = abs.max(a);
         rel = rel.max(r);
     };
-    for node in &g.nodes {
+    for node in g.nodes() {
         let float = match &node.ty {
             wgrad::ir::NodeType::Tensor(t) => t.dtype.is_float(),
             wgrad::ir::NodeType::Tuple(_) => false,

@@ -23,7 +23,7 @@ use crate::error::{Error, Result, TypeError};
 /// let s = b.sum(y, &[0, 1])?;
 /// b.output("loss", s)?;
 /// let graph = b.finish()?;
-/// assert_eq!(graph.outputs.len(), 1);
+/// assert_eq!(graph.outputs().len(), 1);
 /// # Ok::<(), wgrad_compiler::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]

@@ -810,3 +810,27 @@ fn scatter_add(u: &Tensor, idx: &Tensor, axis: usize, size: usize) -> Vec<f64> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::eval_graph;
+    use crate::error::Error;
+    use crate::ir::{Builder, NodeType, Tensor, Type};
+
+    #[test]
+    fn a_malformed_graph_is_an_error_not_a_panic() {
+        // Only code inside the crate can break a graph's invariants (nodes enter through
+        // the builder); the interpreter still verifies before evaluating.
+        let mut b = Builder::new();
+        let x = b.input("x", Type::f32(&[2, 3])).unwrap();
+        let y = b.input("y", Type::f32(&[3])).unwrap();
+        let s = b.add(x, y).unwrap();
+        b.output("s", s).unwrap();
+        let mut graph = b.finish().unwrap();
+        graph.nodes[2].ty = NodeType::Tensor(Type::f32(&[7]));
+        let x = Tensor::new(Type::f32(&[2, 3]), vec![0.0; 6]).unwrap();
+        let y = Tensor::new(Type::f32(&[3]), vec![0.0; 3]).unwrap();
+        let e = eval_graph(&graph, &[x, y]).unwrap_err();
+        assert!(matches!(e, Error::Verify(_)), "{e:?}");
+    }
+}

@@ -83,16 +83,43 @@ pub struct Node {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Graph {
     /// The arena of nodes; a [`Value`] indexes it.
-    pub nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     /// Declared inputs in order: each name and its [`Op::Input`] node.
-    pub inputs: Vec<(String, Value)>,
+    pub(crate) inputs: Vec<(String, Value)>,
     /// Declared outputs in order: each name and the value returned.
-    pub outputs: Vec<(String, Value)>,
+    pub(crate) outputs: Vec<(String, Value)>,
     /// Loop bodies, referenced by [`Region`] handles.
-    pub regions: Vec<Graph>,
+    pub(crate) regions: Vec<Graph>,
 }
 
 impl Graph {
+    /// The arena of nodes, in topological order; a [`Value`] indexes it. Nodes enter
+    /// only through the [`Builder`], which infers every type.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Declared inputs in order: each name and its [`Op::Input`] node.
+    pub fn inputs(&self) -> &[(String, Value)] {
+        &self.inputs
+    }
+
+    /// Declared outputs in order: each name and the value returned.
+    pub fn outputs(&self) -> &[(String, Value)] {
+        &self.outputs
+    }
+
+    /// Loop bodies, referenced by [`Region`] handles.
+    pub fn regions(&self) -> &[Graph] {
+        &self.regions
+    }
+
+    /// Keeps only the outputs whose names `keep` accepts, in their order. Values no
+    /// output reads any more stay in the arena until `passes::dce` removes them.
+    pub fn retain_outputs(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.outputs.retain(|(name, _)| keep(name));
+    }
+
     /// The node behind a value.
     pub fn node(&self, v: Value) -> &Node {
         &self.nodes[v.index()]
