@@ -25,6 +25,31 @@ pub struct Tiling {
     pub batch: usize,
 }
 
+impl std::fmt::Display for Tiling {
+    /// The product as `batch×[M×K]·[K×N]`, with the transposed operands named.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}×[{}×{}]·[{}×{}]{}{}",
+            self.batch,
+            self.m,
+            self.k,
+            self.k,
+            self.n,
+            if self.a_transposed {
+                ", A transposed"
+            } else {
+                ""
+            },
+            if self.b_transposed {
+                ", B transposed"
+            } else {
+                ""
+            },
+        )
+    }
+}
+
 /// Whether the tiled kernel computes `dot` on `target`, given which values are stored.
 pub fn tileable(
     g: &Graph,

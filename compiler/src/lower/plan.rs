@@ -511,18 +511,7 @@ impl Plan {
                     writeln!(s, ", reduction {reduction} of {trips} per output, {stages}")
                 }
                 KernelKind::Matmul(m) => {
-                    let t = &m.tiling;
-                    let _ = writeln!(
-                        s,
-                        ", tiled product {}×[{}×{}]·[{}×{}]{}{}",
-                        t.batch,
-                        t.m,
-                        t.k,
-                        t.k,
-                        t.n,
-                        if t.a_transposed { ", A transposed" } else { "" },
-                        if t.b_transposed { ", B transposed" } else { "" },
-                    );
+                    let _ = writeln!(s, ", tiled product {}", m.tiling);
                     let _ = writeln!(
                         s,
                         "  tile {}×{}, workgroup {}×{}, grid {:?}; A {}, B {}; K step {}",

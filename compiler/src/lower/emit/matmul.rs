@@ -487,18 +487,12 @@ fn column_sums(
 /// The comment at the top of the kernel: the product, its layout, what it computes
 /// beside it and its epilogue.
 fn header(g: &Graph, k: &KernelPlan, m: &MatmulPlan, name: &str) -> String {
-    let (root, dot, t) = (k.root, m.dot, &m.tiling);
+    let (root, dot) = (k.root, m.dot);
     let mut header = format!(
-        "// Kernel {name}: computes %{} = dot : {} as {}×[{}×{}]·[{}×{}]{}{}.",
+        "// Kernel {name}: computes %{} = dot : {} as {}.",
         dot.0,
         g.ty(dot),
-        t.batch,
-        t.m,
-        t.k,
-        t.k,
-        t.n,
-        if t.a_transposed { ", A transposed" } else { "" },
-        if t.b_transposed { ", B transposed" } else { "" },
+        m.tiling
     );
     if let Some(s) = m.total {
         header.push_str(&format!(
