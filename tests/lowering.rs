@@ -115,6 +115,20 @@ fn more_workgroups_than_one_dimension_allows_use_a_two_dimensional_grid() {
 }
 
 #[test]
+fn more_workgroups_than_the_grid_holds_is_an_error_before_any_kernel_is_written() {
+    let g = parse("%0 = input x : f32[300000]\n%1 = neg %0 : f32[300000]\noutput y = %1\n");
+    let mut t = Target::software_vulkan();
+    t.max_compute_workgroups_per_dimension = 30;
+    let err = wgrad::compile(&g, &Options::new(t))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("needs 1172 workgroups, more than a 30×30 grid"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_tensor_above_the_binding_limit_is_a_clear_error() {
     let g = parse("%0 = input x : f32[64,1048576]\n%1 = neg %0 : f32[64,1048576]\noutput y = %1\n");
     let err = wgrad::compile(&g, &Options::default())

@@ -222,6 +222,7 @@ pub fn plan(g: &Graph, place: &[Placement], target: &Target) -> Result<Plan> {
             })
             .collect();
         if let Some(kind) = kind(g, place, root, &values, target)? {
+            check_grid(g, root, &kind, target)?;
             kernels.push(KernelPlan {
                 root,
                 values,
@@ -231,6 +232,30 @@ pub fn plan(g: &Graph, place: &[Placement], target: &Target) -> Result<Plan> {
         }
     }
     Ok(Plan { kernels })
+}
+
+/// An error when a kernel needs more workgroups than the target's dispatch grid holds
+/// (a tiled product's grid was checked when it was chosen).
+fn check_grid(g: &Graph, root: Value, kind: &KernelKind, target: &Target) -> Result<()> {
+    let what = root.to_string();
+    match kind {
+        KernelKind::Elementwise | KernelKind::Contraction { .. } | KernelKind::Scatter { .. } => {
+            target.grid(g.ty(root).numel(), &what)?;
+        }
+        KernelKind::Reduce {
+            reduction, parts, ..
+        } => {
+            target.grid(g.ty(*reduction).numel() * parts, &what)?;
+        }
+        KernelKind::Row(r) if r.threads == 1 => {
+            target.grid(r.rows.count(), &what)?;
+        }
+        KernelKind::Row(r) => {
+            target.grid_of(r.rows.count(), &what)?;
+        }
+        KernelKind::Matmul(_) => {}
+    }
+    Ok(())
 }
 
 /// The kind of the kernel of `root` computing `values`; `None` when it has nothing

@@ -845,3 +845,26 @@ pub fn dot_operand_coords(
     }
     (lc, rc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    const TEMPLATE: &str = "// A note on {{A}}.\nfn main() { let x = {{A}} + {{B}}; }";
+
+    #[test]
+    fn a_template_is_filled_and_its_leading_comment_dropped() {
+        let out = fill(TEMPLATE, "k", &[("A", "1"), ("B", "2")]).unwrap();
+        assert_eq!(out, "fn main() { let x = 1 + 2; }\n");
+    }
+
+    #[test]
+    fn an_unfilled_or_unknown_placeholder_is_an_error() {
+        let e = fill(TEMPLATE, "k", &[("A", "1")]).unwrap_err().to_string();
+        assert!(e.contains("{{B}} left unfilled"), "{e}");
+        let e = fill(TEMPLATE, "k", &[("A", "1"), ("B", "2"), ("C", "3")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no placeholder {{C}}"), "{e}");
+    }
+}
