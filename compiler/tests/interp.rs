@@ -586,6 +586,53 @@ fn gather_takes_along_an_axis_and_reads_zero_out_of_range() {
 }
 
 #[test]
+fn dynamic_slice_reads_a_window_at_run_time_starts_clamped_into_range() {
+    let x = f(&[2, 4], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    let at = |r: i32, c: i32| [i(&[], &[r]), i(&[], &[c])];
+    let window = |b: &mut Builder, v: &[Value]| b.dynamic_slice(v[0], &v[1..], &[1, 2]);
+    for ((r, c), want) in [
+        ((1, 1), [6.0, 7.0]),
+        // Starts out of range clamp into 0 ..= dim - size: (-5, 9) reads (0, 2).
+        ((-5, 9), [3.0, 4.0]),
+        ((7, -1), [5.0, 6.0]),
+    ] {
+        let [sr, sc] = at(r, c);
+        check(&[x.clone(), sr, sc], window, f(&[1, 2], &want));
+    }
+}
+
+#[test]
+fn dynamic_update_slice_replaces_a_window_clamped_into_range() {
+    let x = f(&[5], &[1.0, 2.0, 3.0, 4.0, 5.0]);
+    let u = f(&[2], &[-1.0, -2.0]);
+    let put = |b: &mut Builder, v: &[Value]| b.dynamic_update_slice(v[0], v[1], &v[2..]);
+    for (s, want) in [
+        (1, [1.0, -1.0, -2.0, 4.0, 5.0]),
+        (4, [1.0, 2.0, 3.0, -1.0, -2.0]),
+        (-3, [-1.0, -2.0, 3.0, 4.0, 5.0]),
+    ] {
+        check(&[x.clone(), u.clone(), i(&[], &[s])], put, f(&[5], &want));
+    }
+}
+
+#[test]
+fn dynamic_indexing_checks_its_starts_and_sizes() {
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[4])).unwrap();
+    let s = b.input("s", Type::new(DType::U32, &[])).unwrap();
+    let e = b.dynamic_slice(x, &[s], &[2]).unwrap_err().to_string();
+    assert!(e.contains("start indices must be i32 scalars"), "{e}");
+    let s = b.input("t", Type::new(DType::I32, &[])).unwrap();
+    let e = b.dynamic_slice(x, &[s], &[5]).unwrap_err().to_string();
+    assert!(e.contains("each at most the axis's"), "{e}");
+    let e = b.dynamic_slice(x, &[], &[1]).unwrap_err().to_string();
+    assert!(e.contains("one start index per axis"), "{e}");
+    let u = b.input("u", Type::f32(&[6])).unwrap();
+    let e = b.dynamic_update_slice(x, u, &[s]).unwrap_err().to_string();
+    assert!(e.contains("each extent at most the operand's"), "{e}");
+}
+
+#[test]
 fn scatter_add_accumulates_in_order_and_drops_out_of_range() {
     let upd = f(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let idx = i(&[2, 3], &[0, 0, 2, 1, -1, 3]);

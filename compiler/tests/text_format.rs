@@ -806,3 +806,31 @@ fn adjoint_tags_round_trip() {
     let err = parse("%0 = input x : f32[2]\n%1 = sin %0 : f32[2] backward\n").unwrap_err();
     assert!(err.message.contains("end of line"), "{err}");
 }
+
+#[test]
+fn dynamic_slices_and_updates_print_and_parse_back() {
+    let text = "%x = input x : f32[8,4]\n\
+                %i = input i : i32[]\n\
+                %z = constant 0 : i32[]\n\
+                %row = dynamic_slice %x, %i, %z sizes=[1,4] : f32[1,4]\n\
+                %two = constant 2.0 : f32[1,4]\n\
+                %d = mul %row, %two : f32[1,4]\n\
+                %y = dynamic_update_slice %x, %d, %i, %z : f32[8,4]\n\
+                output y = %y\n";
+    let g = wgrad_compiler::ir::parse(text).unwrap();
+    let printed = wgrad_compiler::ir::print(&g);
+    assert_eq!(
+        wgrad_compiler::ir::print(&wgrad_compiler::ir::parse(&printed).unwrap()),
+        printed
+    );
+    assert!(
+        printed.contains("dynamic_slice %0, %1, %2 sizes=[1,4] : f32[1,4]"),
+        "{printed}"
+    );
+    let e = wgrad_compiler::ir::parse(
+        "%x = input x : f32[8]\n%y = dynamic_slice %x sizes=[2] : f32[2]\noutput y = %y\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("one start index per axis"), "{e}");
+}

@@ -291,9 +291,47 @@ pub fn case(which: usize, seed: u64) -> Case {
                 b.add(sq, back).unwrap()
             })
         }
+        14 | 15 => {
+            // dynamic_slice and dynamic_update_slice at run-time starts, some out of
+            // range (clamped).
+            let update = which - n_unary - n_binary == 15;
+            let shape = nonempty_shape(rng);
+            let window: Vec<usize> = shape.iter().map(|&d| 1 + rng.below(d)).collect();
+            let starts: Vec<Tensor> = shape
+                .iter()
+                .map(|&d| {
+                    let s = rng.below(d + 2) as f64 - 1.0;
+                    Tensor::new(Type::new(DType::I32, &[]), vec![s]).unwrap()
+                })
+                .collect();
+            let mut pairs = vec![("a", smooth_input(rng, &shape, false))];
+            if update {
+                pairs.push(("u", smooth_input(rng, &window, false)));
+            }
+            let names = ["s0", "s1", "s2"];
+            for (k, t) in starts.into_iter().enumerate() {
+                pairs.push((names[k], t));
+            }
+            let mut ins = inputs(pairs);
+            let mut b = Builder::new();
+            let a = b.input("a", Type::f32(&shape)).unwrap();
+            let u = update.then(|| b.input("u", Type::f32(&window)).unwrap());
+            let starts: Vec<Value> = (0..shape.len())
+                .map(|k| b.input(names[k], Type::new(DType::I32, &[])).unwrap())
+                .collect();
+            let y = match u {
+                Some(u) => b.dynamic_update_slice(a, u, &starts).unwrap(),
+                None => b.dynamic_slice(a, &starts, &window).unwrap(),
+            };
+            Case {
+                graph: weighted_loss(b, y, rng, &mut ins),
+                inputs: ins,
+                wrt: if update { vec!["a", "u"] } else { vec!["a"] },
+            }
+        }
         _ => unreachable!(),
     }
 }
 
 /// How many cases there are.
-pub const CASES: usize = UnaryOp::ALL.len() + BinaryOp::ALL.len() + 14;
+pub const CASES: usize = UnaryOp::ALL.len() + BinaryOp::ALL.len() + 16;

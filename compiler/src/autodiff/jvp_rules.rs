@@ -185,6 +185,18 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, t: &[Option<Value>]) -> Result
             add_opt(b, a, c)?
         }
         Op::Gather { axis } => t[0].map(|t| b.gather(t, x[1], *axis)).transpose()?,
+        // Both are linear in the tensors, at the same (integer, tangent-free) starts.
+        Op::DynamicSlice { sizes } => t[0]
+            .map(|t| b.dynamic_slice(t, &x[1..], sizes))
+            .transpose()?,
+        Op::DynamicUpdateSlice => {
+            if t[0].is_none() && t[1].is_none() {
+                return Ok(None);
+            }
+            let tx = or_zero(b, t[0], x[0])?;
+            let tu = or_zero(b, t[1], x[1])?;
+            Some(b.dynamic_update_slice(tx, tu, &x[2..])?)
+        }
         Op::ScatterAdd { axis, size } => t[0]
             .map(|t| b.scatter_add(t, x[1], *axis, *size))
             .transpose()?,

@@ -3,7 +3,8 @@
 //!
 //! Rules read primal values only where the derivative is nonlinear: `exp` reads its own
 //! output, `mul` the other operand, `dot` the other operand; linear ops (add, reshape,
-//! transpose, broadcast, slice, pad, concat, reduce_sum, gather) read none. Comparisons,
+//! transpose, broadcast, slice, pad, concat, reduce_sum, gather, dynamic_slice,
+//! dynamic_update_slice) read none (beyond integer indices). Comparisons,
 //! integer ops, `sign`, `one_hot`, `iota` and `stop_gradient` contribute zero.
 
 use crate::error::{Error, Result};
@@ -121,6 +122,26 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, ct: Value) -> Result<Vec<Optio
             vec![Some(b.scatter_add(ct, x[1], *axis, size)?), None]
         }
         Op::ScatterAdd { axis, .. } => vec![Some(b.gather(ct, x[1], *axis)?), None],
+        // The cotangent of a window is an update of zeros at the same starts; the starts
+        // are integers and get none.
+        Op::DynamicSlice { .. } => {
+            let zero = b.full(0.0, g.ty(x[0]))?;
+            let mut out = vec![Some(b.dynamic_update_slice(zero, ct, &x[1..])?)];
+            out.resize(x.len(), None);
+            out
+        }
+        // The update gets the window of the cotangent; the operand the cotangent with the
+        // window zeroed (those elements were overwritten).
+        Op::DynamicUpdateSlice => {
+            let u = g.ty(x[1]);
+            let zero = b.full(0.0, u)?;
+            let mut out = vec![
+                Some(b.dynamic_update_slice(ct, zero, &x[2..])?),
+                Some(b.dynamic_slice(ct, &x[2..], &u.shape)?),
+            ];
+            out.resize(x.len(), None);
+            out
+        }
         Op::Loop { .. } | Op::Get { .. } => {
             return Err(Error::Diff(format!("no reverse rule for the loop at {v}")));
         }

@@ -450,6 +450,33 @@ impl Builder {
         self.push(Op::Gather { axis }, &[x, idx])
     }
 
+    /// The window of extents `sizes` of `x` starting at the `i32` scalars `starts`, one
+    /// per axis (clamped into range); see [`Op::DynamicSlice`].
+    pub fn dynamic_slice(&mut self, x: Value, starts: &[Value], sizes: &[usize]) -> Result<Value> {
+        let args: Vec<Value> = std::iter::once(x).chain(starts.iter().copied()).collect();
+        self.push(
+            Op::DynamicSlice {
+                sizes: sizes.to_vec(),
+            },
+            &args,
+        )
+    }
+
+    /// `x` with the window at `starts` (clamped into range) replaced by `update`; see
+    /// [`Op::DynamicUpdateSlice`].
+    pub fn dynamic_update_slice(
+        &mut self,
+        x: Value,
+        update: Value,
+        starts: &[Value],
+    ) -> Result<Value> {
+        let args: Vec<Value> = [x, update]
+            .into_iter()
+            .chain(starts.iter().copied())
+            .collect();
+        self.push(Op::DynamicUpdateSlice, &args)
+    }
+
     /// The transpose of [`Builder::gather`]; see [`Op::ScatterAdd`].
     pub fn scatter_add(&mut self, u: Value, idx: Value, axis: usize, size: usize) -> Result<Value> {
         self.push(Op::ScatterAdd { axis, size }, &[u, idx])

@@ -280,6 +280,35 @@ pub fn infer(regions: &[Graph], op: &Op, args: &[&NodeType]) -> Result<NodeType,
             }
             Type::new(x.dtype, &idx.shape)
         }
+        Op::DynamicSlice { sizes } => {
+            let Some(x) = tys.first() else {
+                return Err(err("needs an operand and one start per axis".into()));
+            };
+            dynamic_starts(&tys[1..], x).map_err(&err)?;
+            if sizes.len() != x.rank() || sizes.iter().zip(&x.shape).any(|(s, d)| s > d) {
+                return Err(err(format!(
+                    "sizes {sizes:?} need one extent per axis of {x}, each at most the axis's"
+                )));
+            }
+            Type::new(x.dtype, sizes)
+        }
+        Op::DynamicUpdateSlice => {
+            let (Some(x), Some(u)) = (tys.first(), tys.get(1)) else {
+                return Err(err(
+                    "needs an operand, an update and one start per axis".into()
+                ));
+            };
+            dynamic_starts(&tys[2..], x).map_err(&err)?;
+            if u.dtype != x.dtype
+                || u.rank() != x.rank()
+                || u.shape.iter().zip(&x.shape).any(|(a, b)| a > b)
+            {
+                return Err(err(format!(
+                    "the update {u} must have the dtype and rank of {x}, each extent at most the operand's"
+                )));
+            }
+            (*x).clone()
+        }
         Op::ScatterAdd { axis, size } => {
             arity(2)?;
             let (u, idx) = (tys[0], tys[1]);
@@ -407,4 +436,22 @@ fn dot_type(l: &Type, r: &Type, d: &DotDims) -> Result<Type, String> {
             .map(|&a| r.shape[a]),
     );
     Ok(Type::new(l.dtype, &shape))
+}
+
+/// Checks the start operands of a dynamic slice or update of `x`: one `i32` scalar per
+/// axis.
+fn dynamic_starts(starts: &[&Type], x: &Type) -> std::result::Result<(), String> {
+    if starts.len() != x.rank() {
+        return Err(format!(
+            "needs one start index per axis of {x}, got {}",
+            starts.len()
+        ));
+    }
+    match starts
+        .iter()
+        .find(|t| t.dtype != DType::I32 || t.rank() != 0)
+    {
+        Some(t) => Err(format!("start indices must be i32 scalars, got {t}")),
+        None => Ok(()),
+    }
 }

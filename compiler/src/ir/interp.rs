@@ -296,6 +296,24 @@ fn step<'a>(
         Op::Dot(dims) => dot(arg(0)?, arg(1)?, dims)?,
         Op::OneHot { depth, .. } => one_hot(arg(0)?, *depth),
         Op::Gather { axis } => gather(arg(0)?, arg(1)?, *axis),
+        Op::DynamicSlice { sizes } => {
+            let args = args()?;
+            let x = arg(0)?;
+            let start = clamped_starts(&args[1..], &x.ty.shape, sizes);
+            let st = strides(&x.ty.shape);
+            read(&x.data, sizes, &st, ravel(&start, &st))
+        }
+        Op::DynamicUpdateSlice => {
+            let args = args()?;
+            let (x, u) = (arg(0)?, arg(1)?);
+            let start = clamped_starts(&args[2..], &x.ty.shape, &u.ty.shape);
+            let st = strides(&x.ty.shape);
+            let mut out = x.data.clone();
+            for (o, v) in Offsets::new(&u.ty.shape, &st, ravel(&start, &st)).zip(&u.data) {
+                out[o] = *v;
+            }
+            out
+        }
         Op::ScatterAdd { axis, size } => scatter_add(arg(0)?, arg(1)?, *axis, *size),
     };
     match &node.ty {
@@ -611,6 +629,19 @@ fn broadcast(x: &Tensor, shape: &[usize], dims: &[usize]) -> Vec<f64> {
         }
     }
     read(&x.data, shape, &st, 0)
+}
+
+/// The start of a window of extents `sizes` in `shape` at the run-time `starts` (one
+/// scalar each), each clamped into `0 ..= dim - size` as [`Op::DynamicSlice`] documents.
+fn clamped_starts(starts: &[&Tensor], shape: &[usize], sizes: &[usize]) -> Vec<usize> {
+    starts
+        .iter()
+        .zip(shape.iter().zip(sizes))
+        .map(|(s, (&dim, &size))| {
+            let i = s.data.first().copied().unwrap_or(0.0);
+            i.clamp(0.0, (dim - size) as f64) as usize
+        })
+        .collect()
 }
 
 fn slice(x: &Tensor, start: &[usize], limit: &[usize]) -> Vec<f64> {

@@ -345,6 +345,21 @@ pub enum Op {
         /// The result element type.
         dtype: DType,
     },
+    /// The window of extents `sizes` of `x` starting at run-time indices: operands `x`
+    /// and then one `i32` scalar start per axis of `x`. Each start is clamped into
+    /// `0 ..= dim - size` (as XLA does), so the window always lies inside `x`: a start
+    /// below 0 reads from 0, one too large reads the last window. The result has `x`'s
+    /// dtype and shape `sizes`. JAX's `x[i]` inside a loop is
+    /// `dynamic_slice(x, i) sizes=[1]`.
+    DynamicSlice {
+        /// The window's extent along each axis (each at most `x`'s).
+        sizes: Vec<usize>,
+    },
+    /// `x` with a window replaced by `update`: operands `x`, `update` (same dtype and
+    /// rank as `x`, each extent at most `x`'s) and then one `i32` scalar start per axis.
+    /// Each start is clamped into `0 ..= dim - extent`, like [`Op::DynamicSlice`]'s. The
+    /// result has `x`'s type. JAX's `out.at[i].set(v)`.
+    DynamicUpdateSlice,
     /// `take_along_axis`: operands `(x, idx)` where `idx` is an integer tensor of `x`'s
     /// rank whose extents equal `x`'s except along `axis`. The result has `idx`'s shape:
     /// `out[.., j, ..] = x[.., idx[.., j, ..], ..]`. An out-of-range index reads 0.
@@ -428,9 +443,12 @@ impl Op {
             Op::Broadcast { .. } | Op::Reshape { .. } | Op::Transpose { .. } | Op::Slice { .. } => {
                 OpClass::Reindex
             }
-            Op::Pad { .. } | Op::Concat { .. } | Op::OneHot { .. } | Op::Gather { .. } => {
-                OpClass::Indexed
-            }
+            Op::Pad { .. }
+            | Op::Concat { .. }
+            | Op::OneHot { .. }
+            | Op::Gather { .. }
+            | Op::DynamicSlice { .. }
+            | Op::DynamicUpdateSlice => OpClass::Indexed,
             Op::Reduce { .. } => OpClass::Reduction,
             Op::Dot(_) => OpClass::Contraction,
             Op::ScatterAdd { .. } => OpClass::Scatter,
@@ -465,6 +483,8 @@ impl Op {
             Op::Dot(_) => OpKind::Dot,
             Op::OneHot { .. } => OpKind::OneHot,
             Op::Gather { .. } => OpKind::Gather,
+            Op::DynamicSlice { .. } => OpKind::DynamicSlice,
+            Op::DynamicUpdateSlice => OpKind::DynamicUpdateSlice,
             Op::ScatterAdd { .. } => OpKind::ScatterAdd,
             Op::StopGradient => OpKind::StopGradient,
             Op::Loop { .. } => OpKind::Loop,
@@ -492,10 +512,12 @@ impl Op {
             | Op::Select
             | Op::Cast { .. }
             | Op::Reshape { .. }
-            | Op::StopGradient => vec![],
+            | Op::StopGradient
+            | Op::DynamicUpdateSlice => vec![],
             Op::Iota { axis, .. } | Op::Concat { axis } | Op::Gather { axis } => vec![Int(*axis)],
             Op::Broadcast { dims, .. } => vec![List(dims.clone())],
             Op::Transpose { perm } => vec![List(perm.clone())],
+            Op::DynamicSlice { sizes } => vec![List(sizes.clone())],
             Op::Slice { start, limit } => vec![List(start.clone()), List(limit.clone())],
             Op::Pad { low, high, value } => {
                 vec![List(low.clone()), List(high.clone()), Literal(*value)]
@@ -544,6 +566,8 @@ pub(crate) enum OpKind {
     Dot,
     OneHot,
     Gather,
+    DynamicSlice,
+    DynamicUpdateSlice,
     ScatterAdd,
     StopGradient,
     Loop,
@@ -602,6 +626,8 @@ impl OpKind {
             K::Dot,
             K::OneHot,
             K::Gather,
+            K::DynamicSlice,
+            K::DynamicUpdateSlice,
             K::ScatterAdd,
             K::StopGradient,
             K::Loop,
@@ -659,6 +685,8 @@ impl OpKind {
             ),
             OpKind::OneHot => ("one_hot", &[("depth", Int)]),
             OpKind::Gather => ("gather", &[("axis", Int)]),
+            OpKind::DynamicSlice => ("dynamic_slice", &[("sizes", List)]),
+            OpKind::DynamicUpdateSlice => ("dynamic_update_slice", &[]),
             OpKind::ScatterAdd => ("scatter_add", &[("axis", Int), ("size", Int)]),
             OpKind::StopGradient => ("stop_gradient", &[]),
             OpKind::Loop => ("loop", &[("trips", Index), ("carried", Index)]),

@@ -316,6 +316,8 @@ fn build_op(kind: OpKind, a: &mut Attrs) -> Result<Op, ParseError> {
             dtype: DType::F32,
         },
         OpKind::Gather => Op::Gather { axis: a.int()? },
+        OpKind::DynamicSlice => Op::DynamicSlice { sizes: a.list()? },
+        OpKind::DynamicUpdateSlice => Op::DynamicUpdateSlice,
         OpKind::ScatterAdd => Op::ScatterAdd {
             axis: a.int()?,
             size: a.int()?,

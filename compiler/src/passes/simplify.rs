@@ -196,6 +196,19 @@ fn simplify(g: &Graph, v: Value, uses: &[usize]) -> Option<Rewrite> {
                 return alias(arg(0));
             }
         }
+        Op::DynamicSlice { .. } => {
+            // dynamic_slice(x) of all of x == x (every start clamps to 0)
+            if same_type(arg(0)) {
+                return alias(arg(0));
+            }
+        }
+        Op::DynamicUpdateSlice => {
+            // dynamic_update_slice(x, u) with u as large as x == u (every start clamps
+            // to 0)
+            if g.node(arg(1)).ty == node.ty {
+                return alias(arg(1));
+            }
+        }
         Op::Input { .. }
         | Op::Constant { .. }
         | Op::Iota { .. }

@@ -35,6 +35,11 @@ enum Step {
     Done(String),
 }
 
+/// A dynamic start index (an `i32` expression) clamped into `0 ..= max`, as `u32`.
+fn clamped_start(start: &str, max: usize) -> String {
+    format!("u32(clamp({start}, 0i, {max}i))")
+}
+
 /// Whether `v` scatters one element per row: a comparison, computed inline.
 fn is_row_scatter(g: &Graph, v: Value) -> bool {
     let node = g.node(v);
@@ -418,7 +423,9 @@ impl<'a> Emitter<'a> {
             | Op::Pad { .. }
             | Op::Concat { .. }
             | Op::OneHot { .. }
-            | Op::Gather { .. } => self.index_step(v, coords, got),
+            | Op::Gather { .. }
+            | Op::DynamicSlice { .. }
+            | Op::DynamicUpdateSlice => self.index_step(v, coords, got),
         }
     }
 
@@ -624,6 +631,65 @@ impl<'a> Emitter<'a> {
                 Ok(Step::Done(
                     self.let_(t, format!("select({zero}, {a}, {ok})")),
                 ))
+            }
+            (Op::DynamicSlice { sizes }, _) => {
+                // The starts first (scalars), then the operand at the shifted coordinates.
+                let rank = sizes.len();
+                if got.len() < rank {
+                    return Ok(Step::Need(x[1 + got.len()], Vec::new()));
+                }
+                if let Some(a) = got.get(rank) {
+                    return Ok(Step::Done(a.clone()));
+                }
+                let shape = &g.ty(x[0]).shape;
+                let oc = (0..rank)
+                    .map(|k| {
+                        let start = clamped_start(&got[k], shape[k] - sizes[k]);
+                        format!("({} + {start})", coords[k])
+                    })
+                    .collect();
+                Ok(Step::Need(x[0], oc))
+            }
+            (Op::DynamicUpdateSlice, _) => {
+                // The starts, then the operand here, then the update where it lands.
+                let rank = ty.rank();
+                let u = &g.ty(x[1]).shape;
+                if got.len() < rank {
+                    return Ok(Step::Need(x[2 + got.len()], Vec::new()));
+                }
+                let starts: Vec<String> = (0..rank)
+                    .map(|k| clamped_start(&got[k], ty.shape[k] - u[k]))
+                    .collect();
+                match got.len() - rank {
+                    0 => Ok(Step::Need(x[0], coords.to_vec())),
+                    1 => Ok(Step::Need(
+                        x[1],
+                        (0..rank)
+                            .map(|k| {
+                                format!("min({} - {}, {}u)", coords[k], starts[k], u[k].max(1) - 1)
+                            })
+                            .collect(),
+                    )),
+                    _ => {
+                        let inside: Vec<String> = (0..rank)
+                            .map(|k| {
+                                format!(
+                                    "{c} >= {s} && {c} < {s} + {}u",
+                                    u[k],
+                                    c = coords[k],
+                                    s = starts[k]
+                                )
+                            })
+                            .collect();
+                        let (here, update) = (&got[rank], &got[rank + 1]);
+                        let e = if inside.is_empty() {
+                            update.clone()
+                        } else {
+                            format!("select({here}, {update}, {})", inside.join(" && "))
+                        };
+                        Ok(Step::Done(self.let_(t, e)))
+                    }
+                }
             }
             (op, _) => Err(Error::Compile(format!(
                 "{v} ({}) must be computed by its own kernel",
