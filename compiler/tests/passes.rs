@@ -924,3 +924,89 @@ fn random_programs_compute_the_same_after_optimization() {
         optimized(&g);
     }
 }
+
+// ---- Loop-invariant code motion -------------------------------------------------
+
+/// The ops of a graph's first loop body, by mnemonic.
+fn body_ops(g: &Graph) -> Vec<&'static str> {
+    g.regions()[0].nodes().iter().map(|n| n.op.name()).collect()
+}
+
+#[test]
+fn the_norm_recomputed_in_every_iteration_is_hoisted_out_of_the_loop() {
+    // W4, Enzyme's normalize: out[i] = x[i] / sqrt(Σ x·x).
+    let before = example("normalize_loop.wg");
+    assert!(body_ops(&before).contains(&"reduce_sum"));
+    let mut after = before.clone();
+    let passes = optimize(&mut after).unwrap();
+    assert!(passes.contains(&"licm"), "{passes:?}");
+    let body = body_ops(&after);
+    // Left: the index's broadcast, its comparison and the select writing element i.
+    for op in ["mul", "reduce_sum", "sqrt", "div"] {
+        assert!(!body.contains(&op), "`{op}` left in the body: {body:?}");
+    }
+    // The norm, and the quotient it feeds, are computed once, before the loop.
+    let outside: Vec<&str> = after.nodes().iter().map(|n| n.op.name()).collect();
+    assert!(
+        outside.contains(&"sqrt") && outside.contains(&"div"),
+        "{outside:?}"
+    );
+    assert_same_results(&before, &after, 3);
+    let mut again = after.clone();
+    assert_eq!(optimize(&mut again).unwrap(), Vec::<&str>::new());
+}
+
+#[test]
+fn invariant_work_leaves_nested_loops_for_the_outermost_loop_it_does_not_depend_on() {
+    // The inner body adds tanh(exp(w)) to its carried sum: tanh(exp(w)) is invariant in
+    // both loops, so it is computed once, before the outer loop.
+    let text = "%w = input w : f32[4]\n\
+        %z = constant 0.0 : f32[4]\n\
+        %r = loop %z, %w trips=3 carried=1 {\n\
+          %i = input i : i32[]\n\
+          %acc = input c0 : f32[4]\n\
+          %wi = input x0 : f32[4]\n\
+          %s = loop %acc, %wi trips=2 carried=1 {\n\
+            %j = input i : i32[]\n\
+            %a = input c0 : f32[4]\n\
+            %wj = input x0 : f32[4]\n\
+            %e = exp %wj : f32[4]\n\
+            %t = tanh %e : f32[4]\n\
+            %n = add %a, %t : f32[4]\n\
+            output c0 = %n\n\
+          } : (f32[4])\n\
+          %sv = get %s index=0 : f32[4]\n\
+          output c0 = %sv\n\
+        } : (f32[4])\n\
+        %out = get %r index=0 : f32[4]\n\
+        output out = %out\n";
+    let before = parse(text).unwrap();
+    let mut after = before.clone();
+    optimize(&mut after).unwrap();
+    let printed = print(&after);
+    // exp and tanh run once, outside both loops.
+    let first_loop = printed.find("loop").unwrap();
+    for op in ["exp", "tanh"] {
+        let at = printed
+            .find(&format!("= {op} "))
+            .unwrap_or_else(|| panic!("{printed}"));
+        assert!(at < first_loop, "`{op}` still inside a loop:\n{printed}");
+    }
+    assert_same_results(&before, &after, 5);
+}
+
+#[test]
+fn a_body_of_carried_work_only_is_left_alone() {
+    let text = "%x = input x : f32[3]\n\
+        %r = loop %x trips=4 carried=1 {\n\
+          %i = input i : i32[]\n\
+          %c = input c0 : f32[3]\n\
+          %two = constant 2.0 : f32[3]\n\
+          %n = mul %c, %two : f32[3]\n\
+          output c0 = %n\n\
+        } : (f32[3])\n\
+        %y = get %r index=0 : f32[3]\n\
+        output y = %y\n";
+    let mut g = parse(text).unwrap();
+    assert!(!passes::licm::run(&mut g).unwrap());
+}

@@ -13,6 +13,7 @@ pub mod cse;
 pub mod dce;
 pub mod factor;
 pub mod fold;
+pub mod licm;
 pub mod logloss;
 pub(crate) mod rewrite;
 pub mod simplify;
@@ -35,6 +36,8 @@ pub struct Optimizations {
     pub logloss: bool,
     /// Linearity factoring of a weight shared by several products.
     pub factor: bool,
+    /// Loop-invariant work hoisted out of loop bodies, before differentiation.
+    pub licm: bool,
     /// Elementwise work fused into the products and reductions that produce or consume
     /// it (matmul prologues and epilogues, reduction epilogues).
     pub fusion: bool,
@@ -56,16 +59,18 @@ impl Optimizations {
         simplify: true,
         logloss: true,
         factor: true,
+        licm: true,
         fusion: true,
         rematerialize: true,
         reuse_buffers: true,
     };
 
     /// The name of each optimization, as `without` takes it.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "simplify",
         "logloss",
         "factor",
+        "licm",
         "fusion",
         "rematerialize",
         "reuse_buffers",
@@ -78,6 +83,7 @@ impl Optimizations {
             "simplify" => o.simplify = false,
             "logloss" => o.logloss = false,
             "factor" => o.factor = false,
+            "licm" => o.licm = false,
             "fusion" => o.fusion = false,
             "rematerialize" => o.rematerialize = false,
             "reuse_buffers" => o.reuse_buffers = false,
@@ -105,8 +111,9 @@ pub fn optimize(graph: &mut Graph) -> Result<Vec<&'static str>> {
 /// two nodes equal), so they repeat until a round changes nothing; dce then removes what
 /// they replaced. `logloss` runs in the same rounds, after cse has merged equal
 /// exponentials, so a log-loss written from primitives is made stable before `grad`
-/// differentiates it. In debug builds the verifier runs after every pass that changed
-/// something.
+/// differentiates it. `licm` hoists loop-invariant work out of loop bodies in the same
+/// rounds, so a loop is differentiated after its invariant work left it. In debug builds
+/// the verifier runs after every pass that changed something.
 pub fn optimize_with(
     graph: &mut Graph,
     enabled: &Optimizations,
@@ -133,6 +140,9 @@ pub fn optimize_with(
         }
         if enabled.factor {
             changed |= step("factor", factor::run(graph), graph)?;
+        }
+        if enabled.licm {
+            changed |= step("licm", licm::run(graph)?, graph)?;
         }
         if !changed {
             break;
