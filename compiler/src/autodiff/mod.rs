@@ -21,6 +21,7 @@
 
 mod gradcheck;
 pub mod jvp_rules;
+mod loops;
 pub mod vjp_rules;
 
 pub use gradcheck::{GradcheckOptions, GradcheckReport, WorstElement, gradcheck};
@@ -165,8 +166,20 @@ pub fn backward(
     seed: Value,
     wrt: &[Value],
 ) -> Result<Vec<Option<Value>>> {
+    backward_multi(b, &[(out, seed)], wrt)
+}
+
+/// [`backward`] from several outputs at once, each with its cotangent: the cotangents
+/// reaching a value from every output are summed once. A loop is differentiated as a
+/// whole (`loops::vjp`): the cotangents of its results, gathered from its `get`s, pull
+/// back to its operands through a reverse loop.
+pub fn backward_multi(
+    b: &mut Builder,
+    seeds: &[(Value, Value)],
+    wrt: &[Value],
+) -> Result<Vec<Option<Value>>> {
     let g = b.graph().clone();
-    let n = out.index() + 1;
+    let n = seeds.iter().map(|(o, _)| o.index() + 1).max().unwrap_or(0);
     let mut depends = vec![false; n];
     for &w in wrt {
         if w.index() < n {
@@ -179,7 +192,9 @@ pub fn backward(
         }
     }
     let mut needed = vec![false; n];
-    needed[out.index()] = true;
+    for (out, _) in seeds {
+        needed[out.index()] = true;
+    }
     for i in (0..n).rev() {
         if needed[i] && depends[i] {
             for a in &g.nodes[i].args {
@@ -187,25 +202,60 @@ pub fn backward(
             }
         }
     }
-    // Contributions collected per value, summed once when the value is visited.
+    // Contributions collected per value, summed once when the value is visited; a
+    // loop's per result, from its `get`s.
     let mut pending: Vec<Vec<Value>> = vec![Vec::new(); n];
-    pending[out.index()].push(seed);
+    for (out, seed) in seeds {
+        pending[out.index()].push(*seed);
+    }
+    let mut loop_results: std::collections::HashMap<usize, Vec<Vec<Value>>> = Default::default();
     let mut total: Vec<Option<Value>> = vec![None; n];
     for i in (0..n).rev() {
-        if !(needed[i] && depends[i]) || pending[i].is_empty() {
+        if !(needed[i] && depends[i]) {
             continue;
         }
         let v = Value(i as u32);
-        let ct = sum_once(b, &pending[i])?;
-        total[i] = Some(ct);
         let node = &g.nodes[i];
-        if node.args.is_empty() {
-            continue;
-        }
-        if matches!(node.op, Op::Loop { .. } | Op::Get { .. }) {
-            return Err(loop_error(&g, v));
-        }
-        let partials = vjp_rules::rule(b, &g, v, ct)?;
+        let partials = match &node.op {
+            Op::Loop { carried, .. } => {
+                let Some(results) = loop_results.remove(&i) else {
+                    continue;
+                };
+                let mut cts = Vec::with_capacity(*carried as usize);
+                for parts in results.iter().take(*carried as usize) {
+                    cts.push(match parts.as_slice() {
+                        [] => None,
+                        parts => Some(sum_once(b, parts)?),
+                    });
+                }
+                loops::vjp(b, &g, v, &cts)?
+            }
+            _ if pending[i].is_empty() => continue,
+            Op::Get { index } => {
+                let ct = sum_once(b, &pending[i])?;
+                total[i] = Some(ct);
+                let tuple = node.args[0].index();
+                let carried = match &g.nodes[tuple].op {
+                    Op::Loop { carried, .. } => *carried as usize,
+                    _ => return Err(Error::Diff(format!("{v} reads a value that is not a loop"))),
+                };
+                let results = loop_results
+                    .entry(tuple)
+                    .or_insert_with(|| vec![Vec::new(); carried]);
+                if let Some(parts) = results.get_mut(*index as usize) {
+                    parts.push(ct);
+                }
+                continue;
+            }
+            _ => {
+                let ct = sum_once(b, &pending[i])?;
+                total[i] = Some(ct);
+                if node.args.is_empty() {
+                    continue;
+                }
+                vjp_rules::rule(b, &g, v, ct)?
+            }
+        };
         for (a, p) in node.args.iter().zip(partials) {
             if let Some(p) = p
                 && needed[a.index()]
@@ -222,27 +272,50 @@ pub fn backward(
 }
 
 /// The forward sweep: given tangents of some values (indexed by value), computes the
-/// tangent of `out` (`None` for a symbolic zero).
+/// tangent of `out` (`None` for a symbolic zero). A loop is differentiated as a whole
+/// (`loops::jvp`), into a loop carrying tangents beside the values; its `get`s read
+/// the tangents of its results.
 pub fn forward(
     b: &mut Builder,
     tangents: &mut Vec<Option<Value>>,
     out: Value,
 ) -> Result<Option<Value>> {
+    Ok(forward_multi(b, tangents, &[out])?[0])
+}
+
+/// [`forward`] to several outputs at once, in one sweep.
+pub fn forward_multi(
+    b: &mut Builder,
+    tangents: &mut Vec<Option<Value>>,
+    outs: &[Value],
+) -> Result<Vec<Option<Value>>> {
     let g = b.graph().clone();
     tangents.resize(g.len(), None);
-    for i in 0..=out.index() {
+    let mut loop_results: std::collections::HashMap<usize, Vec<Option<Value>>> = Default::default();
+    let end = outs.iter().map(|o| o.index() + 1).max().unwrap_or(0);
+    for i in 0..end {
         let node = &g.nodes[i];
+        if let Op::Get { index } = node.op {
+            if tangents[i].is_none()
+                && let Some(ts) = loop_results.get(&node.args[0].index())
+            {
+                tangents[i] = ts.get(index as usize).copied().flatten();
+            }
+            continue;
+        }
         if tangents[i].is_some() || node.args.iter().all(|a| tangents[a.index()].is_none()) {
             continue;
         }
         let v = Value(i as u32);
-        if matches!(node.op, Op::Loop { .. } | Op::Get { .. }) {
-            return Err(loop_error(&g, v));
-        }
         let ts: Vec<Option<Value>> = node.args.iter().map(|a| tangents[a.index()]).collect();
+        if let Op::Loop { .. } = node.op {
+            let results = loops::jvp(b, &g, v, &ts)?;
+            loop_results.insert(i, results);
+            continue;
+        }
         tangents[i] = jvp_rules::rule(b, &g, v, &ts)?;
     }
-    Ok(tangents[out.index()])
+    Ok(outs.iter().map(|o| tangents[o.index()]).collect())
 }
 
 /// Sums cotangent contributions: one add per extra contribution, emitted in one place.
@@ -252,17 +325,6 @@ fn sum_once(b: &mut Builder, parts: &[Value]) -> Result<Value> {
         acc = b.add(acc, p)?;
     }
     Ok(acc)
-}
-
-fn loop_error(g: &Graph, v: Value) -> Error {
-    // A `get` reads a loop's result: name the loop itself.
-    let v = match g.node(v).op {
-        Op::Get { .. } => g.node(v).args[0],
-        _ => v,
-    };
-    Error::Diff(format!(
-        "the loop at {v} lies on a path being differentiated; derivatives of loops are not supported yet"
-    ))
 }
 
 fn check_float(graph: &Graph, v: Value, name: &str) -> Result<()> {

@@ -1,0 +1,319 @@
+//! Derivatives of loops, as loops.
+//!
+//! **Forward mode:** one loop carrying each float carried value's tangent beside it,
+//! with the invariants' tangents as further invariants; its body is the body followed
+//! by the body's forward sweep.
+//!
+//! **Reverse mode:** a forward loop that also stacks, along a new leading axis of
+//! extent `trips`, the carried values *at the start* of every iteration — only those the
+//! reverse body reads (a value used linearly needs none: the cotangent of a `select` or
+//! of a `dynamic_update_slice` does not read it) — then a loop over the iterations in
+//! reverse. Its body reads iteration `i`'s state from the stacks, recomputes the body,
+//! and pulls the carried values' cotangents back through it with the ordinary reverse
+//! sweep; the invariants' cotangents accumulate across iterations as carried values.
+//!
+//! Both produce ordinary IR (loops, `dynamic_slice`, `dynamic_update_slice`), so they
+//! compose: the gradient of a gradient through a loop differentiates these loops again.
+
+use super::{backward_multi, forward_multi};
+use crate::error::{Error, Result};
+use crate::ir::{Builder, Graph, Op, Scalar, Type, Value};
+
+/// The parameters of the loop at `v`: its body, trip count, carried count, operands.
+fn parts(g: &Graph, v: Value) -> Result<(&Graph, u32, usize, Vec<Value>)> {
+    let node = g.node(v);
+    let Op::Loop {
+        trips,
+        carried,
+        body,
+    } = &node.op
+    else {
+        return Err(Error::Diff(format!("{v} is not a loop")));
+    };
+    Ok((
+        g.region(*body),
+        *trips,
+        *carried as usize,
+        node.args.clone(),
+    ))
+}
+
+/// Copies `body` into `b` with its inputs bound to `inputs`; returns the value of every
+/// body node (`None` for a nested loop's tuple, whose `get`s carry its results) and the
+/// values of the body's outputs. Nested loops are copied as loops.
+pub(super) fn copy(
+    b: &mut Builder,
+    body: &Graph,
+    inputs: &[Value],
+) -> Result<(Vec<Option<Value>>, Vec<Value>)> {
+    let mut map: Vec<Option<Value>> = Vec::with_capacity(body.len());
+    let mut tuples: Vec<Vec<Value>> = vec![Vec::new(); body.len()];
+    for (j, node) in body.nodes.iter().enumerate() {
+        let args = node
+            .args
+            .iter()
+            .map(|a| map[a.index()].ok_or_else(|| lost(*a)))
+            .collect::<Result<Vec<Value>>>();
+        let value = match &node.op {
+            Op::Input { index } => Some(inputs[*index as usize]),
+            Op::Loop {
+                trips,
+                carried,
+                body: nested,
+            } => {
+                let args = args?;
+                let (c, x) = args.split_at(*carried as usize);
+                let nested = body.region(*nested);
+                tuples[j] = b.loop_(*trips, c, x, |inner, i, params, inv| {
+                    let mut inputs = vec![i];
+                    inputs.extend(params);
+                    inputs.extend(inv);
+                    Ok(copy(inner, nested, &inputs)?.1)
+                })?;
+                None
+            }
+            Op::Get { index } => tuples[node.args[0].index()].get(*index as usize).copied(),
+            op => Some(b.push(op.clone(), &args?)?),
+        };
+        map.push(value);
+    }
+    let outputs = body
+        .outputs
+        .iter()
+        .map(|(_, v)| map[v.index()].ok_or_else(|| lost(*v)))
+        .collect::<Result<Vec<Value>>>()?;
+    Ok((map, outputs))
+}
+
+fn lost(v: Value) -> Error {
+    Error::Diff(format!("{v} of a loop body has no copy (a compiler bug)"))
+}
+
+/// The tangents of the results of the loop at `v` (one per carried value, `None` for
+/// a symbolic zero), given the tangents of its operands.
+pub(super) fn jvp(
+    b: &mut Builder,
+    g: &Graph,
+    v: Value,
+    operand_tangents: &[Option<Value>],
+) -> Result<Vec<Option<Value>>> {
+    let (body, trips, n, args) = parts(g, v)?;
+    let float = |x: Value| g.ty(x).dtype.is_float();
+    // Every float carried value gets a tangent (zero at first when it has none): a
+    // tangent entering through an invariant reaches it after one iteration.
+    let tangent_carried: Vec<usize> = (0..n).filter(|&k| float(args[k])).collect();
+    let tangent_invariants: Vec<usize> = (n..args.len())
+        .filter(|&j| operand_tangents[j].is_some())
+        .collect();
+    let mut carried: Vec<Value> = args[..n].to_vec();
+    for &k in &tangent_carried {
+        carried.push(match operand_tangents[k] {
+            Some(t) => t,
+            None => b.full_like(0.0, args[k])?,
+        });
+    }
+    let mut invariants: Vec<Value> = args[n..].to_vec();
+    invariants.extend(
+        tangent_invariants
+            .iter()
+            .filter_map(|&j| operand_tangents[j]),
+    );
+    let m = args.len() - n;
+    let finals = b.loop_(trips, &carried, &invariants, |inner, i, params, inv| {
+        let mut inputs = vec![i];
+        inputs.extend(&params[..n]);
+        inputs.extend(&inv[..m]);
+        let (_, outs) = copy(inner, body, &inputs)?;
+        let mut tangents = vec![None; inner.graph().len()];
+        for (t, &k) in tangent_carried.iter().enumerate() {
+            tangents[params[k].index()] = Some(params[n + t]);
+        }
+        for (t, &j) in tangent_invariants.iter().enumerate() {
+            tangents[inv[j - n].index()] = Some(inv[m + t]);
+        }
+        let mut next = outs.clone();
+        let wanted: Vec<Value> = tangent_carried.iter().map(|&k| outs[k]).collect();
+        let ts = forward_multi(inner, &mut tangents, &wanted)?;
+        for (&k, t) in tangent_carried.iter().zip(ts) {
+            next.push(match t {
+                Some(t) => t,
+                None => inner.full_like(0.0, outs[k])?,
+            });
+        }
+        Ok(next)
+    })?;
+    let mut out = vec![None; n];
+    for (t, &k) in tangent_carried.iter().enumerate() {
+        out[k] = Some(finals[n + t]);
+    }
+    Ok(out)
+}
+
+/// The cotangents of the operands of the loop at `v` (carried values, then
+/// invariants; `None` for a symbolic zero), given the cotangents of its results.
+pub(super) fn vjp(
+    b: &mut Builder,
+    g: &Graph,
+    v: Value,
+    result_cts: &[Option<Value>],
+) -> Result<Vec<Option<Value>>> {
+    let (body, trips, n, args) = parts(g, v)?;
+    let m = args.len() - n;
+    let float = |x: Value| g.ty(x).dtype.is_float();
+    let ct_carried: Vec<usize> = (0..n).filter(|&k| float(args[k])).collect();
+    let ct_invariants: Vec<usize> = (n..args.len()).filter(|&j| float(args[j])).collect();
+    if trips == 0 {
+        // The loop returns its initial values.
+        let mut out: Vec<Option<Value>> = result_cts.to_vec();
+        out.resize(args.len(), None);
+        return Ok(out);
+    }
+    let stacked = stacked_states(body, n, &ct_carried, &ct_invariants)?;
+
+    // The forward loop again, stacking the states the reverse body reads.
+    let stacks = if stacked.is_empty() {
+        Vec::new()
+    } else {
+        let mut carried: Vec<Value> = args[..n].to_vec();
+        for &k in &stacked {
+            let ty = g.ty(args[k]);
+            let mut shape = vec![trips as usize];
+            shape.extend(&ty.shape);
+            carried.push(b.full(0.0, &Type::new(ty.dtype, &shape))?);
+        }
+        let finals = b.loop_(trips, &carried, &args[n..], |inner, i, params, inv| {
+            let mut inputs = vec![i];
+            inputs.extend(&params[..n]);
+            inputs.extend(inv);
+            let (_, mut next) = copy(inner, body, &inputs)?;
+            for (s, &k) in stacked.iter().enumerate() {
+                let stack = params[n + s];
+                let mut row = vec![1];
+                row.extend(&inner.ty(params[k]).shape);
+                let state = inner.reshape(params[k], &row)?;
+                let starts = row_starts(inner, i, row.len())?;
+                next.push(inner.dynamic_update_slice(stack, state, &starts)?);
+            }
+            Ok(next)
+        })?;
+        finals[n..].to_vec()
+    };
+
+    // The reverse loop: iteration r undoes iteration trips - 1 - r.
+    let mut carried = Vec::new();
+    for &k in &ct_carried {
+        carried.push(match result_cts[k] {
+            Some(ct) => ct,
+            None => b.full_like(0.0, args[k])?,
+        });
+    }
+    for &j in &ct_invariants {
+        carried.push(b.full_like(0.0, args[j])?);
+    }
+    let mut invariants: Vec<Value> = args[n..].to_vec();
+    invariants.extend(&stacks);
+    let finals = b.loop_(trips, &carried, &invariants, |inner, r, params, inv| {
+        let last = inner.constant(Scalar::Int(trips as i32 - 1), &[])?;
+        let i = inner.sub(last, r)?;
+        let mut inputs = vec![i];
+        for (k, &c) in args[..n].iter().enumerate() {
+            let ty = g.ty(c).clone();
+            inputs.push(match stacked.iter().position(|&s| s == k) {
+                Some(s) => {
+                    let stack = inv[m + s];
+                    let mut row = vec![1];
+                    row.extend(&ty.shape);
+                    let starts = row_starts(inner, i, row.len())?;
+                    let state = inner.dynamic_slice(stack, &starts, &row)?;
+                    inner.reshape(state, &ty.shape)?
+                }
+                // Not read by the reverse body: any value of the type will do.
+                None => inner.full(0.0, &ty)?,
+            });
+        }
+        inputs.extend(&inv[..m]);
+        let (_, outs) = copy(inner, body, &inputs)?;
+        let seeds: Vec<(Value, Value)> = ct_carried
+            .iter()
+            .enumerate()
+            .map(|(t, &k)| (outs[k], params[t]))
+            .collect();
+        let wrt: Vec<Value> = ct_carried
+            .iter()
+            .map(|&k| inputs[1 + k])
+            .chain(ct_invariants.iter().map(|&j| inputs[1 + j]))
+            .collect();
+        let cts = backward_multi(inner, &seeds, &wrt)?;
+        let mut next = Vec::with_capacity(params.len());
+        for (t, &k) in ct_carried.iter().enumerate() {
+            next.push(match cts[t] {
+                Some(ct) => ct,
+                None => inner.full_like(0.0, inputs[1 + k])?,
+            });
+        }
+        for (t, _) in ct_invariants.iter().enumerate() {
+            let acc = params[ct_carried.len() + t];
+            next.push(match cts[ct_carried.len() + t] {
+                Some(ct) => inner.add(acc, ct)?,
+                None => acc,
+            });
+        }
+        Ok(next)
+    })?;
+    let mut out = vec![None; args.len()];
+    for (t, &k) in ct_carried.iter().enumerate() {
+        out[k] = Some(finals[t]);
+    }
+    for (t, &j) in ct_invariants.iter().enumerate() {
+        out[j] = Some(finals[ct_carried.len() + t]);
+    }
+    Ok(out)
+}
+
+/// `[i, 0, 0, …]`: the starts of row `i` of a stack of `rank` axes.
+fn row_starts(b: &mut Builder, i: Value, rank: usize) -> Result<Vec<Value>> {
+    let mut starts = vec![i];
+    for _ in 1..rank {
+        starts.push(b.constant(Scalar::Int(0), &[])?);
+    }
+    Ok(starts)
+}
+
+/// The carried values whose state at the start of an iteration the reverse body reads:
+/// the body's reverse sweep is built once, aside, and the carried inputs its
+/// cotangents reach are the ones to stack.
+fn stacked_states(
+    body: &Graph,
+    n: usize,
+    ct_carried: &[usize],
+    ct_invariants: &[usize],
+) -> Result<Vec<usize>> {
+    let mut b = Builder::new();
+    let mut inputs = Vec::with_capacity(body.inputs.len());
+    for (name, x) in &body.inputs {
+        inputs.push(b.input(name, body.ty(*x).clone())?);
+    }
+    let (_, outs) = copy(&mut b, body, &inputs)?;
+    let mut seeds = Vec::new();
+    for &k in ct_carried {
+        let ty = body.ty(outs[k]).clone();
+        let seed = b.input(&format!("ct.{k}"), ty)?;
+        seeds.push((outs[k], seed));
+    }
+    let wrt: Vec<Value> = ct_carried
+        .iter()
+        .chain(ct_invariants)
+        .map(|&k| inputs[1 + k])
+        .collect();
+    let cts = backward_multi(&mut b, &seeds, &wrt)?;
+    // Which nodes the cotangents read, back to the inputs.
+    let scratch = b.graph();
+    let mut live = vec![false; scratch.len()];
+    let mut stack: Vec<Value> = cts.into_iter().flatten().collect();
+    while let Some(x) = stack.pop() {
+        if !std::mem::replace(&mut live[x.index()], true) {
+            stack.extend(&scratch.node(x).args);
+        }
+    }
+    Ok((0..n).filter(|&k| live[inputs[1 + k].index()]).collect())
+}
