@@ -138,23 +138,28 @@ fn the_loop_gradient_equals_the_vectorized_gradient() {
     let loss = b.sum_all(oc).unwrap();
     b.output("loss", loss).unwrap();
     let vectorized = wgrad::grad(&b.finish().unwrap(), None, &["x"]).unwrap();
-    let looped = wgrad::grad(&normalize_loop(), None, &["x"]).unwrap();
+    let mapped = wgrad::grad(&normalize_loop(), None, &["x"]).unwrap();
+    let keep_loops = wgrad::passes::Optimizations::ALL
+        .without("loop_to_map")
+        .unwrap();
+    let looped = wgrad::autodiff::grad_with(&normalize_loop(), None, &["x"], &keep_loops).unwrap();
     let mut rng = Rng::new(7);
     let ins = inputs(vec![
         ("x", rng.tensor(&[8], -1.0, 1.0)),
         ("c", rng.tensor(&[8], -1.0, 1.0)),
     ]);
     let a = wgrad::eval(&vectorized, &ins).unwrap();
-    let l = wgrad::eval(&looped, &ins).unwrap();
-    for (p, q) in output(&a, "grad.x")
-        .data
-        .iter()
-        .zip(&output(&l, "grad.x").data)
-    {
-        assert!((p - q).abs() <= 1e-12, "{p} vs {q}");
+    for g in [&mapped, &looped] {
+        let l = wgrad::eval(g, &ins).unwrap();
+        let (want, got) = (output(&a, "grad.x"), output(&l, "grad.x"));
+        for (p, q) in want.data.iter().zip(&got.data) {
+            assert!((p - q).abs() <= 1e-12, "{p} vs {q}");
+        }
     }
-    // The norm was hoisted before differentiating, and the reverse loop reads no state
-    // non-linearly: the forward loop and the reverse loop, with no stacking loop.
+    // With loop-to-map the gradient has no loop at all. Without it, the norm was still
+    // hoisted before differentiating, and the reverse loop reads no state non-linearly:
+    // the forward loop and the reverse loop, with no stacking loop.
+    assert_eq!(wgrad::print(&mapped).matches("= loop ").count(), 0);
     let printed = wgrad::print(&looped);
     assert_eq!(printed.matches("= loop ").count(), 2, "{printed}");
 }

@@ -938,7 +938,14 @@ fn the_norm_recomputed_in_every_iteration_is_hoisted_out_of_the_loop() {
     let before = example("normalize_loop.wg");
     assert!(body_ops(&before).contains(&"reduce_sum"));
     let mut after = before.clone();
-    let passes = optimize(&mut after).unwrap();
+    // Loop-to-map would then replace the whole loop: keep it to see the body.
+    let keep_loops = passes::Optimizations::ALL.without("loop_to_map").unwrap();
+    let mut passes = Vec::new();
+    passes::optimize_with(&mut after, &keep_loops, |pass, _| {
+        passes.push(pass);
+        Ok(())
+    })
+    .unwrap();
     assert!(passes.contains(&"licm"), "{passes:?}");
     let body = body_ops(&after);
     // Left: reading x[i], dividing it by the norm, writing out[i].
@@ -953,8 +960,53 @@ fn the_norm_recomputed_in_every_iteration_is_hoisted_out_of_the_loop() {
     let outside: Vec<&str> = after.nodes().iter().map(|n| n.op.name()).collect();
     assert!(outside.contains(&"sqrt"), "{outside:?}");
     assert_same_results(&before, &after, 3);
+}
+
+#[test]
+fn a_loop_writing_row_i_from_rows_i_becomes_its_whole_tensor_form() {
+    // After LICM, W4's loop writes out[i] = x[i] / norm: loop-to-map makes it x / norm.
+    let before = example("normalize_loop.wg");
+    let mut after = before.clone();
+    let passes = optimize(&mut after).unwrap();
+    assert!(passes.contains(&"loop_to_map"), "{passes:?}");
+    assert!(after.regions().is_empty(), "{}", print(&after));
+    assert!(
+        !after
+            .nodes()
+            .iter()
+            .any(|n| matches!(n.op, Op::Loop { .. })),
+        "{}",
+        print(&after)
+    );
+    assert_same_results(&before, &after, 4);
     let mut again = after.clone();
     assert_eq!(optimize(&mut again).unwrap(), Vec::<&str>::new());
+}
+
+#[test]
+fn a_loop_that_reads_its_own_results_stays_a_loop() {
+    // out[i] = out[i - 1] + x[i]: iteration i reads what iteration i - 1 wrote.
+    let text = "%x = input x : f32[4]\n\
+        %z = constant 0.0 : f32[4]\n\
+        %r = loop %z, %x trips=4 carried=1 {\n\
+          %i = input i : i32[]\n\
+          %out = input c0 : f32[4]\n\
+          %xs = input x0 : f32[4]\n\
+          %one = constant 1 : i32[]\n\
+          %p = sub %i, %one : i32[]\n\
+          %prev = dynamic_slice %out, %p sizes=[1] : f32[1]\n\
+          %xi = dynamic_slice %xs, %i sizes=[1] : f32[1]\n\
+          %s = add %prev, %xi : f32[1]\n\
+          %next = dynamic_update_slice %out, %s, %i : f32[4]\n\
+          output c0 = %next\n\
+        } : (f32[4])\n\
+        %y = get %r index=0 : f32[4]\n\
+        output y = %y\n";
+    let before = parse(text).unwrap();
+    let mut after = before.clone();
+    optimize(&mut after).unwrap();
+    assert_eq!(after.regions().len(), 1, "{}", print(&after));
+    assert_same_results(&before, &after, 6);
 }
 
 #[test]

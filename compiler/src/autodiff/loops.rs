@@ -38,57 +38,6 @@ fn parts(g: &Graph, v: Value) -> Result<(&Graph, u32, usize, Vec<Value>)> {
     ))
 }
 
-/// Copies `body` into `b` with its inputs bound to `inputs`; returns the value of every
-/// body node (`None` for a nested loop's tuple, whose `get`s carry its results) and the
-/// values of the body's outputs. Nested loops are copied as loops.
-pub(super) fn copy(
-    b: &mut Builder,
-    body: &Graph,
-    inputs: &[Value],
-) -> Result<(Vec<Option<Value>>, Vec<Value>)> {
-    let mut map: Vec<Option<Value>> = Vec::with_capacity(body.len());
-    let mut tuples: Vec<Vec<Value>> = vec![Vec::new(); body.len()];
-    for (j, node) in body.nodes.iter().enumerate() {
-        let args = node
-            .args
-            .iter()
-            .map(|a| map[a.index()].ok_or_else(|| lost(*a)))
-            .collect::<Result<Vec<Value>>>();
-        let value = match &node.op {
-            Op::Input { index } => Some(inputs[*index as usize]),
-            Op::Loop {
-                trips,
-                carried,
-                body: nested,
-            } => {
-                let args = args?;
-                let (c, x) = args.split_at(*carried as usize);
-                let nested = body.region(*nested);
-                tuples[j] = b.loop_(*trips, c, x, |inner, i, params, inv| {
-                    let mut inputs = vec![i];
-                    inputs.extend(params);
-                    inputs.extend(inv);
-                    Ok(copy(inner, nested, &inputs)?.1)
-                })?;
-                None
-            }
-            Op::Get { index } => tuples[node.args[0].index()].get(*index as usize).copied(),
-            op => Some(b.push(op.clone(), &args?)?),
-        };
-        map.push(value);
-    }
-    let outputs = body
-        .outputs
-        .iter()
-        .map(|(_, v)| map[v.index()].ok_or_else(|| lost(*v)))
-        .collect::<Result<Vec<Value>>>()?;
-    Ok((map, outputs))
-}
-
-fn lost(v: Value) -> Error {
-    Error::Diff(format!("{v} of a loop body has no copy (a compiler bug)"))
-}
-
 /// The tangents of the results of the loop at `v` (one per carried value, `None` for
 /// a symbolic zero), given the tangents of its operands.
 pub(super) fn jvp(
@@ -123,7 +72,7 @@ pub(super) fn jvp(
         let mut inputs = vec![i];
         inputs.extend(&params[..n]);
         inputs.extend(&inv[..m]);
-        let (_, outs) = copy(inner, body, &inputs)?;
+        let outs = inner.inline_graph(body, &inputs)?;
         let mut tangents = vec![None; inner.graph().len()];
         for (t, &k) in tangent_carried.iter().enumerate() {
             tangents[params[k].index()] = Some(params[n + t]);
@@ -185,7 +134,7 @@ pub(super) fn vjp(
             let mut inputs = vec![i];
             inputs.extend(&params[..n]);
             inputs.extend(inv);
-            let (_, mut next) = copy(inner, body, &inputs)?;
+            let mut next = inner.inline_graph(body, &inputs)?;
             for (s, &k) in stacked.iter().enumerate() {
                 let stack = params[n + s];
                 let mut row = vec![1];
@@ -232,7 +181,7 @@ pub(super) fn vjp(
             });
         }
         inputs.extend(&inv[..m]);
-        let (_, outs) = copy(inner, body, &inputs)?;
+        let outs = inner.inline_graph(body, &inputs)?;
         let seeds: Vec<(Value, Value)> = ct_carried
             .iter()
             .enumerate()
@@ -293,7 +242,7 @@ fn stacked_states(
     for (name, x) in &body.inputs {
         inputs.push(b.input(name, body.ty(*x).clone())?);
     }
-    let (_, outs) = copy(&mut b, body, &inputs)?;
+    let outs = b.inline_graph(body, &inputs)?;
     let mut seeds = Vec::new();
     for &k in ct_carried {
         let ty = body.ty(outs[k]).clone();

@@ -484,6 +484,52 @@ impl Builder {
 
     // ---- Control flow -------------------------------------------------------------
 
+    /// Copies the nodes of `g` (a loop body, say) into this graph with `g`'s inputs
+    /// bound to `inputs`, nested loops copied as loops; returns the values of `g`'s
+    /// outputs.
+    pub fn inline_graph(&mut self, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
+        let lost = |v: Value| Error::Name(format!("{v} of an inlined graph has no copy"));
+        let mut map: Vec<Option<Value>> = Vec::with_capacity(g.len());
+        let mut tuples: Vec<Vec<Value>> = vec![Vec::new(); g.len()];
+        for (j, node) in g.nodes.iter().enumerate() {
+            let args = node
+                .args
+                .iter()
+                .map(|a| map[a.index()].ok_or_else(|| lost(*a)))
+                .collect::<Result<Vec<Value>>>();
+            let value = match &node.op {
+                Op::Input { index } => Some(
+                    *inputs
+                        .get(*index as usize)
+                        .ok_or_else(|| Error::Name(format!("no value for input {index}")))?,
+                ),
+                Op::Loop {
+                    trips,
+                    carried,
+                    body,
+                } => {
+                    let args = args?;
+                    let (c, x) = args.split_at(*carried as usize);
+                    let nested = g.region(*body);
+                    tuples[j] = self.loop_(*trips, c, x, |inner, i, params, inv| {
+                        let mut inputs = vec![i];
+                        inputs.extend(params);
+                        inputs.extend(inv);
+                        inner.inline_graph(nested, &inputs)
+                    })?;
+                    None
+                }
+                Op::Get { index } => tuples[node.args[0].index()].get(*index as usize).copied(),
+                op => Some(self.push(op.clone(), &args?)?),
+            };
+            map.push(value);
+        }
+        g.outputs
+            .iter()
+            .map(|(_, v)| map[v.index()].ok_or_else(|| lost(*v)))
+            .collect()
+    }
+
     /// A loop of `trips` iterations over `carried` values with read-only `invariants`.
     ///
     /// `body` receives a builder for the body region, the iteration index (`i32[]`), the

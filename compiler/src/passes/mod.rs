@@ -15,6 +15,7 @@ pub mod factor;
 pub mod fold;
 pub mod licm;
 pub mod logloss;
+pub mod loop_to_map;
 pub(crate) mod rewrite;
 pub mod simplify;
 pub mod split_rows;
@@ -38,6 +39,9 @@ pub struct Optimizations {
     pub factor: bool,
     /// Loop-invariant work hoisted out of loop bodies, before differentiation.
     pub licm: bool,
+    /// Loops of independent iterations (row `i` written from rows `i`) replaced by
+    /// their whole-tensor form.
+    pub loop_to_map: bool,
     /// Elementwise work fused into the products and reductions that produce or consume
     /// it (matmul prologues and epilogues, reduction epilogues).
     pub fusion: bool,
@@ -60,17 +64,19 @@ impl Optimizations {
         logloss: true,
         factor: true,
         licm: true,
+        loop_to_map: true,
         fusion: true,
         rematerialize: true,
         reuse_buffers: true,
     };
 
     /// The name of each optimization, as `without` takes it.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "simplify",
         "logloss",
         "factor",
         "licm",
+        "loop_to_map",
         "fusion",
         "rematerialize",
         "reuse_buffers",
@@ -84,6 +90,7 @@ impl Optimizations {
             "logloss" => o.logloss = false,
             "factor" => o.factor = false,
             "licm" => o.licm = false,
+            "loop_to_map" => o.loop_to_map = false,
             "fusion" => o.fusion = false,
             "rematerialize" => o.rematerialize = false,
             "reuse_buffers" => o.reuse_buffers = false,
@@ -143,6 +150,9 @@ pub fn optimize_with(
         }
         if enabled.licm {
             changed |= step("licm", licm::run(graph)?, graph)?;
+        }
+        if enabled.loop_to_map {
+            changed |= step("loop_to_map", loop_to_map::run(graph)?, graph)?;
         }
         if !changed {
             break;
