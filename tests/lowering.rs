@@ -424,3 +424,26 @@ fn the_plan_lists_every_kernel_in_dispatch_order() {
     assert!(text.contains("tiled product"), "{text}");
     assert!(text.contains("row kernel"), "{text}");
 }
+
+#[test]
+fn a_loop_of_independent_iterations_compiles_like_its_whole_tensor_form() {
+    // W4 at N = 16384: the loop is optimized as a loop (the norm hoisted, out[i] = x[i]
+    // / norm made whole-tensor) before anything is unrolled, so neither the program nor
+    // its gradient has one kernel per iteration.
+    let text = std::fs::read_to_string(format!(
+        "{}/examples/programs/normalize_loop.wg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("f32[8]", "f32[16384]")
+    .replace("trips=8", "trips=16384");
+    let g = parse(&text);
+    let forward = compile(&g, Target::software_vulkan());
+    assert!(forward.stats.kernels <= 4, "{}", forward.stats.kernels);
+    let d = wgrad::grad(&g, None, &["x"]).unwrap();
+    let p = compile(&d, Target::software_vulkan());
+    // Two two-stage sums (Σ x·x, and Σ of the norm's cotangent) and the elementwise
+    // gradient; only the norm (4 bytes) is kept for the backward pass.
+    assert_eq!(p.stats.kernels, 7);
+    assert_eq!(p.stats.residual_bytes, 4);
+}

@@ -1,6 +1,7 @@
 //! Lowering: IR → placement → plan → WGSL, for a [`Target`].
 //!
-//! Compilation needs no device. [`compile`] unrolls loops, optimizes the program
+//! Compilation needs no device. [`compile`] optimizes loops as loops, unrolls what
+//! remains of them, optimizes the program
 //! ([`passes::optimize`]), splits sums over rows and columns that a row kernel can take
 //! per row ([`passes::split_rows`]), and then, in order:
 //!
@@ -111,6 +112,13 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
         Ok(())
     };
     let clock = std::time::Instant::now();
+    if !g.regions().is_empty() {
+        // Loops are optimized as loops first (invariant work hoisted, independent
+        // iterations made whole-tensor), so that what is unrolled is what remains.
+        passes::optimize_with(&mut g, &options.optimizations, |pass, g| {
+            step(pass, g, true)
+        })?;
+    }
     let changed = passes::unroll::run(&mut g)?;
     step("unroll", &g, changed)?;
     passes::optimize_with(&mut g, &options.optimizations, |pass, g| {
