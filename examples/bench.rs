@@ -473,6 +473,75 @@ fn median(mut t: Vec<f64>) -> f64 {
     }
 }
 
+/// W4, Enzyme's normalize written as a loop: out[i] = x[i] / sqrt(Σ x·x) for i in 0..n
+/// (reading `x[i]` and writing `out[i]`), loss = Σ out·c.
+fn w4(rng: &mut StdRng, n: usize) -> wgrad::Result<(Graph, Vec<&'static str>, Inputs)> {
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[n]))?;
+    let c = b.input("c", Type::f32(&[n]))?;
+    let zero = b.full(0.0, &Type::f32(&[n]))?;
+    let out = b.loop_(n as u32, &[zero], &[x], |body, i, out, inv| {
+        let sq = body.mul(inv[0], inv[0])?;
+        let ss = body.sum_all(sq)?;
+        let norm = body.sqrt(ss)?;
+        let nb = body.broadcast_in_dim(norm, &[1], &[])?;
+        let xi = body.dynamic_slice(inv[0], &[i], &[1])?;
+        let q = body.div(xi, nb)?;
+        Ok(vec![body.dynamic_update_slice(out[0], q, &[i])?])
+    })?;
+    let oc = b.mul(out[0], c)?;
+    let loss = b.sum_all(oc)?;
+    b.output("loss", loss)?;
+    let mut inputs = Inputs::new();
+    inputs.insert("x".into(), normal(rng, &[n], 1.0));
+    inputs.insert("c".into(), normal(rng, &[n], 1.0));
+    Ok((b.finish()?, vec!["x"], inputs))
+}
+
+/// W7, a recurrent network: h_t = tanh(x_t·U + h_{t−1}·W + b) for t = 1..T (x_t read
+/// with `dynamic_slice`), then a softmax log-loss of h_T·V + c.
+fn w7(rng: &mut StdRng) -> wgrad::Result<(Graph, Vec<&'static str>, Inputs)> {
+    const T: usize = 100;
+    const B: usize = 32;
+    const D: usize = 64;
+    const H: usize = 128;
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[T, B, D]))?;
+    let u = b.input("u", Type::f32(&[D, H]))?;
+    let w = b.input("w", Type::f32(&[H, H]))?;
+    let bias = b.input("b", Type::f32(&[H]))?;
+    let v = b.input("v", Type::f32(&[H, 10]))?;
+    let c = b.input("c", Type::f32(&[10]))?;
+    let labels = b.input("labels", Type::new(DType::I32, &[B]))?;
+    let h0 = b.full(0.0, &Type::f32(&[B, H]))?;
+    let hs = b.loop_(T as u32, &[h0], &[x, u, w, bias], |body, t, h, inv| {
+        let zero = body.constant(wgrad::ir::Scalar::Int(0), &[])?;
+        let xt = body.dynamic_slice(inv[0], &[t, zero, zero], &[1, B, D])?;
+        let xt = body.reshape(xt, &[B, D])?;
+        let xu = body.matmul(xt, inv[1])?;
+        let hw = body.matmul(h[0], inv[2])?;
+        let s = body.add(xu, hw)?;
+        let pre = body.add(s, inv[3])?;
+        Ok(vec![body.tanh(pre)?])
+    })?;
+    let z = b.linear(hs[0], v, c)?;
+    let loss = b.cross_entropy(z, labels)?;
+    b.output("loss", loss)?;
+    let mut inputs = Inputs::new();
+    inputs.insert("x".into(), normal(rng, &[T, B, D], 1.0));
+    inputs.insert("u".into(), normal(rng, &[D, H], (1.0 / D as f64).sqrt()));
+    inputs.insert("w".into(), normal(rng, &[H, H], (1.0 / H as f64).sqrt()));
+    inputs.insert("b".into(), normal(rng, &[H], 0.1));
+    inputs.insert("v".into(), normal(rng, &[H, 10], (1.0 / H as f64).sqrt()));
+    inputs.insert("c".into(), Tensor::new(Type::f32(&[10]), vec![0.0; 10])?);
+    let label_data = (0..B).map(|i| ((i * 7 + 3) % 10) as f64).collect();
+    inputs.insert(
+        "labels".into(),
+        Tensor::new(Type::new(DType::I32, &[B]), label_data)?,
+    );
+    Ok((b.finish()?, vec!["u", "w", "b", "v", "c"], inputs))
+}
+
 /// A chain of `n` elementwise ops over `x: f32[256]` (tanh, sin, a product with `x`,
 /// a sum with `x`, in turn), summed into `loss`.
 fn chain(n: usize) -> wgrad::Result<Graph> {
@@ -587,6 +656,9 @@ fn main() -> BoxResult<()> {
             "W3b shared W, Σtanh(x1·W) + Σtanh(x2·W)",
             w3(&mut rng, false)?,
         ),
+        ("W4 normalize loop N=1024", w4(&mut rng, 1024)?),
+        ("W4 normalize loop N=16384", w4(&mut rng, 16384)?),
+        ("W7 RNN T=100", w7(&mut rng)?),
     ];
     for (name, (forward, wrt, inputs)) in &workloads {
         let fwd_label = format!("{name} forward");

@@ -263,3 +263,18 @@ fn loop_gradients_match_the_interpreter_on_the_device() {
     ]);
     assert_gpu_matches(&rt, &g, &ins);
 }
+
+#[test]
+fn an_unrolled_rnn_gradient_keeps_only_the_hidden_states() {
+    // Unrolled, the reverse loop's reads of the stacked states simplify to the states
+    // themselves, so the backward pass keeps at most T·B·H floats: the hidden states
+    // (tanh's derivative reads its own output, the next step's state).
+    let (t, h) = (6, 4);
+    let g = wgrad::grad(&rnn(t, h), None, &["x", "w", "h0"]).unwrap();
+    let p = wgrad::compile(&g, &wgrad::Options::default()).unwrap();
+    assert!(
+        p.stats.residual_bytes <= (t * h * 4) as u64,
+        "{} residual bytes",
+        p.stats.residual_bytes
+    );
+}

@@ -196,10 +196,33 @@ fn simplify(g: &Graph, v: Value, uses: &[usize]) -> Option<Rewrite> {
                 return alias(arg(0));
             }
         }
-        Op::DynamicSlice { .. } => {
+        Op::DynamicSlice { sizes } => {
             // dynamic_slice(x) of all of x == x (every start clamps to 0)
             if same_type(arg(0)) {
                 return alias(arg(0));
+            }
+            // At constant starts, a window read from an update is the update when it is
+            // the window written, and a read of what was there before when the two do
+            // not overlap: unrolled loops read their stacked states directly.
+            let inner = operand(arg(0));
+            if inner.op == Op::DynamicUpdateSlice {
+                let shape = &g.ty(arg(0)).shape;
+                let written = &g.ty(inner.args[1]).shape;
+                let read = constant_window(g, &node.args[1..], shape, sizes);
+                let wrote = constant_window(g, &inner.args[2..], shape, written);
+                if let (Some(read), Some(wrote)) = (read, wrote) {
+                    if read == wrote && sizes == written {
+                        return alias(inner.args[1]);
+                    }
+                    let disjoint = (0..shape.len()).any(|k| {
+                        read[k] + sizes[k] <= wrote[k] || wrote[k] + written[k] <= read[k]
+                    });
+                    if disjoint {
+                        let mut args = vec![inner.args[0]];
+                        args.extend(&node.args[1..]);
+                        return Some(Rewrite::Replace(node.op.clone(), args));
+                    }
+                }
             }
         }
         Op::DynamicUpdateSlice => {
@@ -223,4 +246,24 @@ fn simplify(g: &Graph, v: Value, uses: &[usize]) -> Option<Rewrite> {
         | Op::Get { .. } => {}
     }
     None
+}
+
+/// The clamped starts of a window of extents `sizes` in `shape` when every start is a
+/// constant.
+fn constant_window(
+    g: &Graph,
+    starts: &[Value],
+    shape: &[usize],
+    sizes: &[usize],
+) -> Option<Vec<usize>> {
+    starts
+        .iter()
+        .zip(shape.iter().zip(sizes))
+        .map(|(s, (&dim, &size))| match g.node(*s).op {
+            Op::Constant { value, .. } => {
+                Some(value.to_f64().clamp(0.0, dim.saturating_sub(size) as f64) as usize)
+            }
+            _ => None,
+        })
+        .collect()
 }
