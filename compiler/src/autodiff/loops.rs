@@ -17,25 +17,16 @@
 
 use super::{backward_multi, forward_multi};
 use crate::error::{Error, Result};
-use crate::ir::{Builder, Graph, Op, Scalar, Type, Value};
+use crate::ir::{Builder, Graph, Scalar, Type, Value};
 
 /// The parameters of the loop at `v`: its body, trip count, carried count, operands.
 fn parts(g: &Graph, v: Value) -> Result<(&Graph, u32, usize, Vec<Value>)> {
     let node = g.node(v);
-    let Op::Loop {
-        trips,
-        carried,
-        body,
-    } = &node.op
-    else {
-        return Err(Error::Diff(format!("{v} is not a loop")));
-    };
-    Ok((
-        g.region(*body),
-        *trips,
-        *carried as usize,
-        node.args.clone(),
-    ))
+    let (trips, carried, body) = node
+        .op
+        .as_loop()
+        .ok_or_else(|| Error::Diff(format!("{v} is not a loop")))?;
+    Ok((g.region(body), trips, carried, node.args.clone()))
 }
 
 /// The tangents of the results of the loop at `v` (one per carried value, `None` for

@@ -456,6 +456,18 @@ impl Op {
         }
     }
 
+    /// A loop's trip count, number of carried values and body; `None` for other ops.
+    pub fn as_loop(&self) -> Option<(u32, usize, Region)> {
+        match self {
+            Op::Loop {
+                trips,
+                carried,
+                body,
+            } => Some((*trips, *carried as usize, *body)),
+            _ => None,
+        }
+    }
+
     /// The mnemonic used in the text format.
     pub fn name(&self) -> &'static str {
         self.kind().syntax().name

@@ -18,17 +18,13 @@ pub fn run(graph: &mut Graph) -> Result<bool> {
     if !has_work(graph) {
         return Ok(false);
     }
-    let mut b = Builder::new();
-    let inputs = graph
-        .inputs
-        .iter()
-        .map(|(name, v)| b.input(name, graph.ty(*v).clone()))
-        .collect::<Result<Vec<Value>>>()?;
-    let outs = copy(&mut b, graph, &inputs)?;
-    for ((name, _), v) in graph.outputs.iter().zip(outs) {
-        b.output(name, v)?;
-    }
-    *graph = b.finish()?;
+    *graph = super::rewrite::rebuild_loops(graph, |b, g, node, args| {
+        let (trips, carried, body) = node
+            .op
+            .as_loop()
+            .ok_or_else(|| Error::Compile("not a loop".into()))?;
+        hoist(b, g.region(body), trips, carried, args, node.side)
+    })?;
     Ok(true)
 }
 
@@ -85,35 +81,6 @@ fn analyze(body: &Graph, carried: usize) -> Analysis {
         hoisted,
         frontier,
     }
-}
-
-/// Copies `g` into `b` with its inputs bound to `inputs`, hoisting loop-invariant work
-/// out of its loops; returns the values of `g`'s outputs.
-fn copy(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
-    let mut map: Vec<Vec<Value>> = Vec::with_capacity(g.len());
-    for node in &g.nodes {
-        b.set_side(node.side);
-        let args: Vec<Value> = node.args.iter().map(|a| map[a.index()][0]).collect();
-        let mapped = match &node.op {
-            Op::Input { index } => vec![inputs[*index as usize]],
-            Op::Loop {
-                trips,
-                carried,
-                body,
-            } => hoist(
-                b,
-                g.region(*body),
-                *trips,
-                *carried as usize,
-                &args,
-                node.side,
-            )?,
-            Op::Get { index } => vec![map[node.args[0].index()][*index as usize]],
-            op => vec![b.push(op.clone(), &args)?],
-        };
-        map.push(mapped);
-    }
-    Ok(g.outputs.iter().map(|(_, v)| map[v.index()][0]).collect())
 }
 
 /// The loop over `body` with operands `args` (carried values, then invariants), its

@@ -24,44 +24,23 @@ pub fn run(graph: &mut Graph) -> Result<bool> {
     if !found {
         return Ok(false);
     }
-    let mut b = Builder::new();
-    let inputs = graph
-        .inputs
-        .iter()
-        .map(|(name, v)| b.input(name, graph.ty(*v).clone()))
-        .collect::<Result<Vec<Value>>>()?;
-    let mut map: Vec<Vec<Value>> = Vec::with_capacity(graph.len());
-    for node in &graph.nodes {
-        b.set_side(node.side);
-        let args: Vec<Value> = node.args.iter().map(|a| map[a.index()][0]).collect();
-        let mapped = match &node.op {
-            Op::Input { index } => vec![inputs[*index as usize]],
-            Op::Loop {
-                trips,
-                carried,
-                body,
-            } => match map_of(graph, node) {
-                Some(m) => vec![m.emit(&mut b, &args)?],
-                None => {
-                    let (c, x) = args.split_at(*carried as usize);
-                    let body = graph.region(*body);
-                    b.loop_(*trips, c, x, |inner, i, params, inv| {
-                        let mut inputs = vec![i];
-                        inputs.extend(params);
-                        inputs.extend(inv);
-                        inner.inline_graph(body, &inputs)
-                    })?
-                }
-            },
-            Op::Get { index } => vec![map[node.args[0].index()][*index as usize]],
-            op => vec![b.push(op.clone(), &args)?],
-        };
-        map.push(mapped);
-    }
-    for (name, v) in &graph.outputs {
-        b.output(name, map[v.index()][0])?;
-    }
-    *graph = b.finish()?;
+    *graph = super::rewrite::rebuild_loops(graph, |b, g, node, args| {
+        if let Some(m) = map_of(g, node) {
+            return Ok(vec![m.emit(b, args)?]);
+        }
+        let (trips, carried, body) = node
+            .op
+            .as_loop()
+            .ok_or_else(|| Error::Compile("not a loop".into()))?;
+        let (c, x) = args.split_at(carried);
+        let body = g.region(body);
+        b.loop_(trips, c, x, |inner, i, params, inv| {
+            let mut inputs = vec![i];
+            inputs.extend(params);
+            inputs.extend(inv);
+            inner.inline_graph(body, &inputs)
+        })
+    })?;
     Ok(true)
 }
 

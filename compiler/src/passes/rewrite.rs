@@ -1,4 +1,6 @@
-//! Machinery shared by the rewriting passes (`fold`, `simplify`, `cse`).
+//! Machinery shared by the rewriting passes (`fold`, `simplify`, `cse`), and by the
+//! loop passes (`unroll`, `licm`, `loop_to_map`), which copy a graph anew with each of
+//! its loops replaced ([`rebuild_loops`]).
 //!
 //! Those passes walk the arena forward once. A node is either rewritten in place into
 //! another node of *exactly* its type (its type is re-inferred with [`infer`], and a
@@ -146,4 +148,35 @@ pub fn rebuild(
         b.output(name, map[v.index()]).ok()?;
     }
     b.finish().ok()
+}
+
+/// A copy of `graph` (same inputs, outputs and sides) in which every loop is what
+/// `on_loop(builder, graph, loop node, operands)` makes of it: the values of the loop's
+/// results, which its `get`s then read. Other nodes are copied as they are.
+pub fn rebuild_loops(
+    graph: &Graph,
+    mut on_loop: impl FnMut(&mut Builder, &Graph, &Node, &[Value]) -> crate::error::Result<Vec<Value>>,
+) -> crate::error::Result<Graph> {
+    let mut b = Builder::new();
+    let inputs = graph
+        .inputs
+        .iter()
+        .map(|(name, v)| b.input(name, graph.ty(*v).clone()))
+        .collect::<crate::error::Result<Vec<Value>>>()?;
+    let mut map: Vec<Vec<Value>> = Vec::with_capacity(graph.len());
+    for node in &graph.nodes {
+        b.set_side(node.side);
+        let args: Vec<Value> = node.args.iter().map(|a| map[a.index()][0]).collect();
+        let mapped = match &node.op {
+            Op::Input { index } => vec![inputs[*index as usize]],
+            Op::Loop { .. } => on_loop(&mut b, graph, node, &args)?,
+            Op::Get { index } => vec![map[node.args[0].index()][*index as usize]],
+            op => vec![b.push(op.clone(), &args)?],
+        };
+        map.push(mapped);
+    }
+    for (name, v) in &graph.outputs {
+        b.output(name, map[v.index()][0])?;
+    }
+    b.finish()
 }

@@ -7,7 +7,7 @@
 //! rather than an enormous program.
 
 use crate::error::{Error, Result};
-use crate::ir::{Builder, Graph, Op, Scalar, Value};
+use crate::ir::{Builder, Graph, Node, Op, Scalar, Value};
 
 /// The largest number of nodes unrolling may create.
 pub const MAX_UNROLLED_NODES: usize = 200_000;
@@ -17,17 +17,7 @@ pub fn run(graph: &mut Graph) -> Result<bool> {
     if graph.regions.is_empty() {
         return Ok(false);
     }
-    let mut b = Builder::new();
-    let inputs = graph
-        .inputs
-        .iter()
-        .map(|(name, v)| b.input(name, graph.ty(*v).clone()))
-        .collect::<Result<Vec<Value>>>()?;
-    let outs = inline(&mut b, graph, &inputs)?;
-    for ((name, _), v) in graph.outputs.iter().zip(outs) {
-        b.output(name, v)?;
-    }
-    *graph = b.finish()?;
+    *graph = super::rewrite::rebuild_loops(graph, unroll_loop)?;
     Ok(true)
 }
 
@@ -44,25 +34,7 @@ fn inline(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
         let args: Vec<Value> = node.args.iter().map(|a| map[a.index()][0]).collect();
         let mapped = match &node.op {
             Op::Input { index } => vec![inputs[*index as usize]],
-            Op::Loop {
-                trips,
-                carried,
-                body,
-            } => {
-                let body = g.region(*body);
-                let carried = *carried as usize;
-                let mut state: Vec<Value> = args[..carried].to_vec();
-                let invariants = &args[carried..];
-                for i in 0..*trips {
-                    b.set_side(node.side);
-                    let index = b.constant(Scalar::Int(i as i32), &[])?;
-                    let mut body_inputs = vec![index];
-                    body_inputs.extend(&state);
-                    body_inputs.extend(invariants);
-                    state = inline(b, body, &body_inputs)?;
-                }
-                state
-            }
+            Op::Loop { .. } => unroll_loop(b, g, node, &args)?,
             Op::Get { index } => {
                 let tuple = &map[node.args[0].index()];
                 vec![tuple[*index as usize]]
@@ -75,4 +47,25 @@ fn inline(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
         map.push(mapped);
     }
     Ok(g.outputs.iter().map(|(_, v)| map[v.index()][0]).collect())
+}
+
+/// The loop `node` of `g` over operands `args`, unrolled into `b`: its body once per
+/// iteration, the index a constant; returns the final carried values.
+fn unroll_loop(b: &mut Builder, g: &Graph, node: &Node, args: &[Value]) -> Result<Vec<Value>> {
+    let (trips, carried, body) = node
+        .op
+        .as_loop()
+        .ok_or_else(|| Error::Compile("not a loop".into()))?;
+    let body = g.region(body);
+    let mut state: Vec<Value> = args[..carried].to_vec();
+    let invariants = &args[carried..];
+    for i in 0..trips {
+        b.set_side(node.side);
+        let index = b.constant(Scalar::Int(i as i32), &[])?;
+        let mut body_inputs = vec![index];
+        body_inputs.extend(&state);
+        body_inputs.extend(invariants);
+        state = inline(b, body, &body_inputs)?;
+    }
+    Ok(state)
 }
