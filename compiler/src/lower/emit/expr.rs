@@ -321,9 +321,9 @@ impl<'a> Emitter<'a> {
             top,
         }];
         loop {
-            let frame = stack
-                .last()
-                .expect("the stack holds the frame being written");
+            let Some(frame) = stack.last() else {
+                return Err(Error::Compile(format!("{v}: an empty expression stack")));
+            };
             let step = if !frame.top && self.is_loaded(frame.v) {
                 Step::Done(self.load(frame.v, &frame.coords)?)
             } else {
@@ -380,7 +380,7 @@ impl<'a> Emitter<'a> {
                 Ok(same(got.len()))
             }
             Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => {
-                let e = self.elementwise(v, got);
+                let e = self.elementwise(v, got)?;
                 let t = wgsl_type(g.ty(v).dtype);
                 Ok(Step::Done(self.let_(t, e)))
             }
@@ -430,11 +430,11 @@ impl<'a> Emitter<'a> {
     }
 
     /// The expression of an elementwise op from its operands' expressions.
-    fn elementwise(&mut self, v: Value, a: &[String]) -> String {
+    fn elementwise(&mut self, v: Value, a: &[String]) -> Result<String> {
         let g = self.g;
         let node = g.node(v);
         let d = g.ty(v).dtype;
-        match &node.op {
+        Ok(match &node.op {
             Op::Unary(u) => {
                 self.ops += 1;
                 unary(*u, d, &a[0])
@@ -460,8 +460,13 @@ impl<'a> Emitter<'a> {
                 format!("select({}, {}, {})", a[2], a[1], a[0])
             }
             Op::Cast { dtype } => cast(g.ty(node.args[0]).dtype, *dtype, &a[0]),
-            other => unreachable!("{} is not elementwise", other.name()),
-        }
+            other => {
+                return Err(Error::Compile(format!(
+                    "{v} ({}) is not elementwise (a compiler bug)",
+                    other.name()
+                )));
+            }
+        })
     }
 
     /// The coordinates of the operand that a re-indexing op (broadcast, reshape,
