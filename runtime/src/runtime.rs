@@ -7,7 +7,7 @@
 //! only when the adapter has them: `f16` and subgroups (the compiler may use them when the
 //! target says so) and, when [`RuntimeOptions::timestamps`] asks for it, timestamp queries.
 //!
-//! Compute pipelines are cached by a hash of their WGSL text, entry point and binding
+//! Compute pipelines are cached by a hash of their WGSL code (comments aside), entry point and binding
 //! layout, so loading a program twice, or two programs sharing kernels, compiles nothing
 //! new. Every device call that can fail validation runs inside error scopes, and what they
 //! catch is returned as [`Error::Device`]; an error that escapes a scope is logged rather
@@ -64,9 +64,13 @@ struct PipelineSource {
 }
 
 impl PipelineSource {
+    /// The code of `kernel` without its comments: kernels that differ only in what
+    /// their comments say (the values they compute, the sizes of their buffers) share
+    /// one pipeline. An unrolled loop's iterations, or the layers of a deep network,
+    /// compile once.
     fn of(kernel: &Kernel) -> PipelineSource {
         PipelineSource {
-            wgsl: kernel.wgsl.clone(),
+            wgsl: without_comments(&kernel.wgsl),
             entry_point: kernel.entry_point.clone(),
             bindings: kernel
                 .bindings
@@ -81,6 +85,23 @@ impl PipelineSource {
         self.hash(&mut hasher);
         hasher.finish()
     }
+}
+
+/// WGSL text with every line comment removed (generated WGSL has no string literals, so
+/// `//` always starts a comment) and trailing spaces trimmed.
+fn without_comments(wgsl: &str) -> String {
+    let mut out = String::with_capacity(wgsl.len());
+    for line in wgsl.lines() {
+        let code = line
+            .split_once("//")
+            .map_or(line, |(code, _)| code)
+            .trim_end();
+        if !code.is_empty() {
+            out.push_str(code);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// An open device on the selected adapter, ready to load programs.

@@ -252,6 +252,34 @@ fn loading_twice_compiles_nothing_new() {
 }
 
 #[test]
+fn kernels_that_differ_only_in_comments_share_a_pipeline() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let program = axpb();
+    let _first = rt.load(&program).unwrap();
+    let before = rt.cached_pipelines();
+    let mut renamed = program.clone();
+    for k in &mut renamed.kernels {
+        k.name = format!("{}_again", k.name);
+        k.wgsl = format!(
+            "// Another header.\n{}",
+            k.wgsl.replace(";\n", "; // a note\n")
+        );
+    }
+    let mut second = rt.load(&renamed).unwrap();
+    assert_eq!(rt.cached_pipelines(), before);
+    let t = f32s(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let out = second.run(&inputs(&[("a", t.clone()), ("b", t)])).unwrap();
+    assert_eq!(out[0].1.data, vec![3.0, 6.0, 9.0, 12.0, 15.0, 18.0]);
+    // Different code is a different pipeline.
+    let mut changed = program.clone();
+    for k in &mut changed.kernels {
+        k.wgsl = k.wgsl.replace("2.0", "3.0");
+    }
+    let _third = rt.load(&changed).unwrap();
+    assert_eq!(rt.cached_pipelines(), before + 1);
+}
+
+#[test]
 fn too_many_storage_buffers_is_a_limits_error() {
     let Some(rt) = runtime_or_skip() else { return };
     let mut p = ProgramBuilder::new();
