@@ -20,6 +20,9 @@ use std::time::Instant;
 use wgrad::ir::Scalar;
 use wgrad::{Builder, Graph, Options, Runtime, RuntimeOptions, Tensor, Type, Value};
 
+#[path = "common/momentum.rs"]
+mod momentum;
+
 #[derive(Parser)]
 #[command(about = "Train a recurrent network to add binary numbers, on the GPU")]
 struct Args {
@@ -121,25 +124,7 @@ fn training_step(args: &Args) -> wgrad::Result<Graph> {
     b.output("loss", loss)?;
     let f = b.finish()?;
     let with_grad = wgrad::grad(&f, Some("loss"), &PARAMS)?;
-    let mut b = Builder::from_graph(with_grad.clone());
-    for p in PARAMS {
-        let w = with_grad.input(p)?;
-        let g = with_grad.output(&format!("grad.{p}"))?;
-        let m = b.input(&format!("m.{p}"), with_grad.ty(w).clone())?;
-        let mu = b.full_like(args.momentum, m)?;
-        let m_scaled = b.mul(m, mu)?;
-        let m_new = b.add(m_scaled, g)?;
-        let lr = b.full_like(args.lr, m_new)?;
-        let step = b.mul(m_new, lr)?;
-        let w_new = b.sub(w, step)?;
-        b.output(&format!("new.{p}"), w_new)?;
-        b.output(&format!("new.m.{p}"), m_new)?;
-    }
-    let mut g = b.finish()?;
-    // Read back only the loss: the gradients live on inside the update.
-    g.retain_outputs(|name| name == "loss" || name.starts_with("new."));
-    wgrad::passes::dce::run(&mut g);
-    Ok(g)
+    momentum::with_momentum_update(&with_grad, &PARAMS, args.lr, args.momentum)
 }
 
 /// The number of sums of a batch of `n` with every bit right.

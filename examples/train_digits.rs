@@ -20,6 +20,9 @@ use std::io::Read;
 use std::time::Instant;
 use wgrad::{Builder, DType, Graph, Options, Runtime, RuntimeOptions, Tensor, Type};
 
+#[path = "common/momentum.rs"]
+mod momentum;
+
 #[derive(Parser)]
 #[command(about = "Train an MLP on the UCI digits on the GPU")]
 struct Args {
@@ -103,26 +106,7 @@ fn training_step(args: &Args) -> wgrad::Result<Graph> {
     let forward = b.finish()?;
     let with_grad = wgrad::grad(&forward, None, &PARAMS)?;
 
-    let mut b = Builder::from_graph(with_grad.clone());
-    for p in PARAMS {
-        let w = with_grad.input(p)?;
-        let g = with_grad.output(&format!("grad.{p}"))?;
-        let m = b.input(&format!("m.{p}"), with_grad.ty(w).clone())?;
-        // m ← μ·m + g;  w ← w − lr·m.
-        let mu = b.full_like(args.momentum, m)?;
-        let m_scaled = b.mul(m, mu)?;
-        let m_new = b.add(m_scaled, g)?;
-        let lr = b.full_like(args.lr, m_new)?;
-        let step = b.mul(m_new, lr)?;
-        let w_new = b.sub(w, step)?;
-        b.output(&format!("new.{p}"), w_new)?;
-        b.output(&format!("new.m.{p}"), m_new)?;
-    }
-    let mut g = b.finish()?;
-    // Read back only the loss: the gradients live on inside the update.
-    g.retain_outputs(|name| name == "loss" || name.starts_with("new."));
-    wgrad::passes::dce::run(&mut g);
-    Ok(g)
+    momentum::with_momentum_update(&with_grad, &PARAMS, args.lr, args.momentum)
 }
 
 /// The number of correctly classified rows of `x[n, 64]` (ties count as correct).

@@ -49,7 +49,8 @@ pub fn place_within_limits(
     loop {
         round += 1;
         let place = place(g, &split, target, enabled);
-        let counts = binding_counts(g, &place, target);
+        let readers = readers(g, &place);
+        let counts = binding_counts(g, &place, &readers, target);
         let over: Vec<(Value, usize)> = counts
             .iter()
             .copied()
@@ -59,7 +60,7 @@ pub fn place_within_limits(
             log::debug!("placement within the binding limit: {round} rounds");
             return Ok(place);
         };
-        let cuts = splits_within(g, &place, &counts, limit);
+        let cuts = splits_within(g, &place, &readers, &counts, limit);
         let mut changed = false;
         for v in cuts {
             changed |= !std::mem::replace(&mut split[v.index()], true);
@@ -298,14 +299,14 @@ fn reindexed_source(g: &Graph, mut v: Value) -> Value {
 pub fn splits_within(
     g: &Graph,
     place: &[Placement],
+    readers: &[Vec<Value>],
     counts: &[(Value, usize)],
     limit: usize,
 ) -> Vec<Value> {
     let n = g.len();
-    let readers = readers(g, place);
     // How many buffers each kernel writes: its bindings less the stored values it reads.
     let mut loaded = vec![0usize; n];
-    for rs in &readers {
+    for rs in readers {
         for r in rs {
             loaded[r.index()] += 1;
         }

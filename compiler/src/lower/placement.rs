@@ -184,9 +184,14 @@ pub fn kernel_order(g: &Graph, place: &[Placement]) -> Vec<Value> {
 /// one per stored value it reads, one per result it stores (its root, and what it
 /// computes beside it that another kernel or the host reads), and one for the partial
 /// results of a two-stage reduction or of a product summing its whole result.
-pub fn binding_counts(g: &Graph, place: &[Placement], target: &Target) -> Vec<(Value, usize)> {
+/// `readers` is [`readers`] of this placement.
+pub fn binding_counts(
+    g: &Graph,
+    place: &[Placement],
+    readers: &[Vec<Value>],
+    target: &Target,
+) -> Vec<(Value, usize)> {
     let n = g.len();
-    let readers = readers(g, place);
     let mut count = vec![0usize; n];
     let mut is_output = vec![false; n];
     for (_, v) in &g.outputs {

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::ir::{
     BinaryOp, CmpOp, DType, DotDims, Graph, Op, ReduceKind, Scalar, Type, UnaryOp, Value,
 };
+use crate::lower::fuse::row_scatter;
 use crate::lower::placement::Placement;
 use crate::lower::program::{BufferId, KernelBinding};
 use std::collections::HashMap;
@@ -38,12 +39,6 @@ enum Step {
 /// A dynamic start index (an `i32` expression) clamped into `0 ..= max`, as `u32`.
 fn clamped_start(start: &str, max: usize) -> String {
     format!("u32(clamp({start}, 0i, {max}i))")
-}
-
-/// Whether `v` scatters one element per row: a comparison, computed inline.
-fn is_row_scatter(g: &Graph, v: Value) -> bool {
-    let node = g.node(v);
-    matches!(&node.op, Op::ScatterAdd { axis, .. } if g.ty(node.args[0]).shape[*axis] == 1)
 }
 
 /// Emits the body of one kernel.
@@ -398,7 +393,7 @@ impl<'a> Emitter<'a> {
             | Op::ScatterAdd { .. }
             | Op::Loop { .. }
             | Op::Get { .. }
-                if !is_row_scatter(g, v) =>
+                if !row_scatter(g, v) =>
             {
                 Err(Error::Compile(format!(
                     "{v} ({}) must be computed by its own kernel",
