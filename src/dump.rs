@@ -6,7 +6,7 @@
 //! and which kernels read and write each buffer), `explain.txt` (what the backward pass
 //! keeps of the forward one, and why) and `stats.json`.
 
-use crate::lower::{BufferRole, Program, Report};
+use crate::lower::{BufferRole, Program, Report, Step};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -19,17 +19,73 @@ pub fn write(dir: &Path, program: &Program, report: &Report) -> std::io::Result<
     // Files of an earlier dump would read as part of this one.
     remove_files(&ir, "wg")?;
     remove_files(&kernels, "wgsl")?;
-    for (k, p) in report.passes.iter().enumerate() {
-        std::fs::write(ir.join(format!("{k:02}_{}.wg", p.pass)), &p.ir)?;
-    }
+    write_passes(&ir, "", report)?;
     for k in &program.kernels {
         std::fs::write(kernels.join(format!("{}.wgsl", k.name)), &k.wgsl)?;
     }
-    std::fs::write(dir.join("plan.txt"), report.plan.print(&program.graph))?;
+    std::fs::write(dir.join("plan.txt"), plan(program, report))?;
     std::fs::write(dir.join("buffers.txt"), buffer_plan(program))?;
     std::fs::write(dir.join("stats.json"), stats_json(program))?;
     std::fs::write(dir.join("explain.txt"), explain(report))?;
     Ok(())
+}
+
+/// The IR after every pass, the pieces' (of a program with loops on the device) after
+/// the program's, named `<piece>.NN_<pass>.wg`.
+fn write_passes(ir: &Path, prefix: &str, report: &Report) -> std::io::Result<()> {
+    for (k, p) in report.passes.iter().enumerate() {
+        std::fs::write(ir.join(format!("{prefix}{k:02}_{}.wg", p.pass)), &p.ir)?;
+    }
+    for piece in &report.pieces {
+        write_passes(ir, &format!("{prefix}{}.", piece.name), &piece.report)?;
+    }
+    Ok(())
+}
+
+/// The plan: every kernel in dispatch order with the decisions that shaped it. For a
+/// program with loops on the device, the schedule (which kernels run when, and how
+/// often), then each piece's plan.
+pub fn plan(program: &Program, report: &Report) -> String {
+    if report.pieces.is_empty() {
+        return report.plan.print(&program.graph);
+    }
+    let mut s = String::from("# schedule\n");
+    schedule(&mut s, program, &program.schedule, 0);
+    pieces(&mut s, report);
+    s
+}
+
+fn pieces(s: &mut String, report: &Report) {
+    for piece in &report.pieces {
+        let _ = writeln!(s, "\n# piece {}", piece.name);
+        if piece.report.pieces.is_empty() {
+            s.push_str(&piece.report.plan.print(&piece.graph));
+        } else {
+            pieces(s, &piece.report);
+        }
+    }
+}
+
+fn schedule(s: &mut String, program: &Program, steps: &[Step], depth: usize) {
+    let pad = "  ".repeat(depth);
+    for step in steps {
+        match step {
+            Step::Kernel(k) => {
+                let _ = writeln!(s, "{pad}{}", program.kernels[*k].name);
+            }
+            Step::Loop { trips, even, odd } => {
+                let _ = writeln!(s, "{pad}loop of {trips} iterations, even ones:");
+                schedule(s, program, even, depth + 1);
+                if odd != even {
+                    let _ = writeln!(
+                        s,
+                        "{pad}odd ones (carried values' buffers bound the other way round):"
+                    );
+                    schedule(s, program, odd, depth + 1);
+                }
+            }
+        }
+    }
 }
 
 fn remove_files(dir: &Path, extension: &str) -> std::io::Result<()> {
@@ -97,6 +153,12 @@ pub fn explain(report: &Report) -> String {
     let mut s = String::new();
     for r in &report.residency {
         let _ = writeln!(s, "{r}");
+    }
+    for piece in &report.pieces {
+        let inner = explain(&piece.report);
+        if !inner.starts_with('#') {
+            let _ = write!(s, "# piece {}\n{inner}", piece.name);
+        }
     }
     if s.is_empty() {
         s.push_str("# no forward values: the program has no primal computation\n");

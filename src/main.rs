@@ -136,6 +136,10 @@ struct Lowering {
     /// Switch an optimization off (repeatable), to measure what it buys.
     #[arg(long, value_parser = Optimizations::NAMES)]
     without: Vec<String>,
+    /// Unroll a loop only when its trip count times its body's size is at most this
+    /// many nodes; larger loops run on the device (0: every loop on the device).
+    #[arg(long, value_name = "NODES", default_value_t = wgrad::lower::DEFAULT_UNROLL_LIMIT)]
+    unroll_limit: usize,
 }
 
 fn main() -> ExitCode {
@@ -292,6 +296,7 @@ fn prepare(source: &Source, lowering: &Lowering) -> Result<(Graph, Options), Str
         g,
         Options {
             optimizations: enabled,
+            unroll_limit: lowering.unroll_limit,
             ..Options::new(target)
         },
     ))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::gpu::assert_gpu_matches;
+use common::gpu::{assert_gpu_matches, assert_gpu_matches_with};
 use common::{Rng, assert_gradcheck, inputs, output};
 use wgrad::runtime::testing::runtime_or_skip;
 use wgrad::{Builder, Type};
@@ -277,4 +277,187 @@ fn an_unrolled_rnn_gradient_keeps_only_the_hidden_states() {
         "{} residual bytes",
         p.stats.residual_bytes
     );
+}
+
+/// W4 at any `n`, the loop form: `out[i] = x[i] / ‖x‖` for i in 0..n, the norm
+/// recomputed every iteration; loss = Σ out · c.
+fn w4_loop(n: usize) -> wgrad::Graph {
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[n])).unwrap();
+    let c = b.input("c", Type::f32(&[n])).unwrap();
+    let out0 = b.full(0.0, &Type::f32(&[n])).unwrap();
+    let out = b
+        .loop_(n as u32, &[out0], &[x], |body, i, carried, inv| {
+            let sq = body.mul(inv[0], inv[0])?;
+            let ss = body.sum_all(sq)?;
+            let norm = body.sqrt(ss)?;
+            let norm = body.reshape(norm, &[1])?;
+            let xi = body.dynamic_slice(inv[0], &[i], &[1])?;
+            let q = body.div(xi, norm)?;
+            Ok(vec![body.dynamic_update_slice(carried[0], q, &[i])?])
+        })
+        .unwrap();
+    let oc = b.mul(out[0], c).unwrap();
+    let loss = b.sum_all(oc).unwrap();
+    b.output("loss", loss).unwrap();
+    b.finish().unwrap()
+}
+
+/// Every loop on the device: none unrolled.
+fn on_device(target: wgrad::Target, loop_to_map: bool) -> wgrad::Options {
+    let mut optimizations = wgrad::passes::Optimizations::ALL;
+    if !loop_to_map {
+        optimizations = optimizations.without("loop_to_map").unwrap();
+    }
+    wgrad::Options {
+        optimizations,
+        unroll_limit: 0,
+        ..wgrad::Options::new(target)
+    }
+}
+
+/// Whether the compiled program dispatches a loop on the device.
+fn has_device_loop(g: &wgrad::Graph, options: &wgrad::Options) -> bool {
+    let p = wgrad::compile(g, options).unwrap();
+    p.schedule
+        .iter()
+        .any(|s| matches!(s, wgrad::lower::Step::Loop { .. }))
+}
+
+#[test]
+fn loops_on_the_device_match_the_interpreter() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let options = on_device(rt.target().clone(), false);
+    // Odd and even trip counts: the double-buffered state ends in either buffer.
+    for t in [5, 6] {
+        let ins = rnn_inputs(t, 4, 30 + t as u64);
+        let forward = rnn(t, 4);
+        assert!(has_device_loop(&forward, &options));
+        assert_gpu_matches_with(&rt, &options, &forward, &ins);
+        let g = wgrad::grad(&forward, None, &["x", "w", "h0", "v"]).unwrap();
+        assert!(has_device_loop(&g, &options));
+        assert_gpu_matches_with(&rt, &options, &g, &ins);
+    }
+    // W4 without loop-to-map: the output and the invariant's gradient are updated in
+    // place, one window per iteration.
+    let keep_loops = wgrad::passes::Optimizations::ALL
+        .without("loop_to_map")
+        .unwrap();
+    let n = 40;
+    let g = wgrad::autodiff::grad_with(&w4_loop(n), None, &["x", "c"], &keep_loops).unwrap();
+    assert!(has_device_loop(&g, &options));
+    let mut rng = Rng::new(41);
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[n], -1.0, 1.0)),
+        ("c", rng.tensor(&[n], -1.0, 1.0)),
+    ]);
+    assert_gpu_matches_with(&rt, &options, &g, &ins);
+}
+
+#[test]
+fn carried_values_that_swap_or_pass_through_stay_correct_on_the_device() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let options = on_device(rt.target().clone(), true);
+    // (a, b, k) ← (b, a + b, k): the next `a` is a carried input as it is, `k` never
+    // changes; 0, 1 and 7 trips.
+    for trips in [0, 1, 7] {
+        let mut b = Builder::new();
+        let a = b.input("a", Type::f32(&[3])).unwrap();
+        let c = b.input("b", Type::f32(&[3])).unwrap();
+        let k = b.input("k", Type::f32(&[3])).unwrap();
+        let r = b
+            .loop_(trips, &[a, c, k], &[], |body, _, s, _| {
+                let sum = body.add(s[0], s[1])?;
+                Ok(vec![s[1], sum, s[2]])
+            })
+            .unwrap();
+        for (name, v) in ["a", "b", "k"].iter().zip(&r) {
+            b.output(&format!("out_{name}"), *v).unwrap();
+        }
+        let g = b.finish().unwrap();
+        let mut rng = Rng::new(50 + trips as u64);
+        let ins = inputs(vec![
+            ("a", rng.tensor(&[3], -1.0, 1.0)),
+            ("b", rng.tensor(&[3], -1.0, 1.0)),
+            ("k", rng.tensor(&[3], -1.0, 1.0)),
+        ]);
+        assert_gpu_matches_with(&rt, &options, &g, &ins);
+    }
+}
+
+#[test]
+fn nested_loops_run_on_the_device_and_differentiate() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let options = on_device(rt.target().clone(), true);
+    // s ← inner(s) three times, inner: s ← tanh(s · w + x) four times.
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[4])).unwrap();
+    let w = b.input("w", Type::f32(&[4])).unwrap();
+    let s0 = b.input("s0", Type::f32(&[4])).unwrap();
+    let s = b
+        .loop_(3, &[s0], &[x, w], |outer, _, s, inv| {
+            outer.loop_(4, &[s[0]], inv, |inner, _, s, inv| {
+                let sw = inner.mul(s[0], inv[1])?;
+                let pre = inner.add(sw, inv[0])?;
+                Ok(vec![inner.tanh(pre)?])
+            })
+        })
+        .unwrap();
+    let loss = b.sum_all(s[0]).unwrap();
+    b.output("loss", loss).unwrap();
+    let g = b.finish().unwrap();
+    let mut rng = Rng::new(60);
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[4], -1.0, 1.0)),
+        ("w", rng.tensor(&[4], -1.0, 1.0)),
+        ("s0", rng.tensor(&[4], -1.0, 1.0)),
+    ]);
+    assert_gpu_matches_with(&rt, &options, &g, &ins);
+    let dg = wgrad::grad(&g, None, &["x", "w", "s0"]).unwrap();
+    assert!(has_device_loop(&dg, &options));
+    assert_gpu_matches_with(&rt, &options, &dg, &ins);
+}
+
+#[test]
+fn a_device_loop_compiles_once_whatever_its_trip_count() {
+    // 100,000 iterations compile to the kernels of one iteration, and W4's gradient
+    // without loop-to-map does O(N) work: twice the length, twice the invocations (an
+    // O(N²) loop, copying or recomputing whole vectors per iteration, would run four
+    // times as many).
+    let keep_loops = wgrad::passes::Optimizations::ALL
+        .without("loop_to_map")
+        .unwrap();
+    let options = on_device(wgrad::Target::software_vulkan(), false);
+    let compiled = |n: usize| {
+        let g = wgrad::autodiff::grad_with(&w4_loop(n), None, &["x"], &keep_loops).unwrap();
+        wgrad::compile(&g, &options).unwrap()
+    };
+    let big = compiled(100_000);
+    assert!(big.kernels.len() < 40, "{} kernels", big.kernels.len());
+    assert!(
+        big.stats.kernels > 100_000,
+        "{} dispatches",
+        big.stats.kernels
+    );
+    let (a, b) = (compiled(1024), compiled(2048));
+    assert_eq!(a.kernels.len(), b.kernels.len());
+    let ratio = invocations(&b) as f64 / invocations(&a) as f64;
+    assert!(
+        ratio < 2.1,
+        "invocations grew {ratio}× for twice the length"
+    );
+}
+
+/// Shader invocations per run: every dispatch's grid times its workgroup.
+fn invocations(p: &wgrad::Program) -> u64 {
+    let mut total = 0;
+    for step in p.steps() {
+        step.count(&mut |k, n| {
+            let kernel = &p.kernels[k];
+            let each: u32 = kernel.dispatch.iter().product::<u32>()
+                * kernel.workgroup_size.iter().product::<u32>();
+            total += u64::from(each) * n;
+        });
+    }
+    total
 }

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
-use wgrad_compiler::lower::{BufferId, Program};
+use wgrad_compiler::lower::{BufferId, Program, Step};
 
 /// Checks that every handle in `program` is valid and that it fits `limits`.
 pub(crate) fn check_program(program: &Program, limits: &wgpu::Limits) -> Result<()> {
@@ -50,6 +50,19 @@ fn check_structure(program: &Program) -> Result<()> {
                     kernel.name, b.binding
                 )));
             }
+        }
+    }
+    let mut stack: Vec<&Step> = program.schedule.iter().collect();
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Kernel(k) if *k >= program.kernels.len() => {
+                return Err(malformed(format!(
+                    "the schedule dispatches kernel {k}, but there are {} kernels",
+                    program.kernels.len()
+                )));
+            }
+            Step::Kernel(_) => {}
+            Step::Loop { even, odd, .. } => stack.extend(even.iter().chain(odd)),
         }
     }
     for (what, list) in [("input", &program.inputs), ("output", &program.outputs)] {

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use crate::error::{Error, Result};
 use wgrad_compiler::Error as CompilerError;
 use wgrad_compiler::ir::Tensor;
-use wgrad_compiler::lower::{IoBinding, Program};
+use wgrad_compiler::lower::{IoBinding, Program, Step};
 
 use crate::check::check_program;
 use crate::convert::{from_bytes, to_bytes};
@@ -74,6 +74,8 @@ pub struct Executable<'r> {
     runtime: &'r Runtime,
     buffers: Vec<wgpu::Buffer>,
     kernels: Vec<LoadedKernel>,
+    /// What a run dispatches: every kernel once, or loops on the device.
+    steps: Vec<Step>,
     inputs: Vec<IoBinding>,
     outputs: Vec<IoBinding>,
     /// Per input: whether a state output replaces it after each run.
@@ -229,6 +231,7 @@ impl<'r> Executable<'r> {
             runtime,
             buffers,
             kernels,
+            steps: program.steps(),
             inputs: program.inputs.clone(),
             outputs: program.outputs.clone(),
             is_state,
@@ -334,7 +337,7 @@ impl<'r> Executable<'r> {
     ) -> Result<(Vec<(String, Tensor)>, Vec<(String, u64)>)> {
         let given = self.validate(inputs)?;
         let timing = match self.runtime.timestamps() {
-            Some(mode) if profile && !self.kernels.is_empty() => {
+            Some(mode) if profile && !self.steps.is_empty() => {
                 if self.profiler.is_none() {
                     self.profiler = Some(self.new_profiler()?);
                 }
@@ -356,16 +359,17 @@ impl<'r> Executable<'r> {
         let profiler = self.profiler.as_ref().filter(|_| timing.is_some());
         match (timing, profiler) {
             (Some(TimestampMode::PerPass), Some(p)) => {
-                for (i, kernel) in self.kernels.iter().enumerate() {
+                for (i, step) in self.steps.iter().enumerate() {
+                    let label = self.step_name(step);
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(&kernel.name),
+                        label: Some(&label),
                         timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
                             query_set: &p.query_set,
                             beginning_of_pass_write_index: Some(2 * i as u32),
                             end_of_pass_write_index: Some(2 * i as u32 + 1),
                         }),
                     });
-                    kernel.record(&mut pass);
+                    self.record(step, &mut pass);
                 }
             }
             _ => {
@@ -373,11 +377,11 @@ impl<'r> Executable<'r> {
                     label: Some("wgrad run"),
                     timestamp_writes: None,
                 });
-                for (i, kernel) in self.kernels.iter().enumerate() {
+                for (i, step) in self.steps.iter().enumerate() {
                     if let Some(p) = profiler {
                         pass.write_timestamp(&p.query_set, 2 * i as u32);
                     }
-                    kernel.record(&mut pass);
+                    self.record(step, &mut pass);
                     if let Some(p) = profiler {
                         pass.write_timestamp(&p.query_set, 2 * i as u32 + 1);
                     }
@@ -446,13 +450,13 @@ impl<'r> Executable<'r> {
                 .map(bytemuck::pod_read_unaligned::<u64>)
                 .collect();
             let period = f64::from(runtime.queue().get_timestamp_period());
-            for (i, kernel) in self.kernels.iter().enumerate() {
+            for (i, step) in self.steps.iter().enumerate() {
                 let (start, end) = match (ticks.get(2 * i), ticks.get(2 * i + 1)) {
                     (Some(&s), Some(&e)) => (s, e),
                     _ => (0, 0),
                 };
                 let ns = (end.saturating_sub(start) as f64 * period).round() as u64;
-                timings.push((kernel.name.clone(), ns));
+                timings.push((self.step_name(step), ns));
             }
         }
         Ok((outputs, timings))
@@ -518,8 +522,44 @@ impl<'r> Executable<'r> {
         }
     }
 
+    /// Records one step of the schedule: a dispatch, or every iteration of a loop.
+    fn record(&self, step: &Step, pass: &mut wgpu::ComputePass<'_>) {
+        match step {
+            Step::Kernel(k) => self.kernels[*k].record(pass),
+            Step::Loop { trips, even, odd } => {
+                for i in 0..*trips {
+                    for s in if i % 2 == 0 { even } else { odd } {
+                        self.record(s, pass);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A step's name in timings: its kernel's, or for a loop the prefix its kernels'
+    /// names share and its trip count.
+    fn step_name(&self, step: &Step) -> String {
+        match step {
+            Step::Kernel(k) => self.kernels[*k].name.clone(),
+            Step::Loop { trips, even, .. } => {
+                let mut first = even.first();
+                while let Some(Step::Loop { even, .. }) = first {
+                    first = even.first();
+                }
+                let prefix = match first {
+                    Some(Step::Kernel(k)) => {
+                        let name = &self.kernels[*k].name;
+                        name.split('.').next().unwrap_or(name).to_string()
+                    }
+                    _ => "loop".to_string(),
+                };
+                format!("{prefix} ({trips} iterations)")
+            }
+        }
+    }
+
     fn new_profiler(&self) -> Result<Profiler> {
-        let needed = 2 * self.kernels.len() as u64;
+        let needed = 2 * self.steps.len() as u64;
         let available = u64::from(wgpu::QUERY_SET_MAX_QUERIES);
         if needed > available {
             return Err(Error::Limits {

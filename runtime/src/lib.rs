@@ -49,6 +49,7 @@
 //!     }],
 //!     inputs: vec![IoBinding { name: "x".into(), buffer: BufferId(0), ty: ty.clone() }],
 //!     outputs: vec![IoBinding { name: "double".into(), buffer: BufferId(1), ty: ty.clone() }],
+//!     schedule: vec![],
 //!     state: vec![],
 //!     stats: Stats::default(),
 //! };

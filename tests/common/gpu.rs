@@ -32,6 +32,13 @@ pub const PROPAGATION: f64 = 4.0;
 
 /// `(abs, rel)`: `|gpu - reference| <= abs + rel·|reference|`.
 pub fn tolerance(g: &Graph) -> (f64, f64) {
+    let (abs, rel) = op_tolerance(g);
+    (abs * PROPAGATION, rel * PROPAGATION)
+}
+
+/// The widest tolerance of any op of `g`, before propagation; a loop's body counts
+/// once per iteration.
+fn op_tolerance(g: &Graph) -> (f64, f64) {
     let mut abs: f64 = 0.0;
     let mut rel: f64 = 0.0;
     let mut widen = |a: f64, r: f64| {
@@ -39,6 +46,10 @@ pub fn tolerance(g: &Graph) -> (f64, f64) {
         rel = rel.max(r);
     };
     for node in g.nodes() {
+        if let Some((trips, _, body)) = node.op.as_loop() {
+            let (a, r) = op_tolerance(g.region(body));
+            widen(a * f64::from(trips), r * f64::from(trips));
+        }
         let float = match &node.ty {
             wgrad::ir::NodeType::Tensor(t) => t.dtype.is_float(),
             wgrad::ir::NodeType::Tuple(_) => false,
@@ -75,7 +86,7 @@ pub fn tolerance(g: &Graph) -> (f64, f64) {
             _ => {}
         }
     }
-    (abs * PROPAGATION, rel * PROPAGATION)
+    (abs, rel)
 }
 
 /// The inputs rounded to f32, as the GPU sees them.
@@ -112,8 +123,18 @@ pub fn assert_gpu_matches_for(
     g: &Graph,
     inputs: &HashMap<String, Tensor>,
 ) -> Vec<(String, Tensor)> {
+    assert_gpu_matches_with(rt, &Options::new(target.clone()), g, inputs)
+}
+
+/// [`assert_gpu_matches`], with `g` compiled with `options`.
+pub fn assert_gpu_matches_with(
+    rt: &Runtime,
+    options: &Options,
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+) -> Vec<(String, Tensor)> {
     let inputs = as_f32(inputs);
-    let program = wgrad::compile(g, &Options::new(target.clone())).or_panic(g);
+    let program = wgrad::compile(g, options).or_panic(g);
     let mut exe = rt.load(&program).unwrap();
     let got = exe.run(&inputs).unwrap();
     let want = wgrad::eval(g, &inputs).unwrap();

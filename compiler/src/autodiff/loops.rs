@@ -194,7 +194,7 @@ pub(super) fn vjp(
         for (t, _) in ct_invariants.iter().enumerate() {
             let acc = params[ct_carried.len() + t];
             next.push(match cts[ct_carried.len() + t] {
-                Some(ct) => inner.add(acc, ct)?,
+                Some(ct) => accumulate(inner, acc, ct)?,
                 None => acc,
             });
         }
@@ -208,6 +208,25 @@ pub(super) fn vjp(
         out[j] = Some(finals[ct_carried.len() + t]);
     }
     Ok(out)
+}
+
+/// `acc + ct`. When `ct` is zero but for one window (the cotangent of a
+/// `dynamic_slice`), only that window is added to: `acc` updated at the window with its
+/// own window plus the update. The loop's carried accumulator then changes only in a
+/// window per iteration, which a loop on the device updates in place: a body that reads
+/// `x[i]` keeps an O(1) gradient step rather than an O(len x) one.
+fn accumulate(b: &mut Builder, acc: Value, ct: Value) -> Result<Value> {
+    let node = b.graph().node(ct).clone();
+    if node.op == crate::ir::Op::DynamicUpdateSlice
+        && crate::passes::rewrite::is_splat_of(b.graph(), node.args[0], 0.0)
+    {
+        let (update, starts) = (node.args[1], &node.args[2..]);
+        let sizes = b.ty(update).shape.clone();
+        let old = b.dynamic_slice(acc, starts, &sizes)?;
+        let sum = b.add(old, update)?;
+        return b.dynamic_update_slice(acc, sum, starts);
+    }
+    b.add(acc, ct)
 }
 
 /// `[i, 0, 0, …]`: the starts of row `i` of a stack of `rank` axes.

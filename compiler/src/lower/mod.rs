@@ -23,6 +23,7 @@ mod explain;
 mod fuse;
 mod fuse_products;
 mod fuse_rows;
+mod loops;
 mod memory;
 mod placement;
 mod plan;
@@ -35,7 +36,7 @@ pub use fuse_products::Tiling;
 pub use placement::Placement;
 pub use plan::{KernelKind, KernelPlan, Load, MatmulPlan, Operand, Plan, RowPlan};
 pub use program::{
-    Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats,
+    Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats, Step,
 };
 pub use target::{AdapterClass, REDUCTION_CHUNK, SPLIT_REDUCTION, Target, TargetFeatures};
 pub use validate::validate_wgsl;
@@ -51,7 +52,16 @@ pub struct Options {
     pub target: Target,
     /// The optimizations that run; all by default.
     pub optimizations: Optimizations,
+    /// The size rule for loops: a loop is unrolled when its trip count times its body's
+    /// node count (nested loops counted unrolled) is at most this, and otherwise runs on
+    /// the device, its body's kernels dispatched once per iteration.
+    /// [`DEFAULT_UNROLL_LIMIT`] by default; 0 runs every loop on the device.
+    pub unroll_limit: usize,
 }
+
+/// The default [`Options::unroll_limit`]: a loop of at most this many nodes, unrolled,
+/// is unrolled.
+pub const DEFAULT_UNROLL_LIMIT: usize = 256;
 
 impl Options {
     /// Every optimization, for `target`.
@@ -59,6 +69,7 @@ impl Options {
         Options {
             target,
             optimizations: Optimizations::default(),
+            unroll_limit: DEFAULT_UNROLL_LIMIT,
         }
     }
 }
@@ -86,12 +97,39 @@ pub struct Report {
     /// For every forward value: kept, recomputed or dropped by the backward pass.
     pub residency: Vec<Residency>,
     /// Every kernel and the decisions that shaped it ([`Plan::print`] writes it out).
+    /// Empty for a program with loops on the device, whose pieces have plans of their own.
     pub plan: Plan,
+    /// For a program with loops on the device: the report of each piece compiled on
+    /// its own (the stretches between loops, and each loop's body), by kernel-name prefix.
+    pub pieces: Vec<Piece>,
+}
+
+/// A part of a program compiled on its own: a stretch between loops or a loop's body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// The prefix of its kernels' names (`seg0`, `loop1`).
+    pub name: String,
+    /// The graph compiled.
+    pub graph: Graph,
+    /// Its report.
+    pub report: Report,
+}
+
+/// A compiled program, its report, and the side of each kernel.
+pub(crate) struct Compiled {
+    program: Program,
+    report: Report,
+    sides: Vec<Side>,
 }
 
 /// Compiles `graph` for `options.target`. Also returns the IR after every pass and
 /// what the backward pass keeps of the forward one.
 pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
+    compile_sided(graph, options).map(|c| (c.program, c.report))
+}
+
+/// [`compile`], also returning each kernel's side.
+fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
     verify(graph)?;
     let target = &options.target;
     let mut g = graph.clone();
@@ -119,11 +157,17 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
             step(pass, g, true)
         })?;
     }
-    let changed = passes::unroll::run(&mut g)?;
+    let limit = options.unroll_limit;
+    let changed = passes::unroll::run_where(&mut g, |trips, body| {
+        (trips as usize).saturating_mul(passes::unroll::unrolled_size(body)) <= limit
+    })?;
     step("unroll", &g, changed)?;
     passes::optimize_with(&mut g, &options.optimizations, |pass, g| {
         step(pass, g, true)
     })?;
+    if g.has_loop() {
+        return loops::compile(g, options, dumps);
+    }
     let fusion = options.optimizations.fusion;
     if fusion {
         let changed = passes::split_rows::run(&mut g);
@@ -185,7 +229,34 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
     } else {
         buffers
     };
-    let state = outputs
+    let state = state_pairs(&inputs, &outputs);
+    let stats = memory::statistics(&buffers, &kernels, &outputs, residual);
+    log::debug!("buffers and statistics: {:?}", clock.elapsed());
+    Ok(Compiled {
+        program: Program {
+            graph: g,
+            target: target.clone(),
+            buffers,
+            kernels,
+            schedule: Vec::new(),
+            inputs,
+            outputs,
+            state,
+            stats,
+        },
+        report: Report {
+            passes: dumps,
+            residency,
+            plan,
+            pieces: Vec::new(),
+        },
+        sides,
+    })
+}
+
+/// The outputs `new.<name>` that replace an input `<name>` of the same type.
+fn state_pairs(inputs: &[IoBinding], outputs: &[IoBinding]) -> Vec<StatePair> {
+    outputs
         .iter()
         .filter_map(|o| {
             let input = o.name.strip_prefix("new.")?;
@@ -195,26 +266,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
                 output: o.name.clone(),
             })
         })
-        .collect();
-    let stats = memory::statistics(&buffers, &kernels, &outputs, residual);
-    log::debug!("buffers and statistics: {:?}", clock.elapsed());
-    Ok((
-        Program {
-            graph: g,
-            target: target.clone(),
-            buffers,
-            kernels,
-            inputs,
-            outputs,
-            state,
-            stats,
-        },
-        Report {
-            passes: dumps,
-            residency,
-            plan,
-        },
-    ))
+        .collect()
 }
 
 /// The side of a kernel, from the values it computes: adjoint when any of them is.

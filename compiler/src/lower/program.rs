@@ -69,6 +69,48 @@ pub struct Kernel {
     pub bytes_moved: u64,
 }
 
+/// One entry of a program's dispatch schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Dispatch kernel `k` of [`Program::kernels`].
+    Kernel(usize),
+    /// A loop that runs on the device: `trips` iterations, the even ones (0, 2, …)
+    /// dispatching `even` and the odd ones `odd`. The two lists name the same kernels
+    /// except that `odd` binds each double-buffered carried value's two buffers the
+    /// other way round, so no iteration copies a carried value.
+    Loop {
+        /// The number of iterations.
+        trips: u32,
+        /// The steps of an even iteration.
+        even: Vec<Step>,
+        /// The steps of an odd iteration.
+        odd: Vec<Step>,
+    },
+}
+
+impl Step {
+    /// How many dispatches the step makes, and each kernel's share: calls `each(k, n)`
+    /// for every kernel `k` it dispatches `n` times.
+    pub fn count(&self, each: &mut impl FnMut(usize, u64)) {
+        self.count_times(1, each);
+    }
+
+    fn count_times(&self, times: u64, each: &mut impl FnMut(usize, u64)) {
+        match self {
+            Step::Kernel(k) => each(*k, times),
+            Step::Loop { trips, even, odd } => {
+                let trips = u64::from(*trips);
+                for s in even {
+                    s.count_times(times * trips.div_ceil(2), each);
+                }
+                for s in odd {
+                    s.count_times(times * (trips / 2), each);
+                }
+            }
+        }
+    }
+}
+
 /// A named tensor and the buffer holding it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IoBinding {
@@ -93,7 +135,7 @@ pub struct StatePair {
 /// Statistics computed from the compiled kernels and buffers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Compute dispatches per run.
+    /// Compute dispatches per run (a loop on the device counts each iteration's).
     pub kernels: u64,
     /// Dispatches that contract (dot).
     pub matmul_kernels: u64,
@@ -122,8 +164,11 @@ pub struct Program {
     pub target: Target,
     /// Every buffer.
     pub buffers: Vec<Buffer>,
-    /// Kernels in dispatch order.
+    /// Kernels in dispatch order, unless [`Program::schedule`] says otherwise.
     pub kernels: Vec<Kernel>,
+    /// The dispatch order when the program has loops that run on the device; empty
+    /// means every kernel once, in order.
+    pub schedule: Vec<Step>,
     /// Where each input is uploaded, in declared order.
     pub inputs: Vec<IoBinding>,
     /// Where each output is read back, in declared order.
@@ -156,6 +201,15 @@ impl Program {
             .map(|k| k.workgroup_size.iter().product::<u32>())
             .max()
             .unwrap_or(1)
+    }
+
+    /// The dispatch schedule: [`Program::schedule`], or every kernel once, in order.
+    pub fn steps(&self) -> Vec<Step> {
+        if self.schedule.is_empty() {
+            (0..self.kernels.len()).map(Step::Kernel).collect()
+        } else {
+            self.schedule.clone()
+        }
     }
 
     /// The largest buffer, in bytes.

@@ -14,11 +14,47 @@ pub const MAX_UNROLLED_NODES: usize = 200_000;
 
 /// Unrolls every loop. Returns whether the graph had any.
 pub fn run(graph: &mut Graph) -> Result<bool> {
+    run_where(graph, |_, _| true)
+}
+
+/// Unrolls the top-level loops for which `unroll(trips, body)` holds (with every loop
+/// nested in them) and keeps the others as loops. Returns whether any was unrolled.
+pub fn run_where(graph: &mut Graph, mut unroll: impl FnMut(u32, &Graph) -> bool) -> Result<bool> {
     if graph.regions.is_empty() {
         return Ok(false);
     }
-    *graph = super::rewrite::rebuild_loops(graph, unroll_loop)?;
-    Ok(true)
+    let mut changed = false;
+    *graph = super::rewrite::rebuild_loops(graph, |b, g, node, args| {
+        let (trips, carried, body) = node
+            .op
+            .as_loop()
+            .ok_or_else(|| Error::Compile("not a loop".into()))?;
+        let body = g.region(body);
+        if unroll(trips, body) {
+            changed = true;
+            return unroll_loop(b, g, node, args);
+        }
+        let (c, x) = args.split_at(carried);
+        b.loop_(trips, c, x, |inner, i, params, inv| {
+            let mut inputs = vec![i];
+            inputs.extend(params);
+            inputs.extend(inv);
+            inner.inline_graph(body, &inputs)
+        })
+    })?;
+    Ok(changed)
+}
+
+/// The number of nodes `g` would have with every loop in it unrolled, saturating.
+pub fn unrolled_size(g: &Graph) -> usize {
+    g.nodes
+        .iter()
+        .fold(0usize, |n, node| match node.op.as_loop() {
+            Some((trips, _, body)) => {
+                n.saturating_add((trips as usize).saturating_mul(unrolled_size(g.region(body))))
+            }
+            None => n.saturating_add(1),
+        })
 }
 
 /// Copies `g`'s nodes into `b` with its inputs bound to `inputs`, unrolling loops;

@@ -25,6 +25,7 @@ impl ProgramBuilder {
                 kernels: Vec::new(),
                 inputs: Vec::new(),
                 outputs: Vec::new(),
+                schedule: Vec::new(),
                 state: Vec::new(),
                 stats: Default::default(),
             },

@@ -1,0 +1,770 @@
+//! Loops that run on the device.
+//!
+//! A loop that stays a loop after optimization (a true recurrence) and is too big to
+//! unroll ([`Options::unroll_limit`]) is not unrolled: its body is compiled once, as a
+//! program of its own, and its kernels are dispatched once per iteration inside the
+//! run's one compute pass, with no host round trip.
+//!
+//! The program around the loops is cut into stretches: stretch `m` holds every value
+//! that depends (through any chain) on the results of the first `m` loops and no later
+//! one. Each stretch and each body is compiled by [`compile`](super::compile) (so a loop
+//! nested in a body is handled the same way), and the pieces are linked into one
+//! [`Program`] whose [`Program::schedule`] says what runs when:
+//!
+//! - **The iteration index** lives in a one-element counter buffer that a kernel sets to
+//!   0 before the loop and advances at the end of every iteration; body kernels read it
+//!   like any input. A body that never reads the index gets neither kernel.
+//! - **A carried value the body updates only in a window** (its next value is
+//!   `dynamic_update_slice(carried, update, starts…)`) lives in one buffer updated in
+//!   place: the body computes the update and the starts, and a kernel writes the
+//!   window at the end of the iteration (after every read of the old value), costing
+//!   the window rather than a copy of the whole tensor.
+//! - **Other carried values** alternate between two buffers: even iterations read the
+//!   first and write the second, odd ones (the same kernels, bound the other way round)
+//!   the reverse, so no iteration copies them.
+//! - **Invariants** are read where the stretch before the loop left them.
+//!
+//! Carried values start as copies of the loop's operands. Buffers are not shared across
+//! pieces, and body temporaries are never shared, so a swapped binding cannot alias a
+//! temporary.
+
+use super::memory;
+use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Step};
+use super::validate::validate_wgsl;
+use super::{Compiled, Options, PassDump, Piece, Report, compile_sided, state_pairs};
+use crate::error::{Error, Result};
+use crate::ir::{Builder, Graph, Node, Op, Side, Type, Value};
+use std::collections::HashMap;
+
+/// Compiles `g`, whose top-level loops all stay loops, into one linked program.
+pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Result<Compiled> {
+    let mut l = Linker::default();
+    for (name, v) in g.inputs() {
+        let id = l.add(Buffer {
+            ty: g.ty(*v).clone(),
+            bytes: bytes_of(g.ty(*v)),
+            role: BufferRole::Input(name.clone()),
+        });
+        l.value_buffer.insert(*v, id);
+    }
+    let loops: Vec<Value> = g
+        .values()
+        .filter(|v| g.node(*v).op.as_loop().is_some())
+        .collect();
+    let number: HashMap<Value, usize> = loops.iter().enumerate().map(|(j, v)| (*v, j)).collect();
+    // A value's level: how many of the loops (in order) it waits for.
+    let mut level = vec![0usize; g.len()];
+    for v in g.values() {
+        let node = g.node(v);
+        level[v.index()] = match node.op {
+            Op::Get { .. } => number[&node.args[0]] + 1,
+            _ => node
+                .args
+                .iter()
+                .map(|a| level[a.index()])
+                .max()
+                .unwrap_or(0),
+        };
+    }
+    let in_stretch = |v: Value| {
+        !matches!(
+            g.node(v).op,
+            Op::Input { .. } | Op::Loop { .. } | Op::Get { .. }
+        )
+    };
+    let mut exported = vec![false; g.len()];
+    for u in g.values() {
+        let node = g.node(u);
+        for a in &node.args {
+            if in_stretch(*a) && (!in_stretch(u) || level[u.index()] != level[a.index()]) {
+                exported[a.index()] = true;
+            }
+        }
+    }
+    for (_, v) in g.outputs() {
+        if in_stretch(*v) {
+            exported[v.index()] = true;
+        }
+    }
+
+    let mut segments = Vec::new();
+    for m in 0..=loops.len() {
+        let members: Vec<Value> = g
+            .values()
+            .filter(|v| in_stretch(*v) && level[v.index()] == m)
+            .collect();
+        segments.push(members);
+    }
+    for (m, members) in segments.iter().enumerate() {
+        l.stretch(&g, m, members, &exported, options)?;
+        if let Some(&lp) = loops.get(m) {
+            l.looped(&g, m, g.node(lp), lp, options)?;
+        }
+    }
+
+    let io = |list: &[(String, Value)]| -> Result<Vec<IoBinding>> {
+        list.iter()
+            .map(|(name, v)| {
+                let buffer = *l.value_buffer.get(v).ok_or_else(|| {
+                    Error::Compile(format!("`{name}` ({v}) has no buffer (a compiler bug)"))
+                })?;
+                Ok(IoBinding {
+                    name: name.clone(),
+                    buffer,
+                    ty: g.ty(*v).clone(),
+                })
+            })
+            .collect()
+    };
+    let inputs = io(g.inputs())?;
+    let outputs = io(g.outputs())?;
+    let state = state_pairs(&inputs, &outputs);
+    let mut holds_primal = vec![false; l.buffers.len()];
+    for (k, side) in l.kernels.iter().zip(&l.sides) {
+        for b in k.bindings.iter().filter(|b| b.writable) {
+            holds_primal[b.buffer.0 as usize] |= *side == Side::Primal;
+        }
+    }
+    let residual = memory::residual_bytes(&l.buffers, &l.kernels, &l.sides, &holds_primal);
+    let mut stats = memory::statistics(&l.buffers, &l.kernels, &outputs, residual);
+    stats.kernels = 0;
+    stats.matmul_kernels = 0;
+    stats.flops = 0;
+    stats.bytes_moved = 0;
+    for step in &l.schedule {
+        step.count(&mut |k, n| {
+            let kernel = &l.kernels[k];
+            stats.kernels += n;
+            if kernel.variant.starts_with("matmul") {
+                stats.matmul_kernels += n;
+            }
+            stats.flops += kernel.flops * n;
+            stats.bytes_moved += kernel.bytes_moved * n;
+        });
+    }
+    Ok(Compiled {
+        program: super::Program {
+            graph: g,
+            target: options.target.clone(),
+            buffers: l.buffers,
+            kernels: l.kernels,
+            schedule: l.schedule,
+            inputs,
+            outputs,
+            state,
+            stats,
+        },
+        report: Report {
+            passes: dumps,
+            residency: Vec::new(),
+            plan: Default::default(),
+            pieces: l.pieces,
+        },
+        sides: l.sides,
+    })
+}
+
+/// The linked program as it grows, piece by piece.
+#[derive(Default)]
+struct Linker {
+    buffers: Vec<Buffer>,
+    kernels: Vec<Kernel>,
+    sides: Vec<Side>,
+    schedule: Vec<Step>,
+    /// The buffer holding each value of the top-level graph computed so far.
+    value_buffer: HashMap<Value, BufferId>,
+    pieces: Vec<Piece>,
+}
+
+impl Linker {
+    fn add(&mut self, buffer: Buffer) -> BufferId {
+        self.buffers.push(buffer);
+        BufferId(self.buffers.len() as u32 - 1)
+    }
+
+    fn kernel(&mut self, kernel: Kernel, side: Side) -> usize {
+        self.kernels.push(kernel);
+        self.sides.push(side);
+        self.kernels.len() - 1
+    }
+
+    /// Adds the kernels and buffers of `c` under `prefix`: its buffers listed in `bound`
+    /// are the linked buffers given, the others new ones. Returns the linked buffer of
+    /// each of its buffers and its steps. `side` overrides its kernels' sides.
+    fn link(
+        &mut self,
+        prefix: &str,
+        c: Compiled,
+        bound: &HashMap<BufferId, BufferId>,
+        side: Option<Side>,
+    ) -> (Vec<BufferId>, Vec<Step>) {
+        let Compiled {
+            program,
+            report,
+            sides,
+        } = c;
+        let map: Vec<BufferId> = program
+            .buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match bound.get(&BufferId(i as u32)) {
+                Some(id) => *id,
+                None => self.add(Buffer {
+                    role: BufferRole::Computed,
+                    ..b.clone()
+                }),
+            })
+            .collect();
+        let base = self.kernels.len();
+        let steps = program
+            .steps()
+            .iter()
+            .map(|s| renumber(s, &|k| base + k))
+            .collect();
+        for (kernel, s) in program.kernels.iter().zip(sides) {
+            let mut kernel = kernel.clone();
+            kernel.name = format!("{prefix}.{}", kernel.name);
+            for b in &mut kernel.bindings {
+                b.buffer = map[b.buffer.0 as usize];
+            }
+            self.kernel(kernel, side.unwrap_or(s));
+        }
+        self.pieces.push(Piece {
+            name: prefix.to_string(),
+            graph: program.graph,
+            report,
+        });
+        (map, steps)
+    }
+
+    /// Compiles and links stretch `m`: the values `members` of `g`.
+    fn stretch(
+        &mut self,
+        g: &Graph,
+        m: usize,
+        members: &[Value],
+        exported: &[bool],
+        options: &Options,
+    ) -> Result<()> {
+        let outputs: Vec<Value> = members
+            .iter()
+            .copied()
+            .filter(|v| exported[v.index()])
+            .collect();
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        let input_name: HashMap<Value, &str> =
+            g.inputs().iter().map(|(n, v)| (*v, n.as_str())).collect();
+        let mut b = Builder::new();
+        let mut map: HashMap<Value, Value> = HashMap::new();
+        let mut inputs: Vec<(String, Value)> = Vec::new();
+        for &v in members {
+            let node = g.node(v);
+            let mut args = Vec::with_capacity(node.args.len());
+            for a in &node.args {
+                let mapped = match map.get(a) {
+                    Some(x) => *x,
+                    None => {
+                        let name = match input_name.get(a) {
+                            Some(n) => n.to_string(),
+                            None => format!("v{}", a.0),
+                        };
+                        let x = b.input(&name, g.ty(*a).clone())?;
+                        inputs.push((name, *a));
+                        map.insert(*a, x);
+                        x
+                    }
+                };
+                args.push(mapped);
+            }
+            b.set_side(node.side);
+            let x = b.push(node.op.clone(), &args)?;
+            map.insert(v, x);
+        }
+        for v in &outputs {
+            b.output(&format!("v{}", v.0), map[v])?;
+        }
+        let piece = b.finish()?;
+        let c = compile_sided(&piece, options)?;
+        let mut bound = HashMap::new();
+        for (name, v) in &inputs {
+            let io = find(&c.program.inputs, name)?;
+            bound.insert(io.buffer, self.buffer_of(*v)?);
+        }
+        let outs: Vec<(Value, BufferId)> = outputs
+            .iter()
+            .map(|v| Ok((*v, find(&c.program.outputs, &format!("v{}", v.0))?.buffer)))
+            .collect::<Result<_>>()?;
+        let (map, steps) = self.link(&format!("seg{m}"), c, &bound, None);
+        for (v, local) in outs {
+            self.value_buffer.insert(v, map[local.0 as usize]);
+        }
+        self.schedule.extend(steps);
+        Ok(())
+    }
+
+    fn buffer_of(&self, v: Value) -> Result<BufferId> {
+        self.value_buffer
+            .get(&v)
+            .copied()
+            .ok_or_else(|| Error::Compile(format!("{v} has no buffer (a compiler bug)")))
+    }
+
+    /// Compiles and links loop number `j`, the node `node` at `lp` in `g`.
+    fn looped(
+        &mut self,
+        g: &Graph,
+        j: usize,
+        node: &Node,
+        lp: Value,
+        options: &Options,
+    ) -> Result<()> {
+        let (trips, n, region) = node
+            .op
+            .as_loop()
+            .ok_or_else(|| Error::Compile(format!("{lp} is not a loop")))?;
+        let prefix = format!("loop{j}");
+        let side = node.side;
+        let body = g.region(region);
+        let (inits, invariants) = node.args.split_at(n);
+        // Which carried values the body updates in a window.
+        let mut piece = body.clone();
+        // Per carried value updated in a window: the number of starts, and the update's
+        // bit pattern when it is a splat constant (written without a buffer).
+        let mut windows: Vec<Option<(usize, Option<u32>)>> = vec![None; n];
+        piece.outputs.clear();
+        for (k, window) in windows.iter_mut().enumerate() {
+            let out = body.outputs()[k].1;
+            let param = body.inputs()[1 + k].1;
+            let o = body.node(out);
+            if o.op == Op::DynamicUpdateSlice && o.args[0] == param && o.args[1] != param {
+                let splat = crate::passes::rewrite::splat(body, o.args[1]).map(bits);
+                *window = Some((o.args.len() - 2, splat));
+                if splat.is_none() {
+                    piece.outputs.push((format!("u{k}"), o.args[1]));
+                }
+                for (d, s) in o.args[2..].iter().enumerate() {
+                    piece.outputs.push((format!("s{k}_{d}"), *s));
+                }
+            } else {
+                piece.outputs.push((format!("c{k}"), out));
+            }
+        }
+        let mut body_options = options.clone();
+        body_options.optimizations.reuse_buffers = false;
+        let c = compile_sided(&piece, &body_options).map_err(|e| match e {
+            Error::Compile(m) => Error::Compile(format!("the body of loop {lp}: {m}")),
+            e => e,
+        })?;
+        let inputs = c.program.inputs.clone();
+        let outputs = c.program.outputs.clone();
+        let local_input = |k: usize| inputs[k].buffer;
+
+        let mut bound = HashMap::new();
+        let counter = self.add(Buffer {
+            ty: Type::i32(&[]),
+            bytes: 4,
+            role: BufferRole::Computed,
+        });
+        bound.insert(local_input(0), counter);
+        let mut carry = Vec::with_capacity(n);
+        for (k, init) in inits.iter().enumerate() {
+            let ty = g.ty(*init).clone();
+            let id = self.add(Buffer {
+                bytes: bytes_of(&ty),
+                ty,
+                role: BufferRole::Computed,
+            });
+            bound.insert(local_input(1 + k), id);
+            carry.push(id);
+        }
+        for (q, x) in invariants.iter().enumerate() {
+            bound.insert(local_input(1 + n + q), self.buffer_of(*x)?);
+        }
+        let uses_index = c
+            .program
+            .kernels
+            .iter()
+            .any(|k| k.bindings.iter().any(|b| b.buffer == local_input(0)));
+        let (map, body_steps) = self.link(&prefix, c, &bound, Some(side));
+        let linked =
+            |name: &str| -> Result<BufferId> { Ok(map[find(&outputs, name)?.buffer.0 as usize]) };
+
+        // Before the loop: carried values start as copies of the operands.
+        for k in 0..n {
+            let ty = g.ty(inits[k]).clone();
+            if let Some(kernel) = copy_kernel(
+                &format!("{prefix}.init{k}"),
+                self.buffer_of(inits[k])?,
+                carry[k],
+                &ty,
+                options,
+            )? {
+                let id = self.kernel(kernel, side);
+                self.schedule.push(Step::Kernel(id));
+            }
+        }
+        let mut even = body_steps;
+        let mut uses_index = uses_index;
+        let mut swaps: Vec<(BufferId, BufferId)> = Vec::new();
+        let mut results = Vec::with_capacity(n);
+        for k in 0..n {
+            let ty = g.ty(inits[k]).clone();
+            match windows[k] {
+                Some((rank, splat)) => {
+                    let starts = (0..rank)
+                        .map(|d| linked(&format!("s{k}_{d}")))
+                        .collect::<Result<Vec<_>>>()?;
+                    uses_index |= starts.contains(&counter);
+                    let out = body.node(body.outputs()[k].1);
+                    let uty = body.ty(out.args[1]).clone();
+                    let update = match splat {
+                        Some(bits) => Update::Splat(bits),
+                        None => Update::Buffer(linked(&format!("u{k}"))?),
+                    };
+                    let kernel = window_kernel(
+                        &format!("{prefix}.window{k}"),
+                        update,
+                        &uty,
+                        &starts,
+                        carry[k],
+                        &ty,
+                        options,
+                    )?;
+                    if let Some(kernel) = kernel {
+                        let id = self.kernel(kernel, side);
+                        even.push(Step::Kernel(id));
+                    }
+                    results.push(carry[k]);
+                }
+                None => {
+                    let out = linked(&format!("c{k}"))?;
+                    let shared = out == counter
+                        || carry.contains(&out)
+                        || swaps.iter().any(|(_, b)| *b == out)
+                        || invariants
+                            .iter()
+                            .any(|x| self.value_buffer.get(x) == Some(&out));
+                    let next = if shared {
+                        let id = self.add(Buffer {
+                            bytes: bytes_of(&ty),
+                            ty: ty.clone(),
+                            role: BufferRole::Computed,
+                        });
+                        if let Some(kernel) =
+                            copy_kernel(&format!("{prefix}.next{k}"), out, id, &ty, options)?
+                        {
+                            let kid = self.kernel(kernel, side);
+                            even.push(Step::Kernel(kid));
+                        }
+                        id
+                    } else {
+                        out
+                    };
+                    swaps.push((carry[k], next));
+                    results.push(if trips % 2 == 0 { carry[k] } else { next });
+                }
+            }
+        }
+        if uses_index && trips > 0 {
+            let reset = counter_kernel(&format!("{prefix}.index_reset"), counter, "0i", options)?;
+            let id = self.kernel(reset, side);
+            self.schedule.push(Step::Kernel(id));
+            let advance = counter_kernel(
+                &format!("{prefix}.index_advance"),
+                counter,
+                "counter[0] + 1i",
+                options,
+            )?;
+            let id = self.kernel(advance, side);
+            even.push(Step::Kernel(id));
+        }
+        let odd = if swaps.is_empty() {
+            even.clone()
+        } else {
+            let mut swap = HashMap::new();
+            for (a, b) in &swaps {
+                swap.insert(*a, *b);
+                swap.insert(*b, *a);
+            }
+            let mut cloned = HashMap::new();
+            even.iter()
+                .map(|s| self.swapped(s, &swap, &mut cloned))
+                .collect()
+        };
+        if trips > 0 {
+            self.schedule.push(Step::Loop { trips, even, odd });
+        }
+        for v in g.values() {
+            let get = g.node(v);
+            if let (Op::Get { index }, [of]) = (&get.op, get.args.as_slice())
+                && *of == lp
+            {
+                self.value_buffer.insert(v, results[*index as usize]);
+            }
+        }
+        Ok(())
+    }
+
+    /// `step` with every kernel it dispatches cloned to bind the buffers of `swap` the
+    /// other way round (each kernel cloned once, remembered in `cloned`).
+    fn swapped(
+        &mut self,
+        step: &Step,
+        swap: &HashMap<BufferId, BufferId>,
+        cloned: &mut HashMap<usize, usize>,
+    ) -> Step {
+        match step {
+            Step::Kernel(k) => {
+                if let Some(c) = cloned.get(k) {
+                    return Step::Kernel(*c);
+                }
+                let mut kernel = self.kernels[*k].clone();
+                if !kernel.bindings.iter().any(|b| swap.contains_key(&b.buffer)) {
+                    return Step::Kernel(*k);
+                }
+                for b in &mut kernel.bindings {
+                    if let Some(other) = swap.get(&b.buffer) {
+                        b.buffer = *other;
+                    }
+                }
+                kernel.name.push_str(".odd");
+                let side = self.sides[*k];
+                let c = self.kernel(kernel, side);
+                cloned.insert(*k, c);
+                Step::Kernel(c)
+            }
+            Step::Loop { trips, even, odd } => Step::Loop {
+                trips: *trips,
+                even: even.iter().map(|s| self.swapped(s, swap, cloned)).collect(),
+                odd: odd.iter().map(|s| self.swapped(s, swap, cloned)).collect(),
+            },
+        }
+    }
+}
+
+/// `step` with kernel indices mapped by `f`.
+fn renumber(step: &Step, f: &impl Fn(usize) -> usize) -> Step {
+    match step {
+        Step::Kernel(k) => Step::Kernel(f(*k)),
+        Step::Loop { trips, even, odd } => Step::Loop {
+            trips: *trips,
+            even: even.iter().map(|s| renumber(s, f)).collect(),
+            odd: odd.iter().map(|s| renumber(s, f)).collect(),
+        },
+    }
+}
+
+fn find<'a>(list: &'a [IoBinding], name: &str) -> Result<&'a IoBinding> {
+    list.iter()
+        .find(|io| io.name == name)
+        .ok_or_else(|| Error::Compile(format!("a loop piece lost `{name}` (a compiler bug)")))
+}
+
+fn bytes_of(ty: &Type) -> u64 {
+    (ty.numel() as u64).saturating_mul(4).max(4)
+}
+
+/// The first lines of a generated kernel: its bindings, each a name, whether it is
+/// written, and its element type (every element is 4 bytes, so copies use `u32`).
+fn bindings(list: &[(&str, bool, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (name, writable, elem)) in list.iter().enumerate() {
+        let access = if *writable { "read_write" } else { "read" };
+        s.push_str(&format!(
+            "@group(0) @binding({i}) var<storage, {access}> {name}: array<{elem}>;\n"
+        ));
+    }
+    s
+}
+
+/// A finished generated kernel over `n` elements, validated.
+#[allow(clippy::too_many_arguments)]
+fn generated(
+    name: &str,
+    variant: &str,
+    doc: &str,
+    decls: String,
+    body: &str,
+    n: usize,
+    buffers: &[(BufferId, bool)],
+    options: &Options,
+) -> Result<Kernel> {
+    let target = &options.target;
+    let wg = if n <= 1 { 1 } else { target.workgroup_size() };
+    let [gx, gy] = target.grid_of(n.div_ceil(wg as usize), name)?;
+    let wgsl = format!(
+        "// Kernel {name}: {doc}\n{decls}\n@compute @workgroup_size({wg})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>) {{\n    let i: u32 = gid.x + gid.y * {}u;\n    if i >= {n}u {{\n        return;\n    }}\n{body}}}\n",
+        gx * wg as usize
+    );
+    validate_wgsl(name, &wgsl, target)?;
+    target.check_bindings(buffers.len(), name)?;
+    Ok(Kernel {
+        name: name.to_string(),
+        variant: variant.to_string(),
+        wgsl,
+        entry_point: "main".into(),
+        bindings: buffers
+            .iter()
+            .enumerate()
+            .map(|(i, (buffer, writable))| KernelBinding {
+                binding: i as u32,
+                buffer: *buffer,
+                writable: *writable,
+            })
+            .collect(),
+        workgroup_size: [wg, 1, 1],
+        dispatch: [gx as u32, gy as u32, 1],
+        flops: 0,
+        bytes_moved: 8 * n as u64,
+    })
+}
+
+/// A kernel copying `ty`'s elements from `from` to `to`; none for an empty tensor or
+/// a buffer onto itself.
+fn copy_kernel(
+    name: &str,
+    from: BufferId,
+    to: BufferId,
+    ty: &Type,
+    options: &Options,
+) -> Result<Option<Kernel>> {
+    let n = ty.numel();
+    if n == 0 || from == to {
+        return Ok(None);
+    }
+    let decls = bindings(&[("src", false, "u32"), ("dst", true, "u32")]);
+    generated(
+        name,
+        "copy",
+        &format!("copies {ty}."),
+        decls,
+        "    dst[i] = src[i];\n",
+        n,
+        &[(from, false), (to, true)],
+        options,
+    )
+    .map(Some)
+}
+
+/// A one-invocation kernel setting the loop counter to `value`.
+fn counter_kernel(name: &str, counter: BufferId, value: &str, options: &Options) -> Result<Kernel> {
+    let decls = bindings(&[("counter", true, "i32")]);
+    generated(
+        name,
+        "loop_index",
+        "the iteration index of a loop on the device.",
+        decls,
+        &format!("    counter[0] = {value};\n"),
+        1,
+        &[(counter, true)],
+        options,
+    )
+}
+
+/// The value a window kernel writes.
+#[derive(Clone, Copy)]
+enum Update {
+    /// The elements of a buffer.
+    Buffer(BufferId),
+    /// One 32-bit pattern everywhere.
+    Splat(u32),
+}
+
+/// The 32-bit pattern of a scalar as stored (`f32`, `i32`, `u32`, `bool` as `u32`).
+fn bits(s: crate::ir::Scalar) -> u32 {
+    use crate::ir::Scalar;
+    match s {
+        Scalar::Float(b) => (f64::from_bits(b) as f32).to_bits(),
+        Scalar::Int(i) => i as u32,
+        Scalar::Uint(u) => u,
+        Scalar::Bool(b) => b as u32,
+    }
+}
+
+/// A kernel writing `update` (of type `uty`) into `dst` (of type `ty`) at the window
+/// starting at the `starts` (one `i32[]` buffer per axis, clamped into range as
+/// `dynamic_update_slice` clamps them); none for an empty window.
+fn window_kernel(
+    name: &str,
+    update: Update,
+    uty: &Type,
+    starts: &[BufferId],
+    dst: BufferId,
+    ty: &Type,
+    options: &Options,
+) -> Result<Option<Kernel>> {
+    let n = uty.numel();
+    if n == 0 {
+        return Ok(None);
+    }
+    if uty.rank() != ty.rank() || starts.len() != ty.rank() {
+        return Err(Error::Compile(format!(
+            "{name}: a window of {uty} into {ty} with {} starts (a compiler bug)",
+            starts.len()
+        )));
+    }
+    // Each distinct buffer is bound once: the update (unless a splat), the starts, the
+    // destination.
+    let mut buffers: Vec<(BufferId, bool)> = Vec::new();
+    let mut names: Vec<(String, bool, &str)> = Vec::new();
+    let value = match update {
+        Update::Buffer(b) => {
+            buffers.push((b, false));
+            names.push(("upd".into(), false, "u32"));
+            "upd[i]".to_string()
+        }
+        Update::Splat(bits) => format!("{bits}u"),
+    };
+    let first_start = buffers.len();
+    let mut start_binding = Vec::new();
+    for s in starts {
+        let at = match buffers.iter().position(|(b, _)| b == s) {
+            Some(at) if at >= first_start => at,
+            _ => {
+                buffers.push((*s, false));
+                names.push((format!("s{}", buffers.len() - 1), false, "i32"));
+                buffers.len() - 1
+            }
+        };
+        start_binding.push(at);
+    }
+    buffers.push((dst, true));
+    names.push(("dst".into(), true, "u32"));
+    let list: Vec<(&str, bool, &str)> =
+        names.iter().map(|(n, w, e)| (n.as_str(), *w, *e)).collect();
+    let decls = bindings(&list);
+    let mut body = String::from("    var rest: u32 = i;\n");
+    let rank = ty.rank();
+    for d in (0..rank).rev() {
+        body.push_str(&format!(
+            "    let q{d}: u32 = rest % {}u;\n    rest = rest / {}u;\n",
+            uty.shape[d].max(1),
+            uty.shape[d].max(1)
+        ));
+    }
+    let mut index = String::from("0u");
+    let mut stride = 1usize;
+    for d in (0..rank).rev() {
+        let hi = ty.shape[d] - uty.shape[d];
+        body.push_str(&format!(
+            "    let o{d}: u32 = u32(clamp(s{}[0], 0i, {hi}i)) + q{d};\n",
+            start_binding[d]
+        ));
+        index = format!("{index} + o{d} * {stride}u");
+        stride *= ty.shape[d];
+    }
+    body.push_str(&format!("    dst[{index}] = {value};\n"));
+    generated(
+        name,
+        "window",
+        &format!("writes a {uty} window into {ty} in place."),
+        decls,
+        &body,
+        n,
+        &buffers,
+        options,
+    )
+    .map(Some)
+}
