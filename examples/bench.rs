@@ -498,35 +498,16 @@ fn w4(rng: &mut StdRng, n: usize) -> wgrad::Result<(Graph, Vec<&'static str>, In
     Ok((b.finish()?, vec!["x"], inputs))
 }
 
-/// W7, a recurrent network: h_t = tanh(x_t·U + h_{t−1}·W + b) for t = 1..T (x_t read
-/// with `dynamic_slice`), then a softmax log-loss of h_T·V + c.
-fn w7(rng: &mut StdRng) -> wgrad::Result<(Graph, Vec<&'static str>, Inputs)> {
+/// W7, a recurrent network (`examples/programs/w7.wg`): h_t = tanh(x_t·U + h_{t−1}·W + b)
+/// for t = 1..T (x_t read with `dynamic_slice`), then a softmax log-loss of h_T·V + c.
+/// The loop runs on the device.
+fn w7(rng: &mut StdRng) -> BoxResult<(Graph, Vec<&'static str>, Inputs)> {
     const T: usize = 100;
     const B: usize = 32;
     const D: usize = 64;
     const H: usize = 128;
-    let mut b = Builder::new();
-    let x = b.input("x", Type::f32(&[T, B, D]))?;
-    let u = b.input("u", Type::f32(&[D, H]))?;
-    let w = b.input("w", Type::f32(&[H, H]))?;
-    let bias = b.input("b", Type::f32(&[H]))?;
-    let v = b.input("v", Type::f32(&[H, 10]))?;
-    let c = b.input("c", Type::f32(&[10]))?;
-    let labels = b.input("labels", Type::new(DType::I32, &[B]))?;
-    let h0 = b.full(0.0, &Type::f32(&[B, H]))?;
-    let hs = b.loop_(T as u32, &[h0], &[x, u, w, bias], |body, t, h, inv| {
-        let zero = body.constant(wgrad::ir::Scalar::Int(0), &[])?;
-        let xt = body.dynamic_slice(inv[0], &[t, zero, zero], &[1, B, D])?;
-        let xt = body.reshape(xt, &[B, D])?;
-        let xu = body.matmul(xt, inv[1])?;
-        let hw = body.matmul(h[0], inv[2])?;
-        let s = body.add(xu, hw)?;
-        let pre = body.add(s, inv[3])?;
-        Ok(vec![body.tanh(pre)?])
-    })?;
-    let z = b.linear(hs[0], v, c)?;
-    let loss = b.cross_entropy(z, labels)?;
-    b.output("loss", loss)?;
+    let text = include_str!("programs/w7.wg");
+    let graph = wgrad::parse(text)?;
     let mut inputs = Inputs::new();
     inputs.insert("x".into(), normal(rng, &[T, B, D], 1.0));
     inputs.insert("u".into(), normal(rng, &[D, H], (1.0 / D as f64).sqrt()));
@@ -539,7 +520,7 @@ fn w7(rng: &mut StdRng) -> wgrad::Result<(Graph, Vec<&'static str>, Inputs)> {
         "labels".into(),
         Tensor::new(Type::new(DType::I32, &[B]), label_data)?,
     );
-    Ok((b.finish()?, vec!["u", "w", "b", "v", "c"], inputs))
+    Ok((graph, vec!["u", "w", "b", "v", "c"], inputs))
 }
 
 /// A chain of `n` elementwise ops over `x: f32[256]` (tanh, sin, a product with `x`,
@@ -659,12 +640,8 @@ fn main() -> BoxResult<()> {
         ("W4 normalize loop N=1024", w4(&mut rng, 1024)?),
         ("W4 normalize loop N=16384", w4(&mut rng, 16384)?),
     ];
-    // W7's loop is unrolled today: its gradient is 669 kernels, whose pipelines take
-    // lavapipe minutes to compile on first use. It runs only when asked for by name.
     let mut workloads = workloads;
-    if args.only.as_deref().is_some_and(|o| o.contains("W7")) {
-        workloads.push(("W7 RNN T=100", w7(&mut rng)?));
-    }
+    workloads.push(("W7 RNN T=100", w7(&mut rng)?));
     for (name, (forward, wrt, inputs)) in &workloads {
         let fwd_label = format!("{name} forward");
         let grad_label = format!("{name} grad");

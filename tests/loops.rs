@@ -461,3 +461,53 @@ fn invocations(p: &wgrad::Program) -> u64 {
     }
     total
 }
+
+fn w7() -> wgrad::Graph {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/programs/w7.wg");
+    wgrad::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn w7_runs_its_loop_on_the_device_once_per_direction() {
+    // W7's gradient: one forward loop that also stacks the hidden states (the loop of
+    // the loss merged into it), one reverse loop; the kernels of one iteration each,
+    // whatever T is. Its residuals: the stack of T hidden states (T·B·H·4 bytes), the
+    // final state, and the parameters' re-layouts the reverse loop reads.
+    let g = wgrad::grad(&w7(), None, &["u", "w", "b", "v", "c"]).unwrap();
+    let p = wgrad::compile(&g, &wgrad::Options::default()).unwrap();
+    let loops = p
+        .schedule
+        .iter()
+        .filter(|s| matches!(s, wgrad::lower::Step::Loop { .. }))
+        .count();
+    assert_eq!(loops, 2);
+    assert!(p.kernels.len() < 60, "{} kernels", p.kernels.len());
+    let hidden = 100 * 32 * 128 * 4;
+    assert!(p.stats.residual_bytes >= hidden);
+    assert!(
+        p.stats.residual_bytes <= 1_774_720,
+        "{}",
+        p.stats.residual_bytes
+    );
+}
+
+#[test]
+fn w7_gradient_on_the_device_matches_the_interpreter() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let mut rng = Rng::new(70);
+    let mut ins = inputs(vec![
+        ("x", rng.tensor(&[100, 32, 64], -1.0, 1.0)),
+        ("u", rng.tensor(&[64, 128], -0.12, 0.12)),
+        ("w", rng.tensor(&[128, 128], -0.09, 0.09)),
+        ("b", rng.tensor(&[128], -0.1, 0.1)),
+        ("v", rng.tensor(&[128, 10], -0.09, 0.09)),
+        ("c", rng.tensor(&[10], -0.1, 0.1)),
+    ]);
+    let labels = (0..32).map(|i| ((i * 7 + 3) % 10) as f64).collect();
+    ins.insert(
+        "labels".into(),
+        wgrad::Tensor::new(wgrad::Type::new(wgrad::ir::DType::I32, &[32]), labels).unwrap(),
+    );
+    let g = wgrad::grad(&w7(), None, &["u", "w", "b", "v", "c"]).unwrap();
+    assert_gpu_matches(&rt, &g, &ins);
+}

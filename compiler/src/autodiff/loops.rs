@@ -110,7 +110,10 @@ pub(super) fn vjp(
     }
     let stacked = stacked_states(body, n, &ct_carried, &ct_invariants)?;
 
-    // The forward loop again, stacking the states the reverse body reads.
+    // The forward loop again, stacking the states the reverse body reads. It is forward
+    // work, tagged primal: its stacks are what the backward pass keeps (residuals).
+    let side = b.side();
+    b.set_side(crate::ir::Side::Primal);
     let stacks = if stacked.is_empty() {
         Vec::new()
     } else {
@@ -138,6 +141,7 @@ pub(super) fn vjp(
         })?;
         finals[n..].to_vec()
     };
+    b.set_side(side);
 
     // The reverse loop: iteration r undoes iteration trips - 1 - r.
     let mut carried = Vec::new();

@@ -78,6 +78,11 @@ impl Builder {
         self.side = side;
     }
 
+    /// The side tag given to the nodes pushed next.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
     /// The graph built so far.
     pub fn graph(&self) -> &Graph {
         &self.graph

@@ -75,7 +75,12 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
     let mut exported = vec![false; g.len()];
     for u in g.values() {
         let node = g.node(u);
-        for a in &node.args {
+        let carried = node.op.as_loop().map_or(0, |(_, n, _)| n);
+        for (k, a) in node.args.iter().enumerate() {
+            // A loop fills a carried value that starts as a constant itself.
+            if k < carried && splat_bits(&g, *a).is_some() {
+                continue;
+            }
             if in_stretch(*a) && (!in_stretch(u) || level[u.index()] != level[a.index()]) {
                 exported[a.index()] = true;
             }
@@ -342,10 +347,18 @@ impl Linker {
                 let splat = crate::passes::rewrite::splat(body, o.args[1]).map(bits);
                 *window = Some((o.args.len() - 2, splat));
                 if splat.is_none() {
-                    piece.outputs.push((format!("u{k}"), o.args[1]));
+                    // A reshape keeps the elements in order: the window kernel reads
+                    // its operand rather than a copy.
+                    let mut update = o.args[1];
+                    while let Op::Reshape { .. } = body.node(update).op {
+                        update = body.node(update).args[0];
+                    }
+                    piece.outputs.push((format!("u{k}"), update));
                 }
                 for (d, s) in o.args[2..].iter().enumerate() {
-                    piece.outputs.push((format!("s{k}_{d}"), *s));
+                    if constant_start(body, *s).is_none() {
+                        piece.outputs.push((format!("s{k}_{d}"), *s));
+                    }
                 }
             } else {
                 piece.outputs.push((format!("c{k}"), out));
@@ -394,6 +407,15 @@ impl Linker {
         // Before the loop: carried values start as copies of the operands.
         for k in 0..n {
             let ty = g.ty(inits[k]).clone();
+            if let Some(bits) = splat_bits(g, inits[k]) {
+                if let Some(kernel) =
+                    fill_kernel(&format!("{prefix}.init{k}"), bits, carry[k], &ty, options)?
+                {
+                    let id = self.kernel(kernel, side);
+                    self.schedule.push(Step::Kernel(id));
+                }
+                continue;
+            }
             if let Some(kernel) = copy_kernel(
                 &format!("{prefix}.init{k}"),
                 self.buffer_of(inits[k])?,
@@ -413,11 +435,14 @@ impl Linker {
             let ty = g.ty(inits[k]).clone();
             match windows[k] {
                 Some((rank, splat)) => {
-                    let starts = (0..rank)
-                        .map(|d| linked(&format!("s{k}_{d}")))
-                        .collect::<Result<Vec<_>>>()?;
-                    uses_index |= starts.contains(&counter);
                     let out = body.node(body.outputs()[k].1);
+                    let starts = (0..rank)
+                        .map(|d| match constant_start(body, out.args[2 + d]) {
+                            Some(c) => Ok(Start::Constant(c)),
+                            None => linked(&format!("s{k}_{d}")).map(Start::Buffer),
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    uses_index |= starts.contains(&Start::Buffer(counter));
                     let uty = body.ty(out.args[1]).clone();
                     let update = match splat {
                         Some(bits) => Update::Splat(bits),
@@ -648,6 +673,38 @@ fn copy_kernel(
     .map(Some)
 }
 
+/// A kernel writing the 32-bit pattern `bits` to every element of `ty` in `to`; none
+/// for an empty tensor.
+fn fill_kernel(
+    name: &str,
+    bits: u32,
+    to: BufferId,
+    ty: &Type,
+    options: &Options,
+) -> Result<Option<Kernel>> {
+    let n = ty.numel();
+    if n == 0 {
+        return Ok(None);
+    }
+    let decls = bindings(&[("dst", true, "u32")]);
+    generated(
+        name,
+        "fill",
+        &format!("fills {ty} with one value."),
+        decls,
+        &format!("    dst[i] = {bits}u;\n"),
+        n,
+        &[(to, true)],
+        options,
+    )
+    .map(Some)
+}
+
+/// The stored bit pattern of a value that is a splat constant.
+fn splat_bits(g: &Graph, v: Value) -> Option<u32> {
+    crate::passes::rewrite::splat(g, v).map(bits)
+}
+
 /// A one-invocation kernel setting the loop counter to `value`.
 fn counter_kernel(name: &str, counter: BufferId, value: &str, options: &Options) -> Result<Kernel> {
     let decls = bindings(&[("counter", true, "i32")]);
@@ -672,6 +729,23 @@ enum Update {
     Splat(u32),
 }
 
+/// Where a window kernel reads one start index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A one-element `i32` buffer.
+    Buffer(BufferId),
+    /// A constant.
+    Constant(i32),
+}
+
+/// The value of a start index that is a constant.
+fn constant_start(body: &Graph, s: Value) -> Option<i32> {
+    match crate::passes::rewrite::splat(body, s) {
+        Some(crate::ir::Scalar::Int(c)) => Some(c),
+        _ => None,
+    }
+}
+
 /// The 32-bit pattern of a scalar as stored (`f32`, `i32`, `u32`, `bool` as `u32`).
 fn bits(s: crate::ir::Scalar) -> u32 {
     use crate::ir::Scalar;
@@ -690,7 +764,7 @@ fn window_kernel(
     name: &str,
     update: Update,
     uty: &Type,
-    starts: &[BufferId],
+    starts: &[Start],
     dst: BufferId,
     ty: &Type,
     options: &Options,
@@ -718,17 +792,24 @@ fn window_kernel(
         Update::Splat(bits) => format!("{bits}u"),
     };
     let first_start = buffers.len();
-    let mut start_binding = Vec::new();
+    let mut start_expr = Vec::new();
     for s in starts {
-        let at = match buffers.iter().position(|(b, _)| b == s) {
+        let s = match s {
+            Start::Constant(c) => {
+                start_expr.push(format!("{c}i"));
+                continue;
+            }
+            Start::Buffer(s) => *s,
+        };
+        let at = match buffers.iter().position(|(b, _)| *b == s) {
             Some(at) if at >= first_start => at,
             _ => {
-                buffers.push((*s, false));
+                buffers.push((s, false));
                 names.push((format!("s{}", buffers.len() - 1), false, "i32"));
                 buffers.len() - 1
             }
         };
-        start_binding.push(at);
+        start_expr.push(format!("s{at}[0]"));
     }
     buffers.push((dst, true));
     names.push(("dst".into(), true, "u32"));
@@ -749,8 +830,8 @@ fn window_kernel(
     for d in (0..rank).rev() {
         let hi = ty.shape[d] - uty.shape[d];
         body.push_str(&format!(
-            "    let o{d}: u32 = u32(clamp(s{}[0], 0i, {hi}i)) + q{d};\n",
-            start_binding[d]
+            "    let o{d}: u32 = u32(clamp({}, 0i, {hi}i)) + q{d};\n",
+            start_expr[d]
         ));
         index = format!("{index} + o{d} * {stride}u");
         stride *= ty.shape[d];

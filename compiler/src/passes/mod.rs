@@ -15,6 +15,8 @@ pub mod factor;
 pub mod fold;
 pub mod licm;
 pub mod logloss;
+pub mod loop_carries;
+pub mod loop_merge;
 pub mod loop_to_map;
 pub(crate) mod rewrite;
 pub mod simplify;
@@ -154,6 +156,8 @@ pub fn optimize_with(
         if enabled.loop_to_map {
             changed |= step("loop_to_map", loop_to_map::run(graph)?, graph)?;
         }
+        changed |= step("loop_carries", loop_carries::run(graph)?, graph)?;
+        changed |= step("loop_merge", loop_merge::run(graph)?, graph)?;
         if !changed {
             break;
         }
