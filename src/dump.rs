@@ -147,6 +147,9 @@ pub fn buffer_plan(program: &Program) -> String {
     s
 }
 
+/// What `explain` says of a program without forward values.
+const NO_FORWARD: &str = "# no forward values: the program has no primal computation\n";
+
 /// For every forward value, one line: kept, recomputed or dropped by the backward
 /// pass, and why.
 pub fn explain(report: &Report) -> String {
@@ -154,14 +157,20 @@ pub fn explain(report: &Report) -> String {
     for r in &report.residency {
         let _ = writeln!(s, "{r}");
     }
+    if !report.loops.is_empty() {
+        s.push_str("# loops on the device\n");
+        for line in &report.loops {
+            let _ = writeln!(s, "{line}");
+        }
+    }
     for piece in &report.pieces {
         let inner = explain(&piece.report);
-        if !inner.starts_with('#') {
+        if !inner.starts_with(NO_FORWARD) {
             let _ = write!(s, "# piece {}\n{inner}", piece.name);
         }
     }
     if s.is_empty() {
-        s.push_str("# no forward values: the program has no primal computation\n");
+        s.push_str(NO_FORWARD);
     }
     s
 }

@@ -511,3 +511,60 @@ fn w7_gradient_on_the_device_matches_the_interpreter() {
     let g = wgrad::grad(&w7(), None, &["u", "w", "b", "v", "c"]).unwrap();
     assert_gpu_matches(&rt, &g, &ins);
 }
+
+/// W7's inputs as the workload draws them: weights of scale 1/√fan-in.
+fn w7_inputs(seed: u64) -> std::collections::HashMap<String, wgrad::Tensor> {
+    let mut rng = Rng::new(seed);
+    let (d, h) = (64.0f64, 128.0f64);
+    let mut ins = inputs(vec![
+        ("x", rng.tensor(&[100, 32, 64], -1.0, 1.0)),
+        ("u", rng.tensor(&[64, 128], -1.7 / d.sqrt(), 1.7 / d.sqrt())),
+        (
+            "w",
+            rng.tensor(&[128, 128], -1.7 / h.sqrt(), 1.7 / h.sqrt()),
+        ),
+        ("b", rng.tensor(&[128], -0.1, 0.1)),
+        ("v", rng.tensor(&[128, 10], -1.7 / h.sqrt(), 1.7 / h.sqrt())),
+        ("c", rng.tensor(&[10], -0.1, 0.1)),
+    ]);
+    let labels = (0..32).map(|i| ((i * 7 + 3) % 10) as f64).collect();
+    ins.insert(
+        "labels".into(),
+        wgrad::Tensor::new(wgrad::Type::new(wgrad::ir::DType::I32, &[32]), labels).unwrap(),
+    );
+    ins
+}
+
+#[test]
+fn w7_hessian_vector_products_match_differences_of_the_gradient() {
+    // Forward over reverse through both of the gradient's loops: H·t for a direction t
+    // in W, against (∇(W + εt) − ∇(W − εt)) / 2ε, on the f64 interpreter.
+    let g = w7();
+    let grad = wgrad::grad(&g, None, &["w"]).unwrap();
+    let hvp = wgrad::jvp(&grad, Some("grad.w"), &["w"]).unwrap();
+    let ins = w7_inputs(80);
+    let t = Rng::new(81).tensor(&[128, 128], -1.0, 1.0);
+    let mut with_t = ins.clone();
+    with_t.insert("tan.w".into(), t.clone());
+    let ht = output(&wgrad::eval(&hvp, &with_t).unwrap(), "tan.grad.w").clone();
+    // The difference's truncation error is O(ε²); rounding is O(1e-16 / ε).
+    let eps = 1e-5;
+    let shifted = |sign: f64| {
+        let mut moved = ins.clone();
+        let w = moved.get_mut("w").unwrap();
+        for (x, d) in w.data.iter_mut().zip(&t.data) {
+            *x += sign * eps * d;
+        }
+        output(&wgrad::eval(&grad, &moved).unwrap(), "grad.w").clone()
+    };
+    let (plus, minus) = (shifted(1.0), shifted(-1.0));
+    let scale = ht.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    assert!(scale > 0.0);
+    for (k, ((p, m), h)) in plus.data.iter().zip(&minus.data).zip(&ht.data).enumerate() {
+        let fd = (p - m) / (2.0 * eps);
+        assert!(
+            (fd - h).abs() <= 1e-6 * scale,
+            "element {k}: H·t {h} vs central difference {fd} (scale {scale})"
+        );
+    }
+}

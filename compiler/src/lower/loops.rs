@@ -164,6 +164,7 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
             residency: Vec::new(),
             plan: Default::default(),
             pieces: l.pieces,
+            loops: l.notes,
         },
         sides: l.sides,
     })
@@ -179,6 +180,8 @@ struct Linker {
     /// The buffer holding each value of the top-level graph computed so far.
     value_buffer: HashMap<Value, BufferId>,
     pieces: Vec<Piece>,
+    /// What became of each loop, for `--explain`.
+    notes: Vec<String>,
 }
 
 impl Linker {
@@ -431,6 +434,7 @@ impl Linker {
         let mut uses_index = uses_index;
         let mut swaps: Vec<(BufferId, BufferId)> = Vec::new();
         let mut results = Vec::with_capacity(n);
+        let mut copied = vec![false; n];
         for k in 0..n {
             let ty = g.ty(inits[k]).clone();
             match windows[k] {
@@ -471,6 +475,7 @@ impl Linker {
                         || invariants
                             .iter()
                             .any(|x| self.value_buffer.get(x) == Some(&out));
+                    copied[k] = shared;
                     let next = if shared {
                         let id = self.add(Buffer {
                             bytes: bytes_of(&ty),
@@ -518,16 +523,64 @@ impl Linker {
                 .map(|s| self.swapped(s, &swap, &mut cloned))
                 .collect()
         };
+        let mut dispatches = 0;
+        for s in &even {
+            s.count(&mut |_, c| dispatches += c);
+        }
+        self.notes.push(format!(
+            "{prefix}: the loop {lp} of {trips} iterations runs on the device, {dispatches} dispatches per iteration"
+        ));
         if trips > 0 {
             self.schedule.push(Step::Loop { trips, even, odd });
         }
+        let mut gets: Vec<Option<Value>> = vec![None; n];
         for v in g.values() {
             let get = g.node(v);
             if let (Op::Get { index }, [of]) = (&get.op, get.args.as_slice())
                 && *of == lp
             {
                 self.value_buffer.insert(v, results[*index as usize]);
+                gets[*index as usize] = Some(v);
             }
+        }
+        for k in 0..n {
+            let ty = g.ty(inits[k]);
+            let start = match splat_bits(g, inits[k]) {
+                Some(_) => "filled with a constant".to_string(),
+                None => format!("as a copy of {}", inits[k]),
+            };
+            let how = match windows[k] {
+                Some(_) => {
+                    let uty = body.ty(body.node(body.outputs()[k].1).args[1]);
+                    let stack = uty.rank() > 0
+                        && uty.shape[0] == 1
+                        && ty.shape[0] == trips as usize
+                        && trips > 1;
+                    format!(
+                        "updated in place, a {uty} window per iteration{}",
+                        if stack { " (a stack: one row per iteration)" } else { "" }
+                    )
+                }
+                None if copied[k] => "copied to a buffer of its own every iteration (the body returns a value that lives in another buffer)".into(),
+                None => "alternating between two buffers".into(),
+            };
+            let readers: Vec<String> = match gets[k] {
+                Some(get) => loop_readers(g, get),
+                None => Vec::new(),
+            };
+            let read = if readers.is_empty() {
+                String::new()
+            } else {
+                format!("; its final value is read by {}", readers.join(", "))
+            };
+            self.notes
+                .push(format!("  carried {k} {ty}: starts {start}, {how}{read}"));
+        }
+        for (q, x) in invariants.iter().enumerate() {
+            self.notes.push(format!(
+                "  invariant {q} {}: {x}, read in place every iteration",
+                g.ty(*x)
+            ));
         }
         Ok(())
     }
@@ -567,6 +620,31 @@ impl Linker {
             },
         }
     }
+}
+
+/// The loops (`loop<ordinal>`) and other nodes that read `v`.
+fn loop_readers(g: &Graph, v: Value) -> Vec<String> {
+    let mut ordinal = 0;
+    let mut out = Vec::new();
+    let mut other = false;
+    for u in g.values() {
+        let node = g.node(u);
+        let is_loop = node.op.as_loop().is_some();
+        if node.args.contains(&v) {
+            if is_loop {
+                out.push(format!("loop{ordinal}"));
+            } else {
+                other = true;
+            }
+        }
+        if is_loop {
+            ordinal += 1;
+        }
+    }
+    if other || g.outputs().iter().any(|(_, o)| *o == v) {
+        out.push("the code after the loop".into());
+    }
+    out
 }
 
 /// `step` with kernel indices mapped by `f`.

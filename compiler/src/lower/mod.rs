@@ -102,6 +102,10 @@ pub struct Report {
     /// For a program with loops on the device: the report of each piece compiled on
     /// its own (the stretches between loops, and each loop's body), by kernel-name prefix.
     pub pieces: Vec<Piece>,
+    /// For a program with loops on the device: how each loop runs — per carried value,
+    /// how it starts, how its buffers are used (updated in place one window per
+    /// iteration, a stack, or two alternating buffers) and what reads its final value.
+    pub loops: Vec<String>,
 }
 
 /// A part of a program compiled on its own: a stretch between loops or a loop's body.
@@ -249,6 +253,7 @@ fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
             residency,
             plan,
             pieces: Vec::new(),
+            loops: Vec::new(),
         },
         sides,
     })
