@@ -5,12 +5,16 @@
 //! by the body's forward sweep.
 //!
 //! **Reverse mode:** a forward loop that also stacks, along a new leading axis of
-//! extent `trips`, the carried values *at the start* of every iteration — only those the
+//! extent `trips - 1`, the carried values entering iterations 1, 2, … — only those the
 //! reverse body reads (a value used linearly needs none: the cotangent of a `select` or
 //! of a `dynamic_update_slice` does not read it) — then a loop over the iterations in
-//! reverse. Its body reads iteration `i`'s state from the stacks, recomputes the body,
-//! and pulls the carried values' cotangents back through it with the ordinary reverse
-//! sweep; the invariants' cotangents accumulate across iterations as carried values.
+//! reverse. Its body reads the state entering iteration `i` (the initial value for
+//! `i = 0`) and the state leaving it (the loop's final value for the last) from the
+//! stacks, and pulls the carried values' cotangents back through the body with the
+//! ordinary reverse sweep, which reads the state leaving the iteration where it would
+//! read the body's results: what only the results' derivatives need (tanh's reads its
+//! output) is not recomputed. T iterations keep T states, the final one included. The
+//! invariants' cotangents accumulate across iterations as carried values.
 //!
 //! Both produce ordinary IR (loops, `dynamic_slice`, `dynamic_update_slice`), so they
 //! compose: the gradient of a gradient through a loop differentiates these loops again.
@@ -108,40 +112,64 @@ pub(super) fn vjp(
         out.resize(args.len(), None);
         return Ok(out);
     }
-    let stacked = stacked_states(body, n, &ct_carried, &ct_invariants)?;
+    // The carried values whose state the reverse body reads. With two or more trips
+    // they are stacked: row i - 1 holds the state entering iteration i, for i ≥ 1 (the
+    // state entering iteration 0 is the initial value, the one leaving the last is
+    // the loop's final value), so T iterations keep T states, counting the final one.
+    let reads = stacked_states(body, n, &ct_carried, &ct_invariants)?;
+    let stacked: Vec<usize> = if trips >= 2 {
+        reads.clone()
+    } else {
+        Vec::new()
+    };
+    let rows = trips as usize - 1;
 
-    // The forward loop again, stacking the states the reverse body reads. It is forward
-    // work, tagged primal: its stacks are what the backward pass keeps (residuals).
+    // The forward loop again, stacking those states. It is forward work, tagged primal:
+    // its stacks are what the backward pass keeps (residuals). When the program also
+    // runs the loop for its own results, `passes::loop_merge` keeps only this one.
     let side = b.side();
     b.set_side(crate::ir::Side::Primal);
-    let stacks = if stacked.is_empty() {
-        Vec::new()
+    let (stacks, finals) = if stacked.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
         let mut carried: Vec<Value> = args[..n].to_vec();
         for &k in &stacked {
             let ty = g.ty(args[k]);
-            let mut shape = vec![trips as usize];
+            let mut shape = vec![rows];
             shape.extend(&ty.shape);
             carried.push(b.full(0.0, &Type::new(ty.dtype, &shape))?);
         }
-        let finals = b.loop_(trips, &carried, &args[n..], |inner, i, params, inv| {
+        let results = b.loop_(trips, &carried, &args[n..], |inner, i, params, inv| {
             let mut inputs = vec![i];
             inputs.extend(&params[..n]);
             inputs.extend(inv);
             let mut next = inner.inline_graph(body, &inputs)?;
+            let one = inner.constant(Scalar::Int(1), &[])?;
+            // Iteration 0 writes its state to row 0 too (the start -1 clamps to 0);
+            // iteration 1 overwrites it.
+            let prev = inner.sub(i, one)?;
             for (s, &k) in stacked.iter().enumerate() {
                 let stack = params[n + s];
                 let mut row = vec![1];
                 row.extend(&inner.ty(params[k]).shape);
                 let state = inner.reshape(params[k], &row)?;
-                let starts = row_starts(inner, i, row.len())?;
+                let starts = row_starts(inner, prev, row.len())?;
                 next.push(inner.dynamic_update_slice(stack, state, &starts)?);
             }
             Ok(next)
         })?;
-        finals[n..].to_vec()
+        let finals = stacked.iter().map(|&k| results[k]).collect();
+        (results[n..].to_vec(), finals)
     };
     b.set_side(side);
+
+    // Initial values the reverse body reads that are not constants it can rebuild.
+    let splat = |k: usize| crate::passes::rewrite::splat(g, args[k]);
+    let inits: Vec<usize> = reads
+        .iter()
+        .copied()
+        .filter(|&k| splat(k).is_none())
+        .collect();
 
     // The reverse loop: iteration r undoes iteration trips - 1 - r.
     let mut carried = Vec::new();
@@ -156,27 +184,49 @@ pub(super) fn vjp(
     }
     let mut invariants: Vec<Value> = args[n..].to_vec();
     invariants.extend(&stacks);
+    invariants.extend(&finals);
+    invariants.extend(inits.iter().map(|&k| args[k]));
+    let s_count = stacked.len();
     let finals = b.loop_(trips, &carried, &invariants, |inner, r, params, inv| {
         let last = inner.constant(Scalar::Int(trips as i32 - 1), &[])?;
         let i = inner.sub(last, r)?;
+        let zero = inner.constant(Scalar::Int(0), &[])?;
+        let one = inner.constant(Scalar::Int(1), &[])?;
         let mut inputs = vec![i];
         for (k, &c) in args[..n].iter().enumerate() {
             let ty = g.ty(c).clone();
+            if !reads.contains(&k) {
+                // Not read by the reverse body: any value of the type will do.
+                inputs.push(inner.full(0.0, &ty)?);
+                continue;
+            }
+            let init = match splat(k) {
+                Some(x) => inner.constant(x, &ty.shape)?,
+                None => inv[m + 2 * s_count + inits.iter().position(|&q| q == k).unwrap_or(0)],
+            };
             inputs.push(match stacked.iter().position(|&s| s == k) {
                 Some(s) => {
-                    let stack = inv[m + s];
-                    let mut row = vec![1];
-                    row.extend(&ty.shape);
-                    let starts = row_starts(inner, i, row.len())?;
-                    let state = inner.dynamic_slice(stack, &starts, &row)?;
-                    inner.reshape(state, &ty.shape)?
+                    let prev = inner.sub(i, one)?;
+                    let row = stack_row(inner, inv[m + s], prev, &ty)?;
+                    let first = inner.compare(crate::ir::CmpOp::Eq, i, zero)?;
+                    inner.select(first, init, row)?
                 }
-                // Not read by the reverse body: any value of the type will do.
-                None => inner.full(0.0, &ty)?,
+                None => init,
             });
         }
         inputs.extend(&inv[..m]);
         let outs = inner.inline_graph(body, &inputs)?;
+        // The state leaving iteration i is stacked too (or is the final value): the
+        // reverse sweep reads it there rather than recomputing it, so a body whose
+        // derivative reads only its results (tanh's reads its output) is not run again.
+        let mut leaving = Vec::new();
+        for (s, &k) in stacked.iter().enumerate() {
+            let ty = g.ty(args[k]).clone();
+            let row = stack_row(inner, inv[m + s], i, &ty)?;
+            let is_last = inner.compare(crate::ir::CmpOp::Eq, i, last)?;
+            leaving.push((outs[k], inner.select(is_last, inv[m + s_count + s], row)?));
+        }
+        let sweep = inner.graph().len();
         let seeds: Vec<(Value, Value)> = ct_carried
             .iter()
             .enumerate()
@@ -188,6 +238,11 @@ pub(super) fn vjp(
             .chain(ct_invariants.iter().map(|&j| inputs[1 + j]))
             .collect();
         let cts = backward_multi(inner, &seeds, &wrt)?;
+        for (out, stored) in leaving {
+            if !matches!(inner.graph().node(out).op, crate::ir::Op::Input { .. }) {
+                inner.replace_reads_from(sweep, out, stored);
+            }
+        }
         let mut next = Vec::with_capacity(params.len());
         for (t, &k) in ct_carried.iter().enumerate() {
             next.push(match cts[t] {
@@ -231,6 +286,15 @@ fn accumulate(b: &mut Builder, acc: Value, ct: Value) -> Result<Value> {
         return b.dynamic_update_slice(acc, sum, starts);
     }
     b.add(acc, ct)
+}
+
+/// Row `at` of `stack`, as a value of type `ty`.
+fn stack_row(b: &mut Builder, stack: Value, at: Value, ty: &Type) -> Result<Value> {
+    let mut row = vec![1];
+    row.extend(&ty.shape);
+    let starts = row_starts(b, at, row.len())?;
+    let state = b.dynamic_slice(stack, &starts, &row)?;
+    b.reshape(state, &ty.shape)
 }
 
 /// `[i, 0, 0, …]`: the starts of row `i` of a stack of `rank` axes.

@@ -78,6 +78,23 @@ impl Builder {
         self.side = side;
     }
 
+    /// Makes every node from arena index `first` on read `to` where it read `from`, a
+    /// value of the same type computed before `first`: for a rule that has built
+    /// nodes reading a value it then learns is equal to an earlier one.
+    pub(crate) fn replace_reads_from(&mut self, first: usize, from: Value, to: Value) {
+        debug_assert!(
+            to.index() < first
+                && self.graph.nodes[from.index()].ty == self.graph.nodes[to.index()].ty
+        );
+        for node in self.graph.nodes.iter_mut().skip(first) {
+            for a in &mut node.args {
+                if *a == from {
+                    *a = to;
+                }
+            }
+        }
+    }
+
     /// The side tag given to the nodes pushed next.
     pub fn side(&self) -> Side {
         self.side
