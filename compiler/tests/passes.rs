@@ -1060,3 +1060,99 @@ fn a_body_of_carried_work_only_is_left_alone() {
     let mut g = parse(text).unwrap();
     assert!(!passes::licm::run(&mut g).unwrap());
 }
+
+#[test]
+fn slices_of_a_product_become_products_of_slices() {
+    check(
+        "%0 = input a : f32[4,3]
+         %1 = input w : f32[3,6]
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,6]
+         %3 = slice %2 start=[1,2] limit=[4,6] : f32[3,4]
+         output y = %3",
+        "%0 = input a : f32[4,3]
+         %1 = input w : f32[3,6]
+         %2 = slice %0 start=[1,0] limit=[4,3] : f32[3,3]
+         %3 = slice %1 start=[0,2] limit=[3,6] : f32[3,4]
+         %4 = dot %2, %3 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[3,4]
+         output y = %4",
+    );
+    // A product something else reads whole stays whole.
+    check(
+        "%0 = input a : f32[4,3]
+         %1 = input w : f32[3,6]
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,6]
+         %3 = slice %2 start=[0,2] limit=[4,6] : f32[4,4]
+         output y = %3
+         output z = %2",
+        "%0 = input a : f32[4,3]
+         %1 = input w : f32[3,6]
+         %2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,6]
+         %3 = slice %2 start=[0,2] limit=[4,6] : f32[4,4]
+         output y = %3
+         output z = %2",
+    );
+}
+
+#[test]
+fn slices_inside_one_piece_of_a_concatenation_read_that_piece() {
+    check(
+        "%0 = input u : f32[2,3]
+         %1 = input w : f32[4,3]
+         %2 = concat %0, %1 axis=0 : f32[6,3]
+         %3 = slice %2 start=[2,0] limit=[6,3] : f32[4,3]
+         %4 = slice %2 start=[3,1] limit=[5,3] : f32[2,2]
+         %5 = slice %2 start=[1,0] limit=[3,3] : f32[2,3]
+         output y = %3
+         output z = %4
+         output across = %5",
+        "%0 = input u : f32[2,3]
+         %1 = input w : f32[4,3]
+         %2 = concat %0, %1 axis=0 : f32[6,3]
+         %3 = slice %1 start=[1,1] limit=[3,3] : f32[2,2]
+         %4 = slice %2 start=[1,0] limit=[3,3] : f32[2,3]
+         output y = %1
+         output z = %3
+         output across = %4",
+    );
+}
+
+#[test]
+fn dead_and_unchanging_carried_values_leave_the_loop() {
+    // c1 is read by nothing, c2 comes back unchanged, x1 is never read.
+    check(
+        "%0 = input x : f32[2]
+         %1 = input y : f32[2]
+         %2 = loop %0, %0, %1, %1, %0 trips=3 carried=3 {
+           %0 = input i : i32[]
+           %1 = input c0 : f32[2]
+           %2 = input c1 : f32[2]
+           %3 = input c2 : f32[2]
+           %4 = input x0 : f32[2]
+           %5 = input x1 : f32[2]
+           %6 = mul %1, %3 : f32[2]
+           %7 = add %6, %4 : f32[2]
+           %8 = sin %2 : f32[2]
+           output c0 = %7
+           output c1 = %8
+           output c2 = %3
+         } : (f32[2], f32[2], f32[2])
+         %3 = get %2 index=0 : f32[2]
+         %4 = get %2 index=2 : f32[2]
+         %5 = add %3, %4 : f32[2]
+         output r = %5",
+        "%0 = input x : f32[2]
+         %1 = input y : f32[2]
+         %2 = loop %0, %1, %1 trips=3 carried=1 {
+           %0 = input i : i32[]
+           %1 = input c0 : f32[2]
+           %2 = input x0 : f32[2]
+           %3 = input x1 : f32[2]
+           %4 = mul %1, %2 : f32[2]
+           %5 = add %4, %3 : f32[2]
+           output c0 = %5
+         } : (f32[2])
+         %3 = get %2 index=0 : f32[2]
+         %4 = add %3, %1 : f32[2]
+         output r = %4",
+    );
+}

@@ -5,9 +5,10 @@
 //! program of its own, and its kernels are dispatched once per iteration inside the
 //! run's one compute pass, with no host round trip.
 //!
-//! The program around the loops is cut into stretches: stretch `m` holds every value
-//! that depends (through any chain) on the results of the first `m` loops and no later
-//! one. Each stretch and each body is compiled by [`compile`](super::compile) (so a loop
+//! The program around the loops is cut into stretches: stretch `m` runs after the
+//! first `m` loops, and each value goes in the last stretch its readers allow (a loop
+//! reads its operands from the stretches before it) but never before the results it
+//! depends on. Each stretch and each body is compiled by [`compile`](super::compile) (so a loop
 //! nested in a body is handled the same way), and the pieces are linked into one
 //! [`Program`] whose [`Program::schedule`] says what runs when:
 //!
@@ -72,16 +73,40 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
             Op::Input { .. } | Op::Loop { .. } | Op::Get { .. }
         )
     };
-    let mut exported = vec![false; g.len()];
-    for u in g.values() {
+    // Each value goes in the last stretch its readers allow (at least its level): what
+    // only the code after a loop reads is computed there, not computed before the loop
+    // and kept in a buffer across it.
+    let mut seg = level.clone();
+    let mut need = vec![usize::MAX; g.len()];
+    for (_, v) in g.outputs() {
+        need[v.index()] = loops.len();
+    }
+    for u in g.values().rev() {
         let node = g.node(u);
-        let carried = node.op.as_loop().map_or(0, |(_, n, _)| n);
+        if in_stretch(u) && need[u.index()] != usize::MAX {
+            seg[u.index()] = need[u.index()].max(level[u.index()]);
+        }
+        let (mine, carried) = match node.op.as_loop() {
+            Some((_, n, _)) => (number[&u], n),
+            None => (seg[u.index()], 0),
+        };
         for (k, a) in node.args.iter().enumerate() {
             // A loop fills a carried value that starts as a constant itself.
             if k < carried && splat_bits(&g, *a).is_some() {
                 continue;
             }
-            if in_stretch(*a) && (!in_stretch(u) || level[u.index()] != level[a.index()]) {
+            need[a.index()] = need[a.index()].min(mine);
+        }
+    }
+    let mut exported = vec![false; g.len()];
+    for u in g.values() {
+        let node = g.node(u);
+        let carried = node.op.as_loop().map_or(0, |(_, n, _)| n);
+        for (k, a) in node.args.iter().enumerate() {
+            if k < carried && splat_bits(&g, *a).is_some() {
+                continue;
+            }
+            if in_stretch(*a) && (!in_stretch(u) || seg[u.index()] != seg[a.index()]) {
                 exported[a.index()] = true;
             }
         }
@@ -96,7 +121,7 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
     for m in 0..=loops.len() {
         let members: Vec<Value> = g
             .values()
-            .filter(|v| in_stretch(*v) && level[v.index()] == m)
+            .filter(|v| in_stretch(*v) && seg[v.index()] == m)
             .collect();
         segments.push(members);
     }
@@ -359,7 +384,7 @@ impl Linker {
                     piece.outputs.push((format!("u{k}"), update));
                 }
                 for (d, s) in o.args[2..].iter().enumerate() {
-                    if constant_start(body, *s).is_none() {
+                    if constant_start(body, *s).is_none() && index_offset(body, *s).is_none() {
                         piece.outputs.push((format!("s{k}_{d}"), *s));
                     }
                 }
@@ -441,12 +466,20 @@ impl Linker {
                 Some((rank, splat)) => {
                     let out = body.node(body.outputs()[k].1);
                     let starts = (0..rank)
-                        .map(|d| match constant_start(body, out.args[2 + d]) {
-                            Some(c) => Ok(Start::Constant(c)),
-                            None => linked(&format!("s{k}_{d}")).map(Start::Buffer),
+                        .map(|d| {
+                            let s = out.args[2 + d];
+                            if let Some(c) = constant_start(body, s) {
+                                return Ok(Start::Constant(c));
+                            }
+                            if let Some(c) = index_offset(body, s) {
+                                return Ok(Start::Buffer(counter, c));
+                            }
+                            linked(&format!("s{k}_{d}")).map(|b| Start::Buffer(b, 0))
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    uses_index |= starts.contains(&Start::Buffer(counter));
+                    uses_index |= starts
+                        .iter()
+                        .any(|s| matches!(s, Start::Buffer(b, _) if *b == counter));
                     let uty = body.ty(out.args[1]).clone();
                     let update = match splat {
                         Some(bits) => Update::Splat(bits),
@@ -810,8 +843,8 @@ enum Update {
 /// Where a window kernel reads one start index.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Start {
-    /// A one-element `i32` buffer.
-    Buffer(BufferId),
+    /// A one-element `i32` buffer's value plus a constant.
+    Buffer(BufferId, i32),
     /// A constant.
     Constant(i32),
 }
@@ -820,6 +853,24 @@ enum Start {
 fn constant_start(body: &Graph, s: Value) -> Option<i32> {
     match crate::passes::rewrite::splat(body, s) {
         Some(crate::ir::Scalar::Int(c)) => Some(c),
+        _ => None,
+    }
+}
+
+/// `c` when the start index `s` is the iteration index plus the constant `c` (`i`,
+/// `i + c`, `c + i` or `i - c`): the window kernel reads the counter itself.
+fn index_offset(body: &Graph, s: Value) -> Option<i32> {
+    let index = body.inputs().first()?.1;
+    if s == index {
+        return Some(0);
+    }
+    let node = body.node(s);
+    match (&node.op, node.args.as_slice()) {
+        (Op::Binary(crate::ir::BinaryOp::Add), [a, c]) if *a == index => constant_start(body, *c),
+        (Op::Binary(crate::ir::BinaryOp::Add), [c, a]) if *a == index => constant_start(body, *c),
+        (Op::Binary(crate::ir::BinaryOp::Sub), [a, c]) if *a == index => {
+            constant_start(body, *c)?.checked_neg()
+        }
         _ => None,
     }
 }
@@ -877,8 +928,9 @@ fn window_kernel(
                 start_expr.push(format!("{c}i"));
                 continue;
             }
-            Start::Buffer(s) => *s,
+            Start::Buffer(s, c) => (*s, *c),
         };
+        let (s, offset) = s;
         let at = match buffers.iter().position(|(b, _)| *b == s) {
             Some(at) if at >= first_start => at,
             _ => {
@@ -887,7 +939,11 @@ fn window_kernel(
                 buffers.len() - 1
             }
         };
-        start_expr.push(format!("s{at}[0]"));
+        start_expr.push(if offset == 0 {
+            format!("s{at}[0]")
+        } else {
+            format!("(s{at}[0] + {offset}i)")
+        });
     }
     buffers.push((dst, true));
     names.push(("dst".into(), true, "u32"));

@@ -20,6 +20,7 @@ pub mod loop_merge;
 pub mod loop_to_map;
 pub(crate) mod rewrite;
 pub mod simplify;
+pub mod slice_product;
 pub mod split_rows;
 pub mod unroll;
 
@@ -143,6 +144,7 @@ pub fn optimize_with(
             changed |= step("fold", fold::run(graph), graph)?;
             changed |= step("simplify", simplify::run(graph), graph)?;
             changed |= step("cse", cse::run(graph), graph)?;
+            changed |= step("slice_product", slice_product::run(graph), graph)?;
         }
         if enabled.logloss {
             changed |= step("logloss", logloss::run(graph), graph)?;

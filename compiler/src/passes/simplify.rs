@@ -172,10 +172,29 @@ fn simplify(g: &Graph, v: Value, uses: &[usize]) -> Option<Rewrite> {
                 return Some(Rewrite::Replace(Op::Dot(dims), vec![b, a]));
             }
         }
-        Op::Slice { .. } => {
+        Op::Slice { start, limit } => {
             // slice(x) of all of x == x
             if same_type(arg(0)) {
                 return alias(arg(0));
+            }
+            // A slice of a concatenation inside one of its pieces is a slice of that
+            // piece (the piece itself when it is all of it).
+            if let Op::Concat { axis } = operand(arg(0)).op {
+                let mut offset = 0;
+                for &piece in &operand(arg(0)).args {
+                    let extent = g.ty(piece).shape[axis];
+                    if start[axis] >= offset && limit[axis] <= offset + extent {
+                        let mut start = start.clone();
+                        let mut limit = limit.clone();
+                        start[axis] -= offset;
+                        limit[axis] -= offset;
+                        if g.ty(piece) == g.ty(v) {
+                            return alias(piece);
+                        }
+                        return Some(Rewrite::Replace(Op::Slice { start, limit }, vec![piece]));
+                    }
+                    offset += extent;
+                }
             }
         }
         Op::Pad { .. } => {
