@@ -23,17 +23,7 @@ pub fn run(graph: &mut Graph) -> Result<bool> {
         changed |= run(body)?;
     }
     // Which values a live node (one an output depends on) reads.
-    let mut read = vec![false; graph.len()];
-    for (_, v) in graph.outputs() {
-        read[v.index()] = true;
-    }
-    for v in graph.values().rev() {
-        if read[v.index()] {
-            for a in &graph.node(v).args {
-                read[a.index()] = true;
-            }
-        }
-    }
+    let read = super::rewrite::live(graph);
     let mut plans = Vec::new();
     for v in graph.values() {
         let node = graph.node(v);

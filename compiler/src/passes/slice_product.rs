@@ -18,17 +18,7 @@ pub fn run(graph: &mut Graph) -> bool {
     for body in &mut graph.regions {
         changed |= run(body);
     }
-    let mut live = vec![false; graph.len()];
-    for (_, v) in graph.outputs() {
-        live[v.index()] = true;
-    }
-    for v in graph.values().rev() {
-        if live[v.index()] {
-            for a in &graph.node(v).args {
-                live[a.index()] = true;
-            }
-        }
-    }
+    let live = super::rewrite::live(graph);
     // Per product: how many live readers it has, and how many are slices.
     let mut readers = vec![(0usize, 0usize); graph.len()];
     for v in graph.values().filter(|v| live[v.index()]) {
