@@ -21,9 +21,14 @@ use crate::ir::{Graph, Op, OpClass, Value};
 use crate::passes::split_rows::{Rows, row_local_op};
 
 /// Reductions at least this long over fewer rows than this are not grouped: they
-/// run in two stages, which needs their own kernels (`target::SPLIT_REDUCTION`).
+/// run in two stages, which needs their own kernels (`target::SPLIT_REDUCTION`) —
+/// except a single row of at most [`ONE_ROW`] elements, which one row kernel passes
+/// over a few times faster than a pair of kernels per reduction (Enzyme's normalize,
+/// W4: the squared norm, the loss and the norm's cotangent, three passes over one row).
 const LONG_ROW: usize = 4096;
 const FEW_ROWS: usize = 256;
+/// The longest single row grouped: `split_rows::ONE_ROW`.
+const ONE_ROW: usize = crate::passes::split_rows::ONE_ROW;
 
 /// The rows a kernel may compute in a row kernel: those of its reductions (all along
 /// the last axis of the same rows), or `None` when it has none, or another loop.
@@ -33,7 +38,8 @@ fn kernel_rows(g: &Graph, values: &[Value]) -> Option<Option<Rows>> {
         match g.node(v).op.class() {
             OpClass::Reduction => {
                 let r = Rows::of_reduction(g, v)?;
-                if r.len >= LONG_ROW && r.count() < FEW_ROWS {
+                let one_row = r.count() == 1 && r.len <= ONE_ROW;
+                if r.len >= LONG_ROW && r.count() < FEW_ROWS && !one_row {
                     return None;
                 }
                 match &rows {

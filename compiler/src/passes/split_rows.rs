@@ -11,6 +11,17 @@
 use crate::ir::{Graph, Op, OpClass, Value};
 use crate::passes::rewrite::{live, rebuild};
 
+/// A reduction of a whole vector is a reduction of one row when the vector has
+/// `ONE_ROW_FROM..=ONE_ROW` elements: long enough that its sum would otherwise take a
+/// two-stage reduction (two kernels), so that one row kernel making a few passes over
+/// it (Enzyme's normalize: the squared norm, the loss and the norm's cotangent, then
+/// the gradient) replaces several; short enough for one invocation to pass over it
+/// (a row kernel on a CPU adapter does, and llvmpipe ends any shader loop after 65,535
+/// iterations). Shorter vectors' sums stay kernels of their own.
+pub const ONE_ROW: usize = 32_768;
+/// See [`ONE_ROW`]; equal to `lower::SPLIT_REDUCTION`.
+pub const ONE_ROW_FROM: usize = 4096;
+
 /// The rows a value is laid out in: the leading axes (the row index) and the length
 /// of the last axis.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +40,8 @@ impl Rows {
             return None;
         };
         let shape = &g.ty(g.node(v).args[0]).shape;
-        (shape.len() >= 2 && axes[..] == [shape.len() - 1]).then(|| Rows {
+        let whole_vector = shape.len() == 1 && (ONE_ROW_FROM..=ONE_ROW).contains(&shape[0]);
+        ((shape.len() >= 2 || whole_vector) && axes[..] == [shape.len() - 1]).then(|| Rows {
             prefix: shape[..shape.len() - 1].to_vec(),
             len: shape[shape.len() - 1],
         })
