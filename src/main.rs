@@ -226,6 +226,17 @@ fn run(command: Command) -> Result<String, String> {
             }
             text.push_str(&wgrad::dump::stats_json(&program));
             if explain {
+                // What the optimizer hoists out of loops, before differentiating.
+                if lowering.without.iter().all(|w| w != "licm") && source.file != "-" {
+                    let lines = wgrad::passes::licm::explain(&load(&source.file)?);
+                    if !lines.is_empty() {
+                        text.push_str("# loop-invariant code motion\n");
+                        for line in lines {
+                            text.push_str(&line);
+                            text.push('\n');
+                        }
+                    }
+                }
                 text.push_str(&wgrad::dump::explain(&report));
             }
             Ok(text)

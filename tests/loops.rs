@@ -570,3 +570,35 @@ fn w7_hessian_vector_products_match_differences_of_the_gradient() {
         );
     }
 }
+
+#[test]
+fn explain_says_what_is_hoisted_and_how_each_loop_runs() {
+    // The norm of W4 is hoisted before differentiating; with loop-to-map off the
+    // gradient's loops run on the device, the output updated in place.
+    let lines = wgrad::passes::licm::explain(&normalize_loop());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("reduce_sum f32[]") && lines[0].contains("sqrt f32[]"));
+    let keep_loops = wgrad::passes::Optimizations::ALL
+        .without("loop_to_map")
+        .unwrap();
+    let g = wgrad::autodiff::grad_with(&w4_loop(64), None, &["x"], &keep_loops).unwrap();
+    let (_, report) =
+        wgrad::lower::compile(&g, &on_device(wgrad::Target::software_vulkan(), false)).unwrap();
+    let text = report.loops.join("\n");
+    assert!(
+        text.contains("of 64 iterations runs on the device"),
+        "{text}"
+    );
+    assert!(
+        text.contains("updated in place, a f32[1] window per iteration"),
+        "{text}"
+    );
+    // W7: the forward loop stacks the hidden states for the reverse loop.
+    let g = wgrad::grad(&w7(), None, &["u", "w", "b", "v", "c"]).unwrap();
+    let (_, report) = wgrad::lower::compile(&g, &wgrad::Options::default()).unwrap();
+    let text = report.loops.join("\n");
+    assert!(
+        text.contains("f32[99,32,128]: starts filled with a constant, updated in place, a f32[1,32,128] window per iteration (a stack: one row per iteration); its final value is read by loop1"),
+        "{text}"
+    );
+}

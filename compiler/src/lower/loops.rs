@@ -585,10 +585,11 @@ impl Linker {
             let how = match windows[k] {
                 Some(_) => {
                     let uty = body.ty(body.node(body.outputs()[k].1).args[1]);
+                    // One row per iteration (or per iteration but the first).
                     let stack = uty.rank() > 0
                         && uty.shape[0] == 1
-                        && ty.shape[0] == trips as usize
-                        && trips > 1;
+                        && trips > 1
+                        && (ty.shape[0] == trips as usize || ty.shape[0] + 1 == trips as usize);
                     format!(
                         "updated in place, a {uty} window per iteration{}",
                         if stack { " (a stack: one row per iteration)" } else { "" }

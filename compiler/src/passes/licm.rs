@@ -28,6 +28,37 @@ pub fn run(graph: &mut Graph) -> Result<bool> {
     Ok(true)
 }
 
+/// What [`run`] would hoist, one line per loop that has invariant work: the loop, its
+/// trip count, and each value computed once before it instead of every iteration.
+/// Loops nested in bodies are named by their body's numbering.
+pub fn explain(g: &Graph) -> Vec<String> {
+    let mut lines = Vec::new();
+    for v in g.values() {
+        let Some((trips, carried, body)) = g.node(v).op.as_loop() else {
+            continue;
+        };
+        let body = g.region(body);
+        let a = analyze(body, carried);
+        let hoisted: Vec<String> = body
+            .values()
+            .filter(|x| a.hoisted[x.index()])
+            .map(|x| format!("{x} {} {}", body.node(x).op.name(), body.ty(x)))
+            .collect();
+        if !hoisted.is_empty() {
+            lines.push(format!(
+                "loop {v} ({trips} iterations) hoists its body values {}: they read no carried value and not the index, so they are computed once, before the loop",
+                hoisted.join(", ")
+            ));
+        }
+        lines.extend(
+            explain(body)
+                .into_iter()
+                .map(|l| format!("  in the body of {v}: {l}")),
+        );
+    }
+    lines
+}
+
 /// Whether any loop of `g`, at any depth, has work to hoist.
 fn has_work(g: &Graph) -> bool {
     g.nodes.iter().any(|node| match &node.op {
