@@ -475,3 +475,49 @@ fn w4_gradient_as_one_row_kernel_matches_the_interpreter() {
         common::gpu::assert_gpu_matches(&rt, &d, &ins);
     }
 }
+
+#[test]
+fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
+    // llvmpipe ends any shader loop after 65,535 iterations: unsplit, the sum of
+    // 100,000 ones came back as 65,535. Every figure here is exact in f32.
+    let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
+        return;
+    };
+    let g = parse(
+        "%s = input s : f32[]
+         %a = broadcast %s dims=[] : f32[70000,1024]
+         %t = reduce_sum %a axes=[0,1] : f32[]
+         %c = reduce_sum %a axes=[0] : f32[1024]
+         %r = reduce_sum %a axes=[1] : f32[70000]
+         %i = iota axis=0 : f32[70000,300]
+         %m = reduce_max %i axes=[0] : f32[300]
+         %p = broadcast %s dims=[] : f32[2,100000]
+         %q = broadcast %s dims=[] : f32[100000,3]
+         %d = dot %p, %q lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[2,3]
+         output t = %t
+         output c = %c
+         output r = %r
+         output m = %m
+         output d = %d",
+    );
+    let p = compile(&g, rt.target().clone());
+    let mut exe = rt.load(&p).unwrap();
+    let s = wgrad::Tensor::new(wgrad::Type::f32(&[]), vec![1.0]).unwrap();
+    let out = exe
+        .run(&std::collections::HashMap::from([("s".to_string(), s)]))
+        .unwrap();
+    let get = |name: &str| &out.iter().find(|(n, _)| n == name).unwrap().1.data;
+    assert_eq!(get("t"), &vec![71_680_000.0]);
+    assert!(
+        get("c").iter().all(|&x| x == 70_000.0),
+        "{:?}",
+        &get("c")[..4]
+    );
+    assert!(get("r").iter().all(|&x| x == 1024.0));
+    assert!(
+        get("m").iter().all(|&x| x == 69_999.0),
+        "{:?}",
+        &get("m")[..4]
+    );
+    assert!(get("d").iter().all(|&x| x == 100_000.0), "{:?}", get("d"));
+}

@@ -1156,3 +1156,30 @@ fn dead_and_unchanging_carried_values_leave_the_loop() {
          output r = %4",
     );
 }
+
+#[test]
+fn long_sums_and_products_split_into_chunks_compute_the_same() {
+    // With a limit of 100 elements per loop, every reduction and the product are split
+    // (padded with each reduction's identity); the results are the same.
+    let before = parse(&text(
+        "%0 = input x : f32[3,250]
+         %1 = input w : f32[250,2]
+         %2 = reduce_sum %0 axes=[1] : f32[3]
+         %3 = reduce_max %0 axes=[0,1] : f32[]
+         %4 = reduce_min %0 axes=[1] : f32[3]
+         %5 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[3,2]
+         output s = %2
+         output m = %3
+         output n = %4
+         output d = %5",
+    ))
+    .unwrap();
+    let mut after = before.clone();
+    assert!(wgrad_compiler::passes::split_long::run(&mut after, 100));
+    wgrad_compiler::ir::verify(&after).unwrap();
+    assert!(print(&after).contains("pad"), "{}", print(&after));
+    assert_same_results(&before, &after, 3);
+    // Within the limit nothing changes.
+    let mut same = before.clone();
+    assert!(!wgrad_compiler::passes::split_long::run(&mut same, 65_535));
+}

@@ -38,7 +38,9 @@ pub use plan::{KernelKind, KernelPlan, Load, MatmulPlan, Operand, Plan, RowPlan}
 pub use program::{
     Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats, Step,
 };
-pub use target::{AdapterClass, REDUCTION_CHUNK, SPLIT_REDUCTION, Target, TargetFeatures};
+pub use target::{
+    AdapterClass, LOOP_LIMIT, REDUCTION_CHUNK, SPLIT_REDUCTION, Target, TargetFeatures,
+};
 pub use validate::validate_wgsl;
 
 use crate::error::{Error, Result};
@@ -172,6 +174,9 @@ fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
     if g.has_loop() {
         return loops::compile(g, options, dumps);
     }
+    // No invocation loops longer than every driver runs a loop.
+    let changed = passes::split_long::run(&mut g, target::LOOP_LIMIT);
+    step("split_long", &g, changed)?;
     let fusion = options.optimizations.fusion;
     if fusion {
         let changed = passes::split_rows::run(&mut g);

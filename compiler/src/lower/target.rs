@@ -190,10 +190,10 @@ impl Target {
 /// The most iterations a generated shader loop may run. llvmpipe (Mesa's software
 /// rasterizer, behind lavapipe) silently ends a loop after 65,535 iterations (a loop
 /// nested in another shares that count across the outer loop's iterations: a
-/// product's K loop of 100,000 split into nested blocks still stops at 65,535). Row
-/// kernels keep within it conservatively, counting all their passes over a row
-/// together; products with K beyond it and one-stage reductions of longer runs do
-/// not yet.
+/// product's K loop of 100,000 split into nested blocks still stops at 65,535).
+/// `passes::split_long` splits the reductions and products that would loop longer,
+/// and row kernels keep within it conservatively, counting all their passes over a
+/// row together.
 pub const LOOP_LIMIT: usize = 65_535;
 
 /// Reductions at least this long with few outputs run in two stages.

@@ -21,6 +21,7 @@ pub mod loop_to_map;
 pub(crate) mod rewrite;
 pub mod simplify;
 pub mod slice_product;
+pub mod split_long;
 pub mod split_rows;
 pub mod unroll;
 

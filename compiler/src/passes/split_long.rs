@@ -1,0 +1,186 @@
+//! Sums and products too long for one invocation's loop, split.
+//!
+//! llvmpipe (behind lavapipe) silently ends a shader loop after 65,535 iterations
+//! (`lower::LOOP_LIMIT`), and nesting the loop does not help. So lowering never asks
+//! one invocation to loop longer; this pass, run by lowering after `optimize`, rewrites
+//! the work that would:
+//!
+//! - a reduction over several axes whose total is too long for its kernel becomes one
+//!   reduction per axis, the last axis first;
+//! - a reduction along one axis whose run per invocation would be too long (a
+//!   one-stage reduction of more than the limit per output, or a two-stage one whose
+//!   final stage would fold more partials than the limit) pads the axis with the
+//!   reduction's identity to `c` chunks of [`CHUNK`] elements, folds each chunk, then the `c`
+//!   chunk results;
+//! - a product contracting more elements than the limit along one axis splits that
+//!   axis into `c` chunks, made a batch axis, and sums the `c` partial products.
+//!
+//! Padding and reshaping are read in place by the kernels that consume them, so nothing
+//! is copied. Results stay deterministic (a fixed order), and are exact wherever the
+//! unsplit sum is: the chunks' partial sums are added in order.
+
+use super::rewrite::rebuild;
+use crate::error::Result;
+use crate::ir::{Builder, DType, DotDims, Graph, Op, ReduceKind, Scalar, Value};
+
+/// Elements per chunk of a split reduction or product (or the limit, if smaller).
+pub const CHUNK: usize = 32_768;
+
+/// Splits every reduction and product that one invocation could not loop over within
+/// `limit` iterations. Returns whether any was.
+pub fn run(graph: &mut Graph, limit: usize) -> bool {
+    let needs = |g: &Graph, v: Value| match &g.node(v).op {
+        Op::Reduce { axes, .. } => reduce_too_long(g, v, axes, limit),
+        Op::Dot(dims) => dot_too_long(g, v, dims, limit),
+        _ => false,
+    };
+    if !graph.values().any(|v| needs(graph, v)) {
+        return false;
+    }
+    let rebuilt = rebuild(graph, |b, map, v| {
+        if !needs(graph, v) {
+            return None;
+        }
+        let node = graph.node(v);
+        let args: Vec<Value> = node.args.iter().map(|a| map[a.index()]).collect();
+        Some(match &node.op {
+            Op::Reduce { kind, axes } => reduce(b, *kind, args[0], axes, limit),
+            Op::Dot(dims) => dot(b, args[0], args[1], dims, CHUNK.min(limit)),
+            _ => return None,
+        })
+    });
+    match rebuilt {
+        Some(g) => {
+            *graph = g;
+            true
+        }
+        None => false,
+    }
+}
+
+/// How many elements one invocation folds, at most, when the planner reduces `trips`
+/// elements per output into `outputs` outputs (`lower::target::reduction_parts`).
+fn longest_run(trips: usize, outputs: usize) -> usize {
+    if trips >= crate::lower::SPLIT_REDUCTION && outputs < 256 {
+        trips
+            .div_ceil(crate::lower::REDUCTION_CHUNK)
+            .max(crate::lower::REDUCTION_CHUNK)
+    } else {
+        trips
+    }
+}
+
+fn reduce_too_long(g: &Graph, v: Value, axes: &[usize], limit: usize) -> bool {
+    let shape = &g.ty(g.node(v).args[0]).shape;
+    let trips: usize = axes.iter().map(|&a| shape[a]).product();
+    longest_run(trips, g.ty(v).numel()) > limit
+}
+
+fn dot_too_long(g: &Graph, v: Value, dims: &DotDims, limit: usize) -> bool {
+    let shape = &g.ty(g.node(v).args[0]).shape;
+    dims.lhs_contract.len() == 1 && shape[dims.lhs_contract[0]] > limit
+}
+
+/// The identity of a reduction, in `dtype`.
+fn identity(kind: ReduceKind, dtype: DType) -> Scalar {
+    match (kind, dtype) {
+        (ReduceKind::Sum, _) => Scalar::of(dtype, 0.0),
+        (ReduceKind::Max, DType::I32) => Scalar::Int(i32::MIN),
+        (ReduceKind::Max, DType::U32) => Scalar::Uint(0),
+        (ReduceKind::Max, _) => Scalar::of(dtype, f64::NEG_INFINITY),
+        (ReduceKind::Min, DType::I32) => Scalar::Int(i32::MAX),
+        (ReduceKind::Min, DType::U32) => Scalar::Uint(u32::MAX),
+        (ReduceKind::Min, _) => Scalar::of(dtype, f64::INFINITY),
+    }
+}
+
+/// `reduce(kind, x, axes)` with no invocation folding more than `limit` elements.
+fn reduce(
+    b: &mut Builder,
+    kind: ReduceKind,
+    x: Value,
+    axes: &[usize],
+    limit: usize,
+) -> Result<Value> {
+    let shape = b.ty(x).shape.clone();
+    let trips: usize = axes.iter().map(|&a| shape[a]).product();
+    let outputs: usize = shape.iter().product::<usize>() / trips.max(1);
+    if longest_run(trips, outputs) <= limit {
+        return b.reduce(kind, x, axes);
+    }
+    if axes.len() > 1 {
+        // One axis at a time, the last first: the earlier axes keep their positions.
+        let mut y = x;
+        for &a in axes.iter().rev() {
+            y = reduce(b, kind, y, &[a], limit)?;
+        }
+        return Ok(y);
+    }
+    let a = axes[0];
+    let len = shape[a];
+    let chunk = CHUNK.min(limit);
+    if len <= chunk {
+        // Nothing shorter to split into (a limit below the planner's own runs).
+        return b.reduce(kind, x, axes);
+    }
+    let chunks = len.div_ceil(chunk);
+    let mut high = vec![0; shape.len()];
+    high[a] = chunks * chunk - len;
+    let low = vec![0; shape.len()];
+    let dtype = b.ty(x).dtype;
+    let padded = if high[a] > 0 {
+        b.pad(x, &low, &high, identity(kind, dtype))?
+    } else {
+        x
+    };
+    let mut split = shape[..a].to_vec();
+    split.extend([chunks, chunk]);
+    split.extend(&shape[a + 1..]);
+    let y = b.reshape(padded, &split)?;
+    let folded = reduce(b, kind, y, &[a + 1], limit)?;
+    reduce(b, kind, folded, &[a], limit)
+}
+
+/// `dot(l, r)` contracting its one contracted axis in chunks of `chunk`: the axis
+/// split into `(c, chunk)`, `c` made a batch axis, and the `c` products summed.
+fn dot(b: &mut Builder, l: Value, r: Value, dims: &DotDims, chunk: usize) -> Result<Value> {
+    let (la, ra) = (dims.lhs_contract[0], dims.rhs_contract[0]);
+    let len = b.ty(l).shape[la];
+    let chunks = len.div_ceil(chunk);
+    let split = |b: &mut Builder, x: Value, axis: usize| -> Result<Value> {
+        let shape = b.ty(x).shape.clone();
+        let mut high = vec![0; shape.len()];
+        high[axis] = chunks * chunk - len;
+        let low = vec![0; shape.len()];
+        let dtype = b.ty(x).dtype;
+        let padded = if high[axis] > 0 {
+            b.pad(x, &low, &high, Scalar::of(dtype, 0.0))?
+        } else {
+            x
+        };
+        let mut to = shape[..axis].to_vec();
+        to.extend([chunks, chunk]);
+        to.extend(&shape[axis + 1..]);
+        b.reshape(padded, &to)
+    };
+    let (ls, rs) = (split(b, l, la)?, split(b, r, ra)?);
+    // Axes after the split one move up by one.
+    let shift = |axes: &[usize], at: usize| -> Vec<usize> {
+        axes.iter()
+            .map(|&x| if x > at { x + 1 } else { x })
+            .collect()
+    };
+    let mut lhs_batch = shift(&dims.lhs_batch, la);
+    lhs_batch.push(la);
+    let mut rhs_batch = shift(&dims.rhs_batch, ra);
+    rhs_batch.push(ra);
+    let split_dims = DotDims {
+        lhs_batch,
+        rhs_batch,
+        lhs_contract: vec![la + 1],
+        rhs_contract: vec![ra + 1],
+    };
+    let partial = b.push(Op::Dot(split_dims), &[ls, rs])?;
+    // The chunk axis is the last batch axis of the result.
+    b.sum(partial, &[dims.lhs_batch.len()])
+}
