@@ -6,7 +6,7 @@
 //! accept again, so derivatives of any order compose through pipes.
 
 use clap::{Args, Parser, Subcommand};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgrad::json::Precision;
@@ -150,8 +150,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader stopped reading (`wgrad eval … | head`): nothing to report.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the output: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Err(message) => {
             eprintln!("error: {message}");
@@ -328,20 +336,29 @@ fn user(e: impl Into<Error>) -> String {
 
 /// Reads a file, or standard input for `-`.
 fn read(path: &str) -> Result<String, String> {
-    if path == "-" {
+    let mut s = if path == "-" {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
             .map_err(|e| format!("cannot read standard input: {e}"))?;
-        Ok(s)
+        s
     } else {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?
+    };
+    // Editors on some systems start UTF-8 files with a byte-order mark.
+    if let Some(rest) = s.strip_prefix('\u{feff}') {
+        s = rest.to_string();
     }
+    Ok(s)
 }
 
 /// Reads and parses a program; parse errors carry the file name and line:column.
 fn load(path: &str) -> Result<Graph, String> {
     let text = read(path)?;
     let name = if path == "-" { "<stdin>" } else { path };
+    if text.trim().is_empty() {
+        // Most often the failed first stage of a pipe.
+        return Err(format!("{name}: the program is empty"));
+    }
     wgrad::parse(&text).map_err(|e| format!("{name}:{e}"))
 }

@@ -462,3 +462,51 @@ fn run_on_the_gpu_agrees_with_eval() {
         }
     }
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly_and_to_a_full_disk_with_an_error() {
+    let program = write_temp(
+        "long_output.wg",
+        "%0 = iota axis=0 : f32[300000]\noutput y = %0\n",
+    );
+    let no_inputs = write_temp("no_inputs.json", "{}");
+    // The reader takes a few bytes and stops reading, as `| head -c 10` does.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+        .args(["eval", &program, "--inputs", &no_inputs])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A full disk is a clear error.
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+            .args(["eval", &program, "--inputs", &no_inputs])
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("cannot write the output"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn an_empty_program_is_an_error_and_a_byte_order_mark_is_skipped() {
+    // An empty standard input is most often the failed first stage of a pipe.
+    fails(&["print", "-"], "", 1, &["<stdin>: the program is empty"]);
+    fails(&["print", "-"], " \n\n", 1, &["the program is empty"]);
+    let printed = ok(
+        &["print", "-"],
+        "\u{feff}%0 = input x : f32[2]\noutput y = %0\n",
+    );
+    assert!(printed.contains("input x : f32[2]"), "{printed}");
+}
