@@ -76,7 +76,13 @@ fn parse_tensor(v: &Json) -> std::result::Result<Tensor, String> {
         .iter()
         .enumerate()
         .map(|(i, x)| {
-            element(dtype, x).ok_or_else(|| format!("data[{i}] = {x} is not a valid {dtype}"))
+            element(dtype, x).ok_or_else(|| match (dtype, x.as_f64()) {
+                (DType::F32, Some(v)) if v.is_finite() => format!(
+                    "data[{i}] = {x} is beyond f32's range (±{:e}; write \"inf\" or \"-inf\")",
+                    f32::MAX
+                ),
+                _ => format!("data[{i}] = {x} is not a valid {dtype}"),
+            })
         })
         .collect::<std::result::Result<Vec<f64>, String>>()?;
     Tensor::new(Type::new(dtype, &shape), values).map_err(|e| e.to_string())
@@ -84,7 +90,9 @@ fn parse_tensor(v: &Json) -> std::result::Result<Tensor, String> {
 
 fn element(dtype: DType, x: &Json) -> Option<f64> {
     match (dtype, x) {
-        (DType::F32, Json::Number(n)) => n.as_f64(),
+        // A finite number beyond f32's range would silently become infinite on the
+        // device: write "inf" or "-inf" for that.
+        (DType::F32, Json::Number(n)) => n.as_f64().filter(|x| x.abs() <= f64::from(f32::MAX)),
         (DType::F32, Json::String(s)) => match s.as_str() {
             "NaN" => Some(f64::NAN),
             "inf" => Some(f64::INFINITY),

@@ -510,3 +510,23 @@ fn an_empty_program_is_an_error_and_a_byte_order_mark_is_skipped() {
     );
     assert!(printed.contains("input x : f32[2]"), "{printed}");
 }
+
+#[test]
+fn a_json_number_beyond_f32_is_an_error_not_infinity() {
+    let program = write_temp("scalar.wg", "%0 = input x : f32[]\noutput y = %0\n");
+    let big = write_temp(
+        "big.json",
+        r#"{"x": {"shape": [], "dtype": "f32", "data": [3.5e38]}}"#,
+    );
+    fails(
+        &["eval", &program, "--inputs", &big],
+        "",
+        1,
+        &["big.json", "`x`", "beyond f32's range"],
+    );
+    let inf = write_temp(
+        "inf.json",
+        r#"{"x": {"shape": [], "dtype": "f32", "data": ["inf"]}}"#,
+    );
+    ok(&["eval", &program, "--inputs", &inf], "");
+}
