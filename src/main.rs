@@ -142,11 +142,20 @@ struct Lowering {
     unroll_limit: usize,
 }
 
+/// How an internal error (`Error::Internal`, or a panic) introduces itself.
+const INTERNAL: &str = "internal error (this is a bug in wgrad)";
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,wgpu_hal=off"),
     )
     .init();
+    // A panic is a bug in wgrad: say so, and exit 3 like any internal error.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: {INTERNAL} {info}");
+        eprintln!("Please report it with the program and the command that triggered it.");
+        std::process::exit(3);
+    }));
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(text) => {
@@ -160,6 +169,11 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+        Err(message) if message.contains(INTERNAL) => {
+            eprintln!("error: {message}");
+            eprintln!("Please report it with the program and the command that triggered it.");
+            ExitCode::from(3)
         }
         Err(message) => {
             eprintln!("error: {message}");

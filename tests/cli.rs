@@ -530,3 +530,13 @@ fn a_json_number_beyond_f32_is_an_error_not_infinity() {
     );
     ok(&["eval", &program, "--inputs", &inf], "");
 }
+
+#[test]
+fn internal_errors_introduce_themselves_as_bugs_in_wgrad() {
+    // The command line exits 3 for exactly the errors whose message says this.
+    let e = wgrad::Error::from(wgrad::compiler::Error::Internal("a lost buffer".into()));
+    assert_eq!(
+        e.to_string(),
+        "internal error (this is a bug in wgrad): a lost buffer"
+    );
+}

@@ -82,10 +82,14 @@ pub enum Error {
     /// Evaluation failed for a reason other than bad inputs.
     #[error("evaluation failed: {0}")]
     Eval(String),
-    /// Lowering to kernels failed: an unsupported construct, a tensor too large for the
-    /// target, or (a compiler bug) a generated shader that naga rejects.
+    /// Lowering to kernels failed: an unsupported construct or a tensor too large for
+    /// the target.
     #[error("compile error: {0}")]
     Compile(String),
+    /// An invariant wgrad keeps was broken: a bug in wgrad, not in the program. The
+    /// command line exits with status 3 for it.
+    #[error("internal error (this is a bug in wgrad): {0}")]
+    Internal(String),
     /// A program needs more of some limit than its compile target offers (the target
     /// describes an adapter, hence the message's wording).
     #[error("the program needs {what} = {needed}, but the adapter offers {available}")]

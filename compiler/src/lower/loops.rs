@@ -135,9 +135,10 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
     let io = |list: &[(String, Value)]| -> Result<Vec<IoBinding>> {
         list.iter()
             .map(|(name, v)| {
-                let buffer = *l.value_buffer.get(v).ok_or_else(|| {
-                    Error::Compile(format!("`{name}` ({v}) has no buffer (a compiler bug)"))
-                })?;
+                let buffer = *l
+                    .value_buffer
+                    .get(v)
+                    .ok_or_else(|| Error::Internal(format!("`{name}` ({v}) has no buffer")))?;
                 Ok(IoBinding {
                     name: name.clone(),
                     buffer,
@@ -341,7 +342,7 @@ impl Linker {
         self.value_buffer
             .get(&v)
             .copied()
-            .ok_or_else(|| Error::Compile(format!("{v} has no buffer (a compiler bug)")))
+            .ok_or_else(|| Error::Internal(format!("{v} has no buffer")))
     }
 
     /// Compiles and links loop number `j`, the node `node` at `lp` in `g`.
@@ -696,7 +697,7 @@ fn renumber(step: &Step, f: &impl Fn(usize) -> usize) -> Step {
 fn find<'a>(list: &'a [IoBinding], name: &str) -> Result<&'a IoBinding> {
     list.iter()
         .find(|io| io.name == name)
-        .ok_or_else(|| Error::Compile(format!("a loop piece lost `{name}` (a compiler bug)")))
+        .ok_or_else(|| Error::Internal(format!("a loop piece lost `{name}`")))
 }
 
 fn bytes_of(ty: &Type) -> u64 {
@@ -904,8 +905,8 @@ fn window_kernel(
         return Ok(None);
     }
     if uty.rank() != ty.rank() || starts.len() != ty.rank() {
-        return Err(Error::Compile(format!(
-            "{name}: a window of {uty} into {ty} with {} starts (a compiler bug)",
+        return Err(Error::Internal(format!(
+            "{name}: a window of {uty} into {ty} with {} starts",
             starts.len()
         )));
     }

@@ -333,8 +333,8 @@ fn kind(
             _,
         ) => KernelKind::Elementwise,
         (OpClass::Contraction, _) => {
-            return Err(Error::Compile(format!(
-                "{root}: a contraction that is not a dot (a compiler bug)"
+            return Err(Error::Internal(format!(
+                "{root}: a contraction that is not a dot"
             )));
         }
     }))

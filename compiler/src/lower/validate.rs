@@ -23,16 +23,16 @@ pub fn capabilities(target: &Target) -> Capabilities {
 /// Parses and validates one kernel's WGSL.
 pub fn validate_wgsl(name: &str, wgsl: &str, target: &Target) -> Result<()> {
     let module = naga::front::wgsl::parse_str(wgsl).map_err(|e| {
-        Error::Compile(format!(
-            "kernel {name}: generated WGSL does not parse (a compiler bug):\n{}\n{wgsl}",
+        Error::Internal(format!(
+            "kernel {name}: generated WGSL does not parse:\n{}\n{wgsl}",
             e.emit_to_string(wgsl)
         ))
     })?;
     Validator::new(ValidationFlags::all(), capabilities(target))
         .validate(&module)
         .map_err(|e| {
-            Error::Compile(format!(
-                "kernel {name}: naga rejects the generated WGSL (a compiler bug):\n{}\n{wgsl}",
+            Error::Internal(format!(
+                "kernel {name}: naga rejects the generated WGSL:\n{}\n{wgsl}",
                 e.emit_to_string(wgsl)
             ))
         })?;

@@ -199,11 +199,8 @@ fn hoist(
 fn mapped(map: &[Option<Value>], xs: &[Value]) -> Result<Vec<Value>> {
     xs.iter()
         .map(|x| {
-            map[x.index()].ok_or_else(|| {
-                Error::Compile(format!(
-                    "loop-invariant code motion lost {x} (a compiler bug)"
-                ))
-            })
+            map[x.index()]
+                .ok_or_else(|| Error::Internal(format!("loop-invariant code motion lost {x}")))
         })
         .collect()
 }

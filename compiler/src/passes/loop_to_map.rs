@@ -209,7 +209,5 @@ impl RowMap<'_> {
 }
 
 fn lost(v: Value) -> Error {
-    Error::Compile(format!(
-        "loop-to-map lost {v} of a loop body (a compiler bug)"
-    ))
+    Error::Internal(format!("loop-to-map lost {v} of a loop body"))
 }

@@ -97,8 +97,8 @@ pub fn fill(text: &str, kernel: &str, values: &[(&str, &str)]) -> Result<String>
     for (name, value) in values {
         let key = format!("{{{{{name}}}}}");
         if !out.contains(&key) {
-            return Err(Error::Compile(format!(
-                "kernel {kernel}: the template has no placeholder {key} (a compiler bug)"
+            return Err(Error::Internal(format!(
+                "kernel {kernel}: the template has no placeholder {key}"
             )));
         }
         out = out.replace(&key, value);
@@ -106,8 +106,8 @@ pub fn fill(text: &str, kernel: &str, values: &[(&str, &str)]) -> Result<String>
     if let Some(at) = out.find("{{") {
         let rest = &out[at..];
         let end = rest.find("}}").map_or(rest.len(), |e| e + 2);
-        return Err(Error::Compile(format!(
-            "kernel {kernel}: placeholder {} left unfilled (a compiler bug)",
+        return Err(Error::Internal(format!(
+            "kernel {kernel}: placeholder {} left unfilled",
             &rest[..end]
         )));
     }
@@ -456,8 +456,8 @@ impl<'a> Emitter<'a> {
             }
             Op::Cast { dtype } => cast(g.ty(node.args[0]).dtype, *dtype, &a[0]),
             other => {
-                return Err(Error::Compile(format!(
-                    "{v} ({}) is not elementwise (a compiler bug)",
+                return Err(Error::Internal(format!(
+                    "{v} ({}) is not elementwise",
                     other.name()
                 )));
             }

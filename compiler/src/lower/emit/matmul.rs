@@ -598,8 +598,8 @@ fn vec4_prologue(e: &mut Emitter<'_>, cx: &Context<'_>, v: Value, index: &str) -
         (Op::Unary(UnaryOp::Exp), [a]) => format!("exp({a})"),
         (Op::Unary(UnaryOp::Log), [a]) => format!("log({a})"),
         (op, _) => {
-            return Err(Error::Compile(format!(
-                "{v}: `{}` cannot be computed four elements at a time (a compiler bug)",
+            return Err(Error::Internal(format!(
+                "{v}: `{}` cannot be computed four elements at a time",
                 op.name()
             )));
         }

@@ -37,8 +37,7 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// The buffer holding `v`; an error (a compiler bug) when it has none.
     pub fn buffer(&self, v: Value) -> Result<BufferId> {
-        self.buffer_of[v.index()]
-            .ok_or_else(|| Error::Compile(format!("{v} has no buffer (a compiler bug)")))
+        self.buffer_of[v.index()].ok_or_else(|| Error::Internal(format!("{v} has no buffer")))
     }
 }
 

@@ -204,8 +204,8 @@ fn accumulators(
     let mut fold_fns = Vec::new();
     for &r in folds {
         let Op::Reduce { kind, .. } = g.node(r).op else {
-            return Err(Error::Compile(format!(
-                "row kernel: {r} is not a reduction (a compiler bug)"
+            return Err(Error::Internal(format!(
+                "row kernel: {r} is not a reduction"
             )));
         };
         let d = g.ty(r).dtype;
