@@ -532,13 +532,7 @@ impl Builder {
                 } => {
                     let args = args?;
                     let (c, x) = args.split_at(*carried as usize);
-                    let nested = g.region(*body);
-                    tuples[j] = self.loop_(*trips, c, x, |inner, i, params, inv| {
-                        let mut inputs = vec![i];
-                        inputs.extend(params);
-                        inputs.extend(inv);
-                        inner.inline_graph(nested, &inputs)
-                    })?;
+                    tuples[j] = self.loop_of(*trips, c, x, g.region(*body))?;
                     None
                 }
                 Op::Get { index } => tuples[node.args[0].index()].get(*index as usize).copied(),
@@ -550,6 +544,24 @@ impl Builder {
             .iter()
             .map(|(_, v)| map[v.index()].ok_or_else(|| lost(*v)))
             .collect()
+    }
+
+    /// A loop of `trips` iterations over `carried` values with read-only `invariants`
+    /// whose body is a copy of `body` (inputs: the index, the carried values, the
+    /// invariants; outputs: the next carried values). Returns the final carried values.
+    pub fn loop_of(
+        &mut self,
+        trips: u32,
+        carried: &[Value],
+        invariants: &[Value],
+        body: &Graph,
+    ) -> Result<Vec<Value>> {
+        self.loop_(trips, carried, invariants, |inner, i, params, inv| {
+            let mut inputs = vec![i];
+            inputs.extend(params);
+            inputs.extend(inv);
+            inner.inline_graph(body, &inputs)
+        })
     }
 
     /// A loop of `trips` iterations over `carried` values with read-only `invariants`.

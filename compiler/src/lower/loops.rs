@@ -32,7 +32,7 @@
 use super::memory;
 use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Step};
 use super::validate::validate_wgsl;
-use super::{Compiled, Options, PassDump, Piece, Report, compile_sided, state_pairs};
+use super::{Compiled, Options, PassDump, Piece, Report, compile_sided, io_bindings, state_pairs};
 use crate::error::{Error, Result};
 use crate::ir::{Builder, Graph, Node, Op, Side, Type, Value};
 use std::collections::HashMap;
@@ -132,23 +132,8 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
         }
     }
 
-    let io = |list: &[(String, Value)]| -> Result<Vec<IoBinding>> {
-        list.iter()
-            .map(|(name, v)| {
-                let buffer = *l
-                    .value_buffer
-                    .get(v)
-                    .ok_or_else(|| Error::Internal(format!("`{name}` ({v}) has no buffer")))?;
-                Ok(IoBinding {
-                    name: name.clone(),
-                    buffer,
-                    ty: g.ty(*v).clone(),
-                })
-            })
-            .collect()
-    };
-    let inputs = io(g.inputs())?;
-    let outputs = io(g.outputs())?;
+    let inputs = io_bindings(&g, g.inputs(), |v| l.value_buffer.get(&v).copied())?;
+    let outputs = io_bindings(&g, g.outputs(), |v| l.value_buffer.get(&v).copied())?;
     let state = state_pairs(&inputs, &outputs);
     let mut holds_primal = vec![false; l.buffers.len()];
     for (k, side) in l.kernels.iter().zip(&l.sides) {

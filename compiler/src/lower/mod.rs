@@ -215,21 +215,8 @@ fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
     let residency = explain::explain(&g, &place, &own, &pairs);
     let kernels = generated.into_iter().map(|(_, k)| k).collect::<Vec<_>>();
 
-    let io = |list: &[(String, crate::ir::Value)]| -> Result<Vec<IoBinding>> {
-        list.iter()
-            .map(|(name, v)| {
-                let buffer = buffer_of[v.index()]
-                    .ok_or_else(|| Error::Compile(format!("`{name}` ({v}) has no buffer")))?;
-                Ok(IoBinding {
-                    name: name.clone(),
-                    buffer,
-                    ty: g.ty(*v).clone(),
-                })
-            })
-            .collect()
-    };
-    let mut inputs = io(&g.inputs)?;
-    let mut outputs = io(&g.outputs)?;
+    let mut inputs = io_bindings(&g, &g.inputs, |v| buffer_of[v.index()])?;
+    let mut outputs = io_bindings(&g, &g.outputs, |v| buffer_of[v.index()])?;
     let primal = memory::holds_primal(&g, &buffer_of, buffers.len());
     let residual = memory::residual_bytes(&buffers, &kernels, &sides, &primal);
     let mut kernels = kernels;
@@ -262,6 +249,26 @@ fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
         },
         sides,
     })
+}
+
+/// Where each named value of `list` lives, by `buffer_of`; a value without a buffer is
+/// an internal error.
+fn io_bindings(
+    g: &Graph,
+    list: &[(String, Value)],
+    buffer_of: impl Fn(Value) -> Option<BufferId>,
+) -> Result<Vec<IoBinding>> {
+    list.iter()
+        .map(|(name, v)| {
+            let buffer = buffer_of(*v)
+                .ok_or_else(|| Error::Internal(format!("`{name}` ({v}) has no buffer")))?;
+            Ok(IoBinding {
+                name: name.clone(),
+                buffer,
+                ty: g.ty(*v).clone(),
+            })
+        })
+        .collect()
 }
 
 /// The outputs `new.<name>` that replace an input `<name>` of the same type.

@@ -82,12 +82,7 @@ pub fn run(graph: &mut Graph) -> Result<bool> {
             }
             None => g.region(body),
         };
-        let results = bld.loop_(trips, &carried, &invariants, |inner, i, params, inv| {
-            let mut inputs = vec![i];
-            inputs.extend(params);
-            inputs.extend(inv);
-            inner.inline_graph(body, &inputs)
-        })?;
+        let results = bld.loop_of(trips, &carried, &invariants, body)?;
         Ok(match target {
             Some((b, _)) => {
                 built.insert(b, results.clone());

@@ -33,13 +33,7 @@ pub fn run(graph: &mut Graph) -> Result<bool> {
             .as_loop()
             .ok_or_else(|| Error::Compile("not a loop".into()))?;
         let (c, x) = args.split_at(carried);
-        let body = g.region(body);
-        b.loop_(trips, c, x, |inner, i, params, inv| {
-            let mut inputs = vec![i];
-            inputs.extend(params);
-            inputs.extend(inv);
-            inner.inline_graph(body, &inputs)
-        })
+        b.loop_of(trips, c, x, g.region(body))
     })?;
     Ok(true)
 }

@@ -35,12 +35,7 @@ pub fn run_where(graph: &mut Graph, mut unroll: impl FnMut(u32, &Graph) -> bool)
             return unroll_loop(b, g, node, args);
         }
         let (c, x) = args.split_at(carried);
-        b.loop_(trips, c, x, |inner, i, params, inv| {
-            let mut inputs = vec![i];
-            inputs.extend(params);
-            inputs.extend(inv);
-            inner.inline_graph(body, &inputs)
-        })
+        b.loop_of(trips, c, x, body)
     })?;
     Ok(changed)
 }
