@@ -540,3 +540,41 @@ fn internal_errors_introduce_themselves_as_bugs_in_wgrad() {
         "internal error (this is a bug in wgrad): a lost buffer"
     );
 }
+
+#[test]
+fn programs_beyond_the_interpreters_budget_are_errors_not_aborts_or_hangs() {
+    let no_inputs = write_temp("empty_inputs.json", "{}");
+    for (name, text, needle) in [
+        (
+            "huge_iota.wg",
+            "%0 = iota axis=0 : f32[4294967295]\noutput y = %0\n",
+            "elements, more than the interpreter's budget",
+        ),
+        (
+            "huge_constant.wg",
+            "%0 = constant 1.0 : f32[100000,100000]\noutput y = %0\n",
+            "elements, more than the interpreter's budget",
+        ),
+        (
+            "endless_loop.wg",
+            "%0 = constant 0.0 : f32[]
+             %1 = loop %0 trips=4294967295 carried=1 {
+               %2 = input i : i32[]
+               %3 = input c0 : f32[]
+               output c0 = %3
+             } : (f32[])
+             %4 = get %1 index=0 : f32[]
+             output y = %4\n",
+            "element operations",
+        ),
+    ] {
+        // Before the budget these aborted allocating terabytes, or ran without end.
+        let program = write_temp(name, text);
+        fails(
+            &["eval", &program, "--inputs", &no_inputs],
+            "",
+            1,
+            &[needle],
+        );
+    }
+}

@@ -123,12 +123,126 @@ fn check_data(ty: &Type, data: &[f64]) -> Result<(), String> {
     }
 }
 
+/// How much the interpreter may hold and do before it stops with an error, rather than
+/// exhausting memory or running for hours: it is a reference for tests and small
+/// programs, not an engine for big ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The most elements one tensor may have (each takes 8 bytes).
+    pub max_elements: u64,
+    /// The most element operations (one per result element, times the contracted
+    /// length of a product, plus one per element read by a reduction) of one run,
+    /// loop iterations included.
+    pub max_work: u64,
+}
+
+impl Default for Budget {
+    /// 2²⁸ elements per tensor (2 GiB) and 2³⁵ element operations (a few minutes):
+    /// a comfortable fit for a machine with 24 GiB.
+    fn default() -> Budget {
+        Budget {
+            max_elements: 1 << 28,
+            max_work: 1 << 35,
+        }
+    }
+}
+
+/// What one loop iteration costs against [`Budget::max_work`], body aside.
+const ITERATION_COST: u64 = 1024;
+
+/// A [`Budget`] as it is spent during one run.
+struct Spending {
+    budget: Budget,
+    work: std::cell::Cell<u64>,
+}
+
+impl Spending {
+    /// Charges the node about to run, before anything is allocated.
+    fn charge(&self, graph: &Graph, node: &Node) -> Result<()> {
+        let NodeType::Tensor(ty) = &node.ty else {
+            return Ok(());
+        };
+        let numel = ty
+            .shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .unwrap_or(u64::MAX);
+        if numel > self.budget.max_elements {
+            return Err(Error::Eval(format!(
+                "`{}` : {ty} has {numel} elements, more than the interpreter's budget of {} per tensor",
+                node.op.name(),
+                self.budget.max_elements
+            )));
+        }
+        let per = match &node.op {
+            Op::Dot(dims) => {
+                let l = graph.node(node.args[0]);
+                match &l.ty {
+                    NodeType::Tensor(lt) => dims
+                        .lhs_contract
+                        .iter()
+                        .map(|&a| lt.shape[a] as u64)
+                        .product(),
+                    NodeType::Tuple(_) => 1,
+                }
+            }
+            _ => 1,
+        };
+        let read: u64 = match &node.op {
+            Op::Reduce { .. } | Op::ScatterAdd { .. } => node
+                .args
+                .iter()
+                .map(|a| match &graph.node(*a).ty {
+                    NodeType::Tensor(t) => t.numel() as u64,
+                    NodeType::Tuple(_) => 0,
+                })
+                .sum(),
+            _ => 0,
+        };
+        let cost = numel.saturating_mul(per).saturating_add(read);
+        let spent = self.work.get().saturating_add(cost);
+        if spent > self.budget.max_work {
+            return Err(Error::Eval(format!(
+                "the program needs more than the interpreter's budget of {} element operations (at `{}` : {ty})",
+                self.budget.max_work,
+                node.op.name()
+            )));
+        }
+        self.work.set(spent);
+        Ok(())
+    }
+
+    /// Charges one loop iteration: as much as [`ITERATION_COST`] element operations,
+    /// about what the interpreter spends setting one up.
+    fn charge_iteration(&self) -> Result<()> {
+        let spent = self.work.get().saturating_add(ITERATION_COST);
+        if spent > self.budget.max_work {
+            return Err(Error::Eval(format!(
+                "the program needs more than the interpreter's budget of {} element operations (in a loop)",
+                self.budget.max_work
+            )));
+        }
+        self.work.set(spent);
+        Ok(())
+    }
+}
+
 /// Runs `graph` on named inputs and returns its outputs, named, in declared order.
 ///
 /// Fails with [`Error::Name`] for a name in `inputs` that the graph does not declare,
 /// with [`Error::Input`] for a declared input that is missing or whose type or data is
 /// wrong, and with [`Error::Verify`] when the graph itself is malformed.
 pub fn eval(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
+    eval_with(graph, inputs, Budget::default())
+}
+
+/// [`eval`] within `budget`: fails with [`Error::Eval`] before a tensor or the total
+/// work would exceed it.
+pub fn eval_with(
+    graph: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    budget: Budget,
+) -> Result<Vec<(String, Tensor)>> {
     super::verify(graph)?;
     let mut names: Vec<&str> = inputs.keys().map(String::as_str).collect();
     names.sort_unstable();
@@ -148,7 +262,11 @@ pub fn eval(graph: &Graph, inputs: &HashMap<String, Tensor>) -> Result<Vec<(Stri
             Ok(given)
         })
         .collect::<Result<Vec<&Tensor>>>()?;
-    let outputs = run(graph, &args)?;
+    let spending = Spending {
+        budget,
+        work: std::cell::Cell::new(0),
+    };
+    let outputs = run(graph, &args, &spending)?;
     Ok(graph
         .outputs
         .iter()
@@ -181,7 +299,11 @@ pub fn eval_graph(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         check_input(name, graph.ty(*v), given)?;
     }
     let args: Vec<&Tensor> = inputs.iter().collect();
-    run(graph, &args)
+    let spending = Spending {
+        budget: Budget::default(),
+        work: std::cell::Cell::new(0),
+    };
+    run(graph, &args, &spending)
 }
 
 /// Checks a given input against its declared type.
@@ -218,10 +340,11 @@ impl Val<'_> {
 }
 
 /// Runs a verified graph on inputs of the declared types.
-fn run(graph: &Graph, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+fn run(graph: &Graph, inputs: &[&Tensor], spending: &Spending) -> Result<Vec<Tensor>> {
     let mut vals: Vec<Val> = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {
-        let val = step(graph, node, &vals, inputs)?;
+        spending.charge(graph, node)?;
+        let val = step(graph, node, &vals, inputs, spending)?;
         vals.push(val);
     }
     graph
@@ -242,6 +365,7 @@ fn step<'a>(
     node: &Node,
     vals: &[Val<'a>],
     inputs: &[&'a Tensor],
+    spending: &Spending,
 ) -> Result<Val<'a>> {
     let operand = |k: usize| match node.args.get(k) {
         Some(v) => lookup(vals, v.index()),
@@ -265,7 +389,7 @@ fn step<'a>(
             body,
         } => {
             let body = graph.region(*body);
-            let state = run_loop(body, *trips, *carried as usize, &args()?)?;
+            let state = run_loop(body, *trips, *carried as usize, &args()?, spending)?;
             return Ok(Val::Tuple(state));
         }
         Op::Get { index } => {
@@ -330,7 +454,13 @@ fn step<'a>(
 
 /// Runs a loop body `trips` times. Its inputs are the index, the carried values and the
 /// invariants; its outputs are the next carried values. Returns the final ones.
-fn run_loop(body: &Graph, trips: u32, carried: usize, operands: &[&Tensor]) -> Result<Vec<Tensor>> {
+fn run_loop(
+    body: &Graph,
+    trips: u32,
+    carried: usize,
+    operands: &[&Tensor],
+    spending: &Spending,
+) -> Result<Vec<Tensor>> {
     let Some((init, invariants)) = operands.split_at_checked(carried) else {
         return Err(Error::Eval(format!(
             "a loop carries {carried} of {} operands",
@@ -347,7 +477,9 @@ fn run_loop(body: &Graph, trips: u32, carried: usize, operands: &[&Tensor]) -> R
             .chain(&state)
             .chain(invariants.iter().copied())
             .collect();
-        state = run(body, &args)?;
+        // Every iteration costs something, so an empty body with 2³² trips ends too.
+        spending.charge_iteration()?;
+        state = run(body, &args, spending)?;
     }
     Ok(state)
 }

@@ -16,7 +16,7 @@ mod verify;
 
 pub use builder::Builder;
 pub use infer::infer;
-pub use interp::{Tensor, eval, eval_graph};
+pub use interp::{Budget, Tensor, eval, eval_graph, eval_with};
 pub use op::{BinaryOp, CmpOp, DotDims, Op, OpClass, ReduceKind, Region, UnaryOp};
 pub use parse::parse;
 pub use print::print;
