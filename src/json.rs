@@ -12,9 +12,25 @@ use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 
 /// Parses a JSON object of named tensors.
+///
+/// Malformed JSON, and an object that names one key twice (which JSON readers disagree
+/// on), are [`Error::Parse`] errors at the line and column where they are found.
 pub fn parse_tensors(text: &str) -> Result<HashMap<String, Tensor>> {
-    let root: Json =
-        serde_json::from_str(text).map_err(|e| Error::Eval(format!("invalid JSON: {e}")))?;
+    let syntax = |e: serde_json::Error| {
+        let message = e.to_string();
+        // serde_json ends its messages with the position, which the error carries.
+        let message = match message.rfind(" at line ") {
+            Some(at) => message[..at].to_string(),
+            None => message,
+        };
+        Error::Parse(crate::compiler::error::ParseError {
+            line: e.line(),
+            column: e.column(),
+            message,
+        })
+    };
+    serde_json::from_str::<NoDuplicates>(text).map_err(syntax)?;
+    let root: Json = serde_json::from_str(text).map_err(syntax)?;
     let Json::Object(map) = root else {
         return Err(Error::Eval(
             "the inputs must be one JSON object mapping names to tensors".into(),
@@ -185,5 +201,70 @@ fn element_text(dtype: DType, x: f64, precision: Precision) -> String {
         DType::F32 => format!("{x:?}"),
         DType::I32 | DType::U32 => format!("{}", x as i64),
         DType::Bool => (x != 0.0).to_string(),
+    }
+}
+
+/// Any JSON value, accepted only when no object in it names a key twice.
+struct NoDuplicates;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicatesVisitor)
+    }
+}
+
+struct NoDuplicatesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicatesVisitor {
+    type Value = NoDuplicates;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<NoDuplicates, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+            }
+            map.next_value::<NoDuplicates>()?;
+        }
+        Ok(NoDuplicates)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<NoDuplicates, A::Error> {
+        while seq.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(NoDuplicates)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+
+    fn visit_str<E>(self, _: &str) -> std::result::Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
     }
 }

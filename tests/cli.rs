@@ -299,7 +299,18 @@ fn mistakes_are_clear_errors_with_exit_code_1() {
         ],
         "",
         1,
-        &["invalid JSON"],
+        &["bad.json: parse error at 1:2: key must be a string"],
+    );
+    // A key given twice is an error where it appears again, not "the last one wins".
+    let twice = write_temp(
+        "twice.json",
+        "{\"x\": {\"shape\": [], \"dtype\": \"f32\", \"data\": [1]},\n \"x\": {\"shape\": [], \"dtype\": \"f32\", \"data\": [2]}}",
+    );
+    fails(
+        &["eval", &mlp, "--inputs", &twice],
+        "",
+        1,
+        &["twice.json: parse error at 2:", "duplicate key `x`"],
     );
     fails(
         &["eval", &mlp, "--inputs", "/nonexistent/in.json"],
@@ -577,4 +588,21 @@ fn programs_beyond_the_interpreters_budget_are_errors_not_aborts_or_hangs() {
             &[needle],
         );
     }
+}
+
+#[test]
+fn sizes_that_overflow_byte_counts_are_type_errors() {
+    // 2⁶² f32 elements: 2⁶⁴ bytes would wrap to 0 and be planned as a 4-byte buffer.
+    fails(
+        &["print", "-"],
+        "%0 = input x : f32[2147483648,2147483648]\noutput y = %0\n",
+        1,
+        &["too many elements"],
+    );
+    fails(
+        &["stats", "-"],
+        "%0 = input s : f32[]\n%1 = broadcast %0 dims=[] : f32[2147483648,2147483648]\noutput y = %1\n",
+        1,
+        &["too many elements"],
+    );
 }

@@ -162,6 +162,13 @@ impl Builder {
         if self.graph.inputs.iter().any(|(n, _)| n == name) {
             return Err(Error::Name(format!("input `{name}` is declared twice")));
         }
+        if super::infer::checked_numel(&ty.shape).is_none() {
+            return Err(TypeError::new(
+                "input",
+                format!("`{name}` : {ty} has too many elements to count in bytes"),
+            )
+            .into());
+        }
         let index = self.graph.inputs.len() as u32;
         let v = self.push_typed(Op::Input { index }, vec![], NodeType::Tensor(ty));
         self.graph.inputs.push((name.to_string(), v));

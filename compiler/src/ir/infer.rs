@@ -386,16 +386,21 @@ pub fn infer(regions: &[Graph], op: &Op, args: &[&NodeType]) -> Result<NodeType,
     };
     if checked_numel(&t.shape).is_none() {
         return Err(err(format!(
-            "the element count of {} overflows",
+            "{} has too many elements to count in bytes",
             fmt_shape(&t.shape)
         )));
     }
     Ok(NodeType::Tensor(t))
 }
 
-/// The element count of `shape`, or `None` when it overflows `usize`.
+/// The element count of `shape`, or `None` when it, or its size in bytes at 8 bytes an
+/// element (the interpreter's), overflows `usize`: every size computed from a type is
+/// then exact.
 pub fn checked_numel(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    n.checked_mul(8).map(|_| n)
 }
 
 /// The result type of a [`Op::Dot`], or what is wrong with its dimension numbers.
