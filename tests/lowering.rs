@@ -521,3 +521,50 @@ fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
     );
     assert!(get("d").iter().all(|&x| x == 100_000.0), "{:?}", get("d"));
 }
+
+#[test]
+fn zero_size_tensors_run_end_to_end() {
+    // Empty inputs, results and gradients: outputs are empty arrays, sums over nothing
+    // are 0, products over an empty contraction are 0, and no kernel computes an empty
+    // result.
+    let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
+        return;
+    };
+    let g = parse(
+        "%a = input a : f32[3,0]
+         %b = input b : f32[0,2]
+         %d = dot %a, %b lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[3,2]
+         %e = input e : f32[0,5]
+         %m = reduce_max %e axes=[1] : f32[0]
+         %s = reduce_sum %e axes=[0] : f32[5]
+         %t = transpose %e perm=[1,0] : f32[5,0]
+         %y = tanh %a : f32[3,0]
+         %r = reduce_sum %y axes=[1] : f32[3]
+         %l = reduce_sum %r axes=[0] : f32[]
+         output d = %d
+         output m = %m
+         output s = %s
+         output t = %t
+         output y = %y
+         output l = %l",
+    );
+    let empty = |shape: &[usize]| wgrad::Tensor::new(wgrad::Type::f32(shape), vec![]).unwrap();
+    let ins = std::collections::HashMap::from([
+        ("a".to_string(), empty(&[3, 0])),
+        ("b".to_string(), empty(&[0, 2])),
+        ("e".to_string(), empty(&[0, 5])),
+    ]);
+    let out = common::gpu::assert_gpu_matches(&rt, &g, &ins);
+    assert!(out.iter().any(|(n, t)| n == "y" && t.data.is_empty()));
+    let p = compile(&g, rt.target().clone());
+    for k in &p.kernels {
+        assert!(
+            k.dispatch.iter().all(|&d| d > 0),
+            "{} dispatches nothing",
+            k.name
+        );
+    }
+    let dg = wgrad::grad(&g, Some("l"), &["a", "e"]).unwrap();
+    let out = common::gpu::assert_gpu_matches(&rt, &dg, &ins);
+    assert!(out.iter().any(|(n, t)| n == "grad.a" && t.data.is_empty()));
+}

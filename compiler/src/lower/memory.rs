@@ -240,7 +240,7 @@ pub fn plan(
     }
     // A shared buffer describes itself by its size.
     for p in physical.iter_mut() {
-        if p.role == BufferRole::Computed && p.ty.numel() * 4 != p.bytes as usize {
+        if p.role == BufferRole::Computed && p.ty.numel().max(1) * 4 != p.bytes as usize {
             p.ty = Type::new(p.ty.dtype, &[p.bytes as usize / 4]);
         }
     }
