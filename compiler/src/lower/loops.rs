@@ -34,7 +34,7 @@ use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBind
 use super::validate::validate_wgsl;
 use super::{Compiled, Options, PassDump, Piece, Report, compile_sided, io_bindings, state_pairs};
 use crate::error::{Error, Result};
-use crate::ir::{Builder, Graph, Node, Op, Side, Type, Value};
+use crate::ir::{Builder, Graph, Node, Op, OpClass, Side, Type, Value};
 use std::collections::HashMap;
 
 /// Compiles `g`, whose top-level loops all stay loops, into one linked program.
@@ -106,7 +106,11 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
             if k < carried && splat_bits(&g, *a).is_some() {
                 continue;
             }
-            if in_stretch(*a) && (!in_stretch(u) || seg[u.index()] != seg[a.index()]) {
+            // A stretch recomputes what is free to compute (a constant, a re-indexing of
+            // an input) rather than receiving it in a buffer.
+            let recomputed = in_stretch(u) && cheap(&g, *a);
+            if in_stretch(*a) && !recomputed && (!in_stretch(u) || seg[u.index()] != seg[a.index()])
+            {
                 exported[a.index()] = true;
             }
         }
@@ -282,20 +286,42 @@ impl Linker {
             let node = g.node(v);
             let mut args = Vec::with_capacity(node.args.len());
             for a in &node.args {
-                let mapped = match map.get(a) {
-                    Some(x) => *x,
-                    None => {
-                        let name = match input_name.get(a) {
-                            Some(n) => n.to_string(),
-                            None => format!("v{}", a.0),
-                        };
-                        let x = b.input(&name, g.ty(*a).clone())?;
-                        inputs.push((name, *a));
-                        map.insert(*a, x);
-                        x
+                if !map.contains_key(a) && cheap(g, *a) {
+                    // Computed here again, with what it reads, in arena order.
+                    let mut chain = vec![*a];
+                    let mut at = 0;
+                    while at < chain.len() {
+                        for x in &g.node(chain[at]).args {
+                            if !map.contains_key(x) && !chain.contains(x) {
+                                chain.push(*x);
+                            }
+                        }
+                        at += 1;
                     }
-                };
-                args.push(mapped);
+                    chain.sort_unstable();
+                    for x in chain {
+                        let xn = g.node(x);
+                        if matches!(xn.op, Op::Input { .. }) {
+                            continue;
+                        }
+                        let xargs = xn
+                            .args
+                            .iter()
+                            .map(|y| self_input(&mut b, &mut map, &mut inputs, &input_name, g, *y))
+                            .collect::<Result<Vec<_>>>()?;
+                        b.set_side(xn.side);
+                        let y = b.push(xn.op.clone(), &xargs)?;
+                        map.insert(x, y);
+                    }
+                }
+                args.push(self_input(
+                    &mut b,
+                    &mut map,
+                    &mut inputs,
+                    &input_name,
+                    g,
+                    *a,
+                )?);
             }
             b.set_side(node.side);
             let x = b.push(node.op.clone(), &args)?;
@@ -638,6 +664,49 @@ impl Linker {
                 even: even.iter().map(|s| self.swapped(s, swap, cloned)).collect(),
                 odd: odd.iter().map(|s| self.swapped(s, swap, cloned)).collect(),
             },
+        }
+    }
+}
+
+/// The stretch's value for `a`: the one computed or received already, or a new input
+/// receiving it.
+fn self_input(
+    b: &mut Builder,
+    map: &mut HashMap<Value, Value>,
+    inputs: &mut Vec<(String, Value)>,
+    input_name: &HashMap<Value, &str>,
+    g: &Graph,
+    a: Value,
+) -> Result<Value> {
+    if let Some(x) = map.get(&a) {
+        return Ok(*x);
+    }
+    let name = match input_name.get(&a) {
+        Some(n) => n.to_string(),
+        None => format!("v{}", a.0),
+    };
+    let x = b.input(&name, g.ty(a).clone())?;
+    inputs.push((name, a));
+    map.insert(a, x);
+    Ok(x)
+}
+
+/// Whether `v` costs nothing to compute again where it is read: a constant or iota, or
+/// a re-indexing (or `stop_gradient`) of a program input or of such a value.
+fn cheap(g: &Graph, v: Value) -> bool {
+    let mut x = v;
+    loop {
+        let node = g.node(x);
+        match node.op.class() {
+            OpClass::Generated => return true,
+            OpClass::Reindex | OpClass::Identity => {
+                let a = node.args[0];
+                if matches!(g.node(a).op, Op::Input { .. }) {
+                    return true;
+                }
+                x = a;
+            }
+            _ => return false,
         }
     }
 }
