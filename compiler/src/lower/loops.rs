@@ -86,26 +86,17 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
         if in_stretch(u) && need[u.index()] != usize::MAX {
             seg[u.index()] = need[u.index()].max(level[u.index()]);
         }
-        let (mine, carried) = match node.op.as_loop() {
-            Some((_, n, _)) => (number[&u], n),
-            None => (seg[u.index()], 0),
+        let mine = match node.op.as_loop() {
+            Some(_) => number[&u],
+            None => seg[u.index()],
         };
-        for (k, a) in node.args.iter().enumerate() {
-            // A loop fills a carried value that starts as a constant itself.
-            if k < carried && splat_bits(&g, *a).is_some() {
-                continue;
-            }
+        for a in operands_read(&g, u) {
             need[a.index()] = need[a.index()].min(mine);
         }
     }
     let mut exported = vec![false; g.len()];
     for u in g.values() {
-        let node = g.node(u);
-        let carried = node.op.as_loop().map_or(0, |(_, n, _)| n);
-        for (k, a) in node.args.iter().enumerate() {
-            if k < carried && splat_bits(&g, *a).is_some() {
-                continue;
-            }
+        for a in operands_read(&g, u) {
             // A stretch recomputes what is free to compute (a constant, a re-indexing of
             // an input) rather than receiving it in a buffer.
             let recomputed = in_stretch(u) && cheap(&g, *a);
@@ -396,7 +387,7 @@ impl Linker {
                     piece.outputs.push((format!("u{k}"), update));
                 }
                 for (d, s) in o.args[2..].iter().enumerate() {
-                    if constant_start(body, *s).is_none() && index_offset(body, *s).is_none() {
+                    if known_start(body, *s).is_none() {
                         piece.outputs.push((format!("s{k}_{d}"), *s));
                     }
                 }
@@ -435,7 +426,7 @@ impl Linker {
         for (q, x) in invariants.iter().enumerate() {
             bound.insert(local_input(1 + n + q), self.buffer_of(*x)?);
         }
-        let uses_index = c
+        let mut uses_index = c
             .program
             .kernels
             .iter()
@@ -446,29 +437,18 @@ impl Linker {
 
         // Before the loop: carried values start as copies of the operands.
         for k in 0..n {
-            let ty = g.ty(inits[k]).clone();
-            if let Some(bits) = splat_bits(g, inits[k]) {
-                if let Some(kernel) =
-                    fill_kernel(&format!("{prefix}.init{k}"), bits, carry[k], &ty, options)?
-                {
-                    let id = self.kernel(kernel, side);
-                    self.schedule.push(Step::Kernel(id));
-                }
-                continue;
-            }
-            if let Some(kernel) = copy_kernel(
-                &format!("{prefix}.init{k}"),
-                self.buffer_of(inits[k])?,
-                carry[k],
-                &ty,
-                options,
-            )? {
+            let ty = g.ty(inits[k]);
+            let name = format!("{prefix}.init{k}");
+            let kernel = match splat_bits(g, inits[k]) {
+                Some(bits) => fill_kernel(&name, bits, carry[k], ty, options)?,
+                None => copy_kernel(&name, self.buffer_of(inits[k])?, carry[k], ty, options)?,
+            };
+            if let Some(kernel) = kernel {
                 let id = self.kernel(kernel, side);
                 self.schedule.push(Step::Kernel(id));
             }
         }
         let mut even = body_steps;
-        let mut uses_index = uses_index;
         let mut swaps: Vec<(BufferId, BufferId)> = Vec::new();
         let mut results = Vec::with_capacity(n);
         let mut copied = vec![false; n];
@@ -478,15 +458,10 @@ impl Linker {
                 Some((rank, splat)) => {
                     let out = body.node(body.outputs()[k].1);
                     let starts = (0..rank)
-                        .map(|d| {
-                            let s = out.args[2 + d];
-                            if let Some(c) = constant_start(body, s) {
-                                return Ok(Start::Constant(c));
-                            }
-                            if let Some(c) = index_offset(body, s) {
-                                return Ok(Start::Buffer(counter, c));
-                            }
-                            linked(&format!("s{k}_{d}")).map(|b| Start::Buffer(b, 0))
+                        .map(|d| match known_start(body, out.args[2 + d]) {
+                            Some(Known::Constant(c)) => Ok(Start::Constant(c)),
+                            Some(Known::Index(c)) => Ok(Start::Buffer(counter, c)),
+                            None => linked(&format!("s{k}_{d}")).map(|b| Start::Buffer(b, 0)),
                         })
                         .collect::<Result<Vec<_>>>()?;
                     uses_index |= starts
@@ -666,6 +641,18 @@ impl Linker {
             },
         }
     }
+}
+
+/// The operands of `u` it reads from a buffer: all of them, but for a loop's carried
+/// values that start as a constant (the loop fills them itself).
+fn operands_read(g: &Graph, u: Value) -> impl Iterator<Item = &Value> + '_ {
+    let node = g.node(u);
+    let carried = node.op.as_loop().map_or(0, |(_, n, _)| n);
+    node.args
+        .iter()
+        .enumerate()
+        .filter(move |(k, a)| *k >= carried || splat_bits(g, **a).is_none())
+        .map(|(_, a)| a)
 }
 
 /// The stretch's value for `a`: the one computed or received already, or a new input
@@ -911,6 +898,21 @@ fn constant_start(body: &Graph, s: Value) -> Option<i32> {
         Some(crate::ir::Scalar::Int(c)) => Some(c),
         _ => None,
     }
+}
+
+/// A start index the window kernel computes itself.
+enum Known {
+    /// A constant.
+    Constant(i32),
+    /// The iteration index plus a constant: read from the counter.
+    Index(i32),
+}
+
+/// What the window kernel can compute of the start index `s` without the body.
+fn known_start(body: &Graph, s: Value) -> Option<Known> {
+    constant_start(body, s)
+        .map(Known::Constant)
+        .or_else(|| index_offset(body, s).map(Known::Index))
 }
 
 /// `c` when the start index `s` is the iteration index plus the constant `c` (`i`,
