@@ -8,15 +8,37 @@
 
 use crate::compiler::{Error, Result};
 use crate::{DType, Graph, Tensor, Type};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
-/// Parses a JSON object of named tensors.
+/// Parses a JSON object of named tensors from text; see [`read_tensors`].
+pub fn parse_tensors(text: &str) -> Result<HashMap<String, Tensor>> {
+    read_tensors(text.as_bytes())
+}
+
+/// Reads a JSON object of named tensors from `reader`, streaming: each tensor's
+/// elements go straight into its typed buffer (no tree of JSON values is built), so
+/// memory stays near the tensors' own size. A UTF-8 byte-order mark is skipped.
 ///
 /// Malformed JSON, and an object that names one key twice (which JSON readers disagree
-/// on), are [`Error::Parse`] errors at the line and column where they are found.
-pub fn parse_tensors(text: &str) -> Result<HashMap<String, Tensor>> {
+/// on), are [`Error::Parse`] errors at the line and column where they are found; a
+/// tensor whose shape, dtype and data disagree is an [`Error::Input`] naming it.
+pub fn read_tensors(reader: impl Read) -> Result<HashMap<String, Tensor>> {
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let bom = "\u{feff}".as_bytes();
+    let head = reader
+        .fill_buf()
+        .map_err(|e| Error::Eval(format!("cannot read the inputs: {e}")))?;
+    if head.starts_with(bom) {
+        reader.consume(bom.len());
+    }
     let syntax = |e: serde_json::Error| {
+        if e.is_io() {
+            return Error::Eval(format!("cannot read the inputs: {e}"));
+        }
         let message = e.to_string();
         // serde_json ends its messages with the position, which the error carries.
         let message = match message.rfind(" at line ") {
@@ -29,16 +51,12 @@ pub fn parse_tensors(text: &str) -> Result<HashMap<String, Tensor>> {
             message,
         })
     };
-    serde_json::from_str::<NoDuplicates>(text).map_err(syntax)?;
-    let root: Json = serde_json::from_str(text).map_err(syntax)?;
-    let Json::Object(map) = root else {
-        return Err(Error::Eval(
-            "the inputs must be one JSON object mapping names to tensors".into(),
-        ));
-    };
-    map.into_iter()
-        .map(|(name, v)| {
-            let t = parse_tensor(&v).map_err(|message| Error::Input {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let raw = de.deserialize_map(RootVisitor).map_err(syntax)?;
+    de.end().map_err(syntax)?;
+    raw.into_iter()
+        .map(|(name, raw)| {
+            let t = raw.finish().map_err(|message| Error::Input {
                 name: name.clone(),
                 message,
             })?;
@@ -47,84 +65,287 @@ pub fn parse_tensors(text: &str) -> Result<HashMap<String, Tensor>> {
         .collect()
 }
 
-fn parse_tensor(v: &Json) -> std::result::Result<Tensor, String> {
-    let obj = v
-        .as_object()
-        .ok_or("expected an object with `shape`, `dtype` and `data`")?;
-    if let Some(k) = obj
-        .keys()
-        .find(|k| !["shape", "dtype", "data"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "unknown field `{k}` (expected `shape`, `dtype`, `data`)"
-        ));
+/// The root object: names to tensors, each name once.
+struct RootVisitor;
+
+impl<'de> Visitor<'de> for RootVisitor {
+    type Value = Vec<(String, RawTensor)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("one JSON object mapping input names to tensors")
     }
-    let shape = obj
-        .get("shape")
-        .and_then(Json::as_array)
-        .ok_or("`shape` must be an array of extents")?
-        .iter()
-        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-        .collect::<Option<Vec<usize>>>()
-        .ok_or("`shape` must hold non-negative integers")?;
-    let dtype_name = obj
-        .get("dtype")
-        .and_then(Json::as_str)
-        .ok_or("`dtype` must be one of \"f32\", \"i32\", \"u32\", \"bool\"")?;
-    let dtype = DType::from_name(dtype_name)
-        .ok_or_else(|| format!("unknown dtype `{dtype_name}` (expected f32, i32, u32 or bool)"))?;
-    let data = obj
-        .get("data")
-        .and_then(Json::as_array)
-        .ok_or("`data` must be a flat array")?;
-    let numel = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or("the shape's element count overflows")?;
-    if data.len() != numel {
-        return Err(format!(
-            "shape {} holds {numel} elements but `data` has {}",
-            wgrad_compiler::ir::fmt_shape(&shape),
-            data.len()
-        ));
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out: Vec<(String, RawTensor)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !seen.insert(name.clone()) {
+                return Err(de::Error::custom(format!("duplicate key `{name}`")));
+            }
+            let t = map.next_value_seed(TensorSeed { name: &name })?;
+            out.push((name, t));
+        }
+        Ok(out)
     }
-    let values = data
-        .iter()
-        .enumerate()
-        .map(|(i, x)| {
-            element(dtype, x).ok_or_else(|| match (dtype, x.as_f64()) {
-                (DType::F32, Some(v)) if v.is_finite() => format!(
-                    "data[{i}] = {x} is beyond f32's range (±{:e}; write \"inf\" or \"-inf\")",
-                    f32::MAX
-                ),
-                _ => format!("data[{i}] = {x} is not a valid {dtype}"),
-            })
-        })
-        .collect::<std::result::Result<Vec<f64>, String>>()?;
-    Tensor::new(Type::new(dtype, &shape), values).map_err(|e| e.to_string())
 }
 
-fn element(dtype: DType, x: &Json) -> Option<f64> {
-    match (dtype, x) {
-        // A finite number beyond f32's range would silently become infinite on the
-        // device: write "inf" or "-inf" for that.
-        (DType::F32, Json::Number(n)) => n.as_f64().filter(|x| x.abs() <= f64::from(f32::MAX)),
-        (DType::F32, Json::String(s)) => match s.as_str() {
-            "NaN" => Some(f64::NAN),
-            "inf" => Some(f64::INFINITY),
-            "-inf" => Some(f64::NEG_INFINITY),
-            _ => None,
-        },
-        (DType::I32, Json::Number(n)) => n
-            .as_i64()
-            .and_then(|i| i32::try_from(i).ok())
-            .map(f64::from),
-        (DType::U32, Json::Number(n)) => n
-            .as_u64()
-            .and_then(|i| u32::try_from(i).ok())
-            .map(f64::from),
-        (DType::Bool, Json::Bool(b)) => Some(f64::from(u8::from(*b))),
-        _ => None,
+/// A tensor as written, before its shape, dtype and data are checked against each
+/// other: the fields may come in any order, so elements are kept as `f64` with a note
+/// of the first element of each JSON kind, which decides what the dtype accepts.
+#[derive(Default)]
+struct RawTensor {
+    shape: Option<Vec<usize>>,
+    dtype: Option<String>,
+    data: Option<Vec<f64>>,
+    /// The first element written as a JSON number with a fraction or an exponent.
+    first_float: Option<usize>,
+    /// The first element written as a JSON integer.
+    first_int: Option<usize>,
+    /// The first element written as a string (`"NaN"`, `"inf"`, `"-inf"`).
+    first_string: Option<usize>,
+    /// The first element written as `true` or `false`.
+    first_bool: Option<usize>,
+}
+
+impl RawTensor {
+    fn finish(self) -> std::result::Result<Tensor, String> {
+        let shape = self.shape.ok_or("`shape` is missing")?;
+        let dtype_name = self.dtype.ok_or("`dtype` is missing")?;
+        let data = self.data.ok_or("`data` is missing")?;
+        let dtype = DType::from_name(&dtype_name).ok_or_else(|| {
+            format!("unknown dtype `{dtype_name}` (expected f32, i32, u32 or bool)")
+        })?;
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or("the shape's element count overflows")?;
+        if data.len() != numel {
+            return Err(format!(
+                "shape {} holds {numel} elements but `data` has {}",
+                wgrad_compiler::ir::fmt_shape(&shape),
+                data.len()
+            ));
+        }
+        let invalid = |i: usize| format!("data[{i}] = {} is not a valid {dtype}", data[i]);
+        let first = |list: &[Option<usize>]| list.iter().flatten().min().copied();
+        match dtype {
+            DType::F32 => {
+                if let Some(i) = self.first_bool {
+                    return Err(format!("data[{i}] is a bool, not a valid f32"));
+                }
+                if let Some(i) = data
+                    .iter()
+                    .position(|x| x.is_finite() && x.abs() > f64::from(f32::MAX))
+                {
+                    return Err(format!(
+                        "data[{i}] = {} is beyond f32's range (±{:e}; write \"inf\" or \"-inf\")",
+                        data[i],
+                        f32::MAX
+                    ));
+                }
+            }
+            DType::I32 | DType::U32 => {
+                if let Some(i) = first(&[self.first_float, self.first_string, self.first_bool]) {
+                    return Err(invalid(i));
+                }
+                let (lo, hi) = match dtype {
+                    DType::I32 => (f64::from(i32::MIN), f64::from(i32::MAX)),
+                    _ => (0.0, f64::from(u32::MAX)),
+                };
+                if let Some(i) = data.iter().position(|x| !(lo..=hi).contains(x)) {
+                    return Err(invalid(i));
+                }
+            }
+            DType::Bool => {
+                if let Some(i) = first(&[self.first_float, self.first_int, self.first_string]) {
+                    return Err(invalid(i));
+                }
+            }
+        }
+        Tensor::new(Type::new(dtype, &shape), data).map_err(|e| e.to_string())
+    }
+}
+
+/// Reads one tensor's object.
+struct TensorSeed<'a> {
+    name: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for TensorSeed<'_> {
+    type Value = RawTensor;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<RawTensor, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TensorSeed<'_> {
+    type Value = RawTensor;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "input `{}` as an object with `shape`, `dtype` and `data`",
+            self.name
+        )
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawTensor, A::Error> {
+        let mut t = RawTensor::default();
+        let name = self.name;
+        let twice = |field: &str| {
+            de::Error::custom(format!("input `{name}`: field `{field}` is written twice"))
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "shape" => {
+                    if t.shape.is_some() {
+                        return Err(twice("shape"));
+                    }
+                    let shape = map.next_value::<Vec<u64>>().map_err(|_| {
+                        de::Error::custom(format!(
+                            "input `{name}`: `shape` must be an array of non-negative integers"
+                        ))
+                    })?;
+                    let shape = shape
+                        .into_iter()
+                        .map(usize::try_from)
+                        .collect::<std::result::Result<Vec<usize>, _>>()
+                        .map_err(|_| {
+                            de::Error::custom(format!("input `{name}`: an extent is too large"))
+                        })?;
+                    t.shape = Some(shape);
+                }
+                "dtype" => {
+                    if t.dtype.is_some() {
+                        return Err(twice("dtype"));
+                    }
+                    t.dtype = Some(map.next_value::<String>().map_err(|_| {
+                        de::Error::custom(format!(
+                            "input `{name}`: `dtype` must be one of \"f32\", \"i32\", \"u32\", \"bool\""
+                        ))
+                    })?);
+                }
+                "data" => {
+                    if t.data.is_some() {
+                        return Err(twice("data"));
+                    }
+                    // Reserve what the shape promises, within reason: a shape is only a
+                    // claim until the elements arrive.
+                    let hint = t
+                        .shape
+                        .as_ref()
+                        .and_then(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)))
+                        .unwrap_or(0)
+                        .min(1 << 24);
+                    map.next_value_seed(DataSeed {
+                        name,
+                        hint,
+                        raw: &mut t,
+                    })?;
+                }
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "input `{name}`: unknown field `{other}` (expected `shape`, `dtype`, `data`)"
+                    )));
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Reads a tensor's flat `data` array into its raw tensor.
+struct DataSeed<'a, 'b> {
+    name: &'a str,
+    hint: usize,
+    raw: &'b mut RawTensor,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "input `{}`: `data` as a flat array", self.name)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let mut data = Vec::with_capacity(self.hint);
+        let raw = self.raw;
+        while let Some(e) = seq.next_element::<Element>()? {
+            let i = data.len();
+            let (x, note) = match e {
+                Element::Float(x) => (x, &mut raw.first_float),
+                Element::Int(x) => (x, &mut raw.first_int),
+                Element::Str(x) => (x, &mut raw.first_string),
+                Element::Bool(b) => (f64::from(u8::from(b)), &mut raw.first_bool),
+            };
+            note.get_or_insert(i);
+            data.push(x);
+        }
+        raw.data = Some(data);
+        Ok(())
+    }
+}
+
+/// One element of `data`, by its JSON kind.
+enum Element {
+    Float(f64),
+    Int(f64),
+    Str(f64),
+    Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Element, D::Error> {
+        d.deserialize_any(ElementVisitor)
+    }
+}
+
+struct ElementVisitor;
+
+impl Visitor<'_> for ElementVisitor {
+    type Value = Element;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a number, a bool, or one of \"NaN\", \"inf\", \"-inf\"")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> std::result::Result<Element, E> {
+        Ok(Element::Bool(b))
+    }
+
+    fn visit_i64<E>(self, x: i64) -> std::result::Result<Element, E> {
+        // Integers beyond 2^53 are out of every integer dtype's range anyway.
+        Ok(Element::Int(x as f64))
+    }
+
+    fn visit_u64<E>(self, x: u64) -> std::result::Result<Element, E> {
+        Ok(Element::Int(x as f64))
+    }
+
+    fn visit_f64<E>(self, x: f64) -> std::result::Result<Element, E> {
+        Ok(Element::Float(x))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Element, E> {
+        match s {
+            "NaN" => Ok(Element::Str(f64::NAN)),
+            "inf" => Ok(Element::Str(f64::INFINITY)),
+            "-inf" => Ok(Element::Str(f64::NEG_INFINITY)),
+            _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
+        }
     }
 }
 
@@ -171,100 +392,57 @@ pub enum Precision {
 
 /// Writes named tensors as one JSON object, one tensor per line, in the given order.
 pub fn format_tensors(tensors: &[(String, Tensor)], precision: Precision) -> String {
-    let mut out = String::from("{");
+    let mut out = Vec::new();
+    write_tensors(&mut out, tensors, precision).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("JSON text is UTF-8")
+}
+
+/// Writes named tensors as [`format_tensors`] does, element by element into `w`
+/// (buffered here), so no text the size of the output is built in memory.
+pub fn write_tensors(
+    w: impl Write,
+    tensors: &[(String, Tensor)],
+    precision: Precision,
+) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 16, w);
+    w.write_all(b"{")?;
     for (i, (name, t)) in tensors.iter().enumerate() {
-        let data: Vec<String> = t
-            .data
-            .iter()
-            .map(|&x| element_text(t.ty.dtype, x, precision))
-            .collect();
-        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
-        out.push_str(&format!(
-            "{}: {{\"shape\":{},\"dtype\":\"{}\",\"data\":[{}]}}",
+        w.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
+        write!(
+            w,
+            "{}: {{\"shape\":{},\"dtype\":\"{}\",\"data\":[",
             Json::String(name.clone()),
             json!(t.ty.shape),
             t.ty.dtype.name(),
-            data.join(",")
-        ));
+        )?;
+        for (j, &x) in t.data.iter().enumerate() {
+            if j > 0 {
+                w.write_all(b",")?;
+            }
+            write_element(&mut w, t.ty.dtype, x, precision)?;
+        }
+        w.write_all(b"]}")?;
     }
-    out.push_str("\n}\n");
-    out
+    w.write_all(b"\n}\n")?;
+    w.flush()
 }
 
 /// One element as JSON text. Rust's `{:?}` writes the shortest decimal that parses back
 /// to the same value of that float type, always with a `.` or an exponent.
-fn element_text(dtype: DType, x: f64, precision: Precision) -> String {
+fn write_element(
+    w: &mut impl Write,
+    dtype: DType,
+    x: f64,
+    precision: Precision,
+) -> std::io::Result<()> {
     match dtype {
-        DType::F32 if x.is_nan() => "\"NaN\"".into(),
-        DType::F32 if x.is_infinite() => if x > 0.0 { "\"inf\"" } else { "\"-inf\"" }.into(),
-        DType::F32 if precision == Precision::F32 => format!("{:?}", x as f32),
-        DType::F32 => format!("{x:?}"),
-        DType::I32 | DType::U32 => format!("{}", x as i64),
-        DType::Bool => (x != 0.0).to_string(),
-    }
-}
-
-/// Any JSON value, accepted only when no object in it names a key twice.
-struct NoDuplicates;
-
-impl<'de> serde::Deserialize<'de> for NoDuplicates {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(NoDuplicatesVisitor)
-    }
-}
-
-struct NoDuplicatesVisitor;
-
-impl<'de> serde::de::Visitor<'de> for NoDuplicatesVisitor {
-    type Value = NoDuplicates;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<NoDuplicates, A::Error> {
-        let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
-            }
-            map.next_value::<NoDuplicates>()?;
+        DType::F32 if x.is_nan() => w.write_all(b"\"NaN\""),
+        DType::F32 if x.is_infinite() => {
+            w.write_all(if x > 0.0 { b"\"inf\"" } else { b"\"-inf\"" })
         }
-        Ok(NoDuplicates)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<NoDuplicates, A::Error> {
-        while seq.next_element::<NoDuplicates>()?.is_some() {}
-        Ok(NoDuplicates)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-
-    fn visit_str<E>(self, _: &str) -> std::result::Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
+        DType::F32 if precision == Precision::F32 => write!(w, "{:?}", x as f32),
+        DType::F32 => write!(w, "{x:?}"),
+        DType::I32 | DType::U32 => write!(w, "{}", x as i64),
+        DType::Bool => w.write_all(if x != 0.0 { b"true" } else { b"false" }),
     }
 }

@@ -6,12 +6,13 @@
 //! accept again, so derivatives of any order compose through pipes.
 
 use clap::{Args, Parser, Subcommand};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgrad::json::Precision;
 use wgrad::passes::Optimizations;
-use wgrad::{Error, Graph, Options, Runtime, RuntimeOptions, Target, json};
+use wgrad::{Error, Graph, Options, Runtime, RuntimeOptions, Target, Tensor, json};
 
 #[derive(Parser)]
 #[command(
@@ -142,6 +143,14 @@ struct Lowering {
     unroll_limit: usize,
 }
 
+/// What a command prints on success.
+enum Output {
+    /// Text, printed as it is.
+    Text(String),
+    /// Named tensors, written as JSON element by element.
+    Tensors(Vec<(String, Tensor)>, Precision),
+}
+
 /// How an internal error (`Error::Internal`, or a panic) introduces itself.
 const INTERNAL: &str = "internal error (this is a bug in wgrad)";
 
@@ -158,9 +167,15 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match run(cli.command) {
-        Ok(text) => {
+        Ok(output) => {
             let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            let written = match output {
+                Output::Text(text) => out.write_all(text.as_bytes()).and_then(|()| out.flush()),
+                Output::Tensors(tensors, precision) => {
+                    json::write_tensors(&mut out, &tensors, precision)
+                }
+            };
+            match written {
                 Ok(()) => ExitCode::SUCCESS,
                 // The reader stopped reading (`wgrad eval … | head`): nothing to report.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -182,47 +197,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<String, String> {
+fn run(command: Command) -> Result<Output, String> {
     match command {
         Command::Grad { file, wrt, of } => {
             let g = load(&file)?;
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
             let d = wgrad::grad(&g, of.as_deref(), &wrt).map_err(user)?;
-            Ok(wgrad::print(&d))
+            Ok(Output::Text(wgrad::print(&d)))
         }
         Command::Jvp { file, wrt, of } => {
             let g = load(&file)?;
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
             let d = wgrad::jvp(&g, of.as_deref(), &wrt).map_err(user)?;
-            Ok(wgrad::print(&d))
+            Ok(Output::Text(wgrad::print(&d)))
         }
         Command::Vjp { file, of } => {
             let g = load(&file)?;
             let names = wgrad::float_inputs(&g);
             let wrt: Vec<&str> = names.iter().map(String::as_str).collect();
             let d = wgrad::vjp(&g, of.as_deref(), &wrt).map_err(user)?;
-            Ok(wgrad::print(&d))
+            Ok(Output::Text(wgrad::print(&d)))
         }
         Command::Eval { source, inputs } => {
             let g = load_derived(&source, &Optimizations::ALL)?;
-            let text = read(&inputs)?;
-            let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
-            json::check_inputs(&g, &inputs).map_err(user)?;
+            let inputs = read_inputs(&g, &inputs)?;
             let out = wgrad::eval(&g, &inputs).map_err(user)?;
-            Ok(json::format_tensors(&out, Precision::F64))
+            Ok(Output::Tensors(out, Precision::F64))
         }
         Command::Run { source, inputs } => {
             let g = load_derived(&source, &Optimizations::ALL)?;
-            let text = read(&inputs)?;
-            let inputs = json::parse_tensors(&text).map_err(|e| format!("{inputs}: {e}"))?;
-            json::check_inputs(&g, &inputs).map_err(user)?;
+            let inputs = read_inputs(&g, &inputs)?;
             let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
             let program = wgrad::compile(&g, &Options::new(rt.target().clone())).map_err(user)?;
             let out = rt
                 .load(&program)
                 .and_then(|mut exe| exe.run(&inputs))
                 .map_err(user)?;
-            Ok(json::format_tensors(&out, Precision::F32))
+            Ok(Output::Tensors(out, Precision::F32))
         }
         Command::Compile {
             source,
@@ -261,7 +272,7 @@ fn run(command: Command) -> Result<String, String> {
                 }
                 text.push_str(&wgrad::dump::explain(&report));
             }
-            Ok(text)
+            Ok(Output::Text(text))
         }
         Command::Stats {
             source,
@@ -271,10 +282,10 @@ fn run(command: Command) -> Result<String, String> {
             let (g, options) = prepare(&source, &lowering)?;
             let program = wgrad::compile(&g, &options).map_err(user)?;
             if json {
-                return Ok(wgrad::dump::stats_json(&program));
+                return Ok(Output::Text(wgrad::dump::stats_json(&program)));
             }
             let s = &program.stats;
-            Ok(format!(
+            Ok(Output::Text(format!(
                 "kernels         {}\nmatmul_kernels  {}\nflops           {}\nbytes_moved     {}\npeak_bytes      {}\ntemp_bytes      {}\nresidual_bytes  {}\nallocated_bytes {}\n",
                 s.kernels,
                 s.matmul_kernels,
@@ -284,12 +295,12 @@ fn run(command: Command) -> Result<String, String> {
                 s.temp_bytes,
                 s.residual_bytes,
                 s.allocated_bytes
-            ))
+            )))
         }
         Command::Adapter => {
             let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
             let t = rt.target();
-            Ok(format!(
+            Ok(Output::Text(format!(
                 "{}\ntarget: class {}, {} storage buffers per stage, {} invocations per workgroup, \
                  {} bytes per storage binding, matmul tile {}x{}\n",
                 rt.adapter(),
@@ -299,9 +310,9 @@ fn run(command: Command) -> Result<String, String> {
                 t.max_storage_buffer_binding_size,
                 t.matmul_tile[0],
                 t.matmul_tile[1]
-            ))
+            )))
         }
-        Command::Print { file } => Ok(wgrad::print(&load(&file)?)),
+        Command::Print { file } => Ok(Output::Text(wgrad::print(&load(&file)?))),
     }
 }
 
@@ -346,6 +357,20 @@ fn disabled(without: &[String]) -> Result<Optimizations, String> {
 /// The message of a user error, whether the compiler or the runtime reported it.
 fn user(e: impl Into<Error>) -> String {
     e.into().to_string()
+}
+
+/// Reads the JSON inputs at `path` (standard input for `-`), streaming, and checks
+/// them against the program's inputs; errors name the file.
+fn read_inputs(g: &Graph, path: &str) -> Result<HashMap<String, Tensor>, String> {
+    let inputs = if path == "-" {
+        json::read_tensors(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        json::read_tensors(file)
+    };
+    let inputs = inputs.map_err(|e| format!("{path}: {e}"))?;
+    json::check_inputs(g, &inputs).map_err(|e| format!("{path}: {e}"))?;
+    Ok(inputs)
 }
 
 /// Reads a file, or standard input for `-`.

@@ -236,7 +236,7 @@ fn mistakes_are_clear_errors_with_exit_code_1() {
         ],
         "",
         1,
-        &["`b1`", "missing"],
+        &["missing.json: input `b1`", "missing"],
     );
     let mut v = json(&good);
     v["w9"] = v["b1"].clone();
@@ -249,7 +249,7 @@ fn mistakes_are_clear_errors_with_exit_code_1() {
         ],
         "",
         1,
-        &["`w9`"],
+        &["unknown.json:", "`w9`"],
     );
     let mut v = json(&good);
     v["b1"]["shape"] = serde_json::json!([2, 4]);
@@ -262,7 +262,7 @@ fn mistakes_are_clear_errors_with_exit_code_1() {
         ],
         "",
         1,
-        &["`b1`", "f32[8]", "f32[2,4]"],
+        &["shape.json: input `b1`", "f32[8]", "f32[2,4]"],
     );
     let mut v = json(&good);
     v["labels"]["dtype"] = serde_json::json!("f32");
@@ -275,7 +275,7 @@ fn mistakes_are_clear_errors_with_exit_code_1() {
         ],
         "",
         1,
-        &["`labels`", "i32[4]", "f32[4]"],
+        &["dtype.json: input `labels`", "i32[4]", "f32[4]"],
     );
     let mut v = json(&good);
     v["b1"]["data"] = serde_json::json!([1, 2]);
@@ -597,12 +597,58 @@ fn sizes_that_overflow_byte_counts_are_type_errors() {
         &["print", "-"],
         "%0 = input x : f32[2147483648,2147483648]\noutput y = %0\n",
         1,
-        &["too many elements"],
+        &["16 EiB", "at most 2^61 elements"],
     );
     fails(
         &["stats", "-"],
         "%0 = input s : f32[]\n%1 = broadcast %0 dims=[] : f32[2147483648,2147483648]\noutput y = %1\n",
         1,
-        &["too many elements"],
+        &["16 EiB", "at most 2^61 elements"],
     );
+}
+
+#[test]
+#[cfg(unix)]
+fn a_large_json_input_evaluates_in_memory_near_its_own_size() {
+    // Read into a tree of JSON values, inputs took about 40 bytes of memory per byte of
+    // JSON, and the output was formatted as one string about 8× its tensors' size. Now
+    // both stream: the peak is the input and output tensors (8 bytes an element each)
+    // and the program, within 3× the file's size.
+    let n = 4_000_000usize;
+    let dir = std::env::temp_dir().join(format!("wgrad-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("large.json");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        write!(w, "{{\"x\":{{\"shape\":[{n}],\"dtype\":\"f32\",\"data\":[").unwrap();
+        for i in 0..n {
+            let sep = if i == 0 { "" } else { "," };
+            write!(w, "{sep}{:.7}", ((i * 7919) % 1000) as f64 / 1000.0 - 0.5).unwrap();
+        }
+        write!(w, "]}}}}").unwrap();
+    }
+    let json_bytes = std::fs::metadata(&path).unwrap().len();
+    let program = write_temp(
+        "large.wg",
+        &format!("%0 = input x : f32[{n}]\n%1 = mul %0, %0 : f32[{n}]\noutput y = %1\n"),
+    );
+    #[allow(clippy::zombie_processes, reason = "reaped by `wait4` below")]
+    let child = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+        .args(["eval", &program, "--inputs", &path.to_string_lossy()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `wait4` reports the peak resident memory of this child alone.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let peak = usage.ru_maxrss as u64 * 1024;
+    assert!(
+        peak <= 3 * json_bytes,
+        "peak resident memory {peak} bytes for {json_bytes} bytes of JSON"
+    );
+    std::fs::remove_file(&path).ok();
 }

@@ -568,3 +568,41 @@ fn zero_size_tensors_run_end_to_end() {
     let out = common::gpu::assert_gpu_matches(&rt, &dg, &ins);
     assert!(out.iter().any(|(n, t)| n == "grad.a" && t.data.is_empty()));
 }
+
+#[test]
+fn a_concat_of_many_operands_compiles_and_runs() {
+    // Emitted as one nested `select`, 200 operands exceeded naga's parser recursion
+    // limit and were reported as a bug in wgrad.
+    let n = 300;
+    let mut text = String::from("%x = input x : f32[2]\n");
+    for i in 0..n {
+        text.push_str(&format!("%n{i} = mul %x, %x : f32[2]\n"));
+    }
+    let args: Vec<String> = (0..n).map(|i| format!("%n{i}")).collect();
+    text.push_str(&format!(
+        "%c = concat {} axis=0 : f32[{}]\noutput c = %c\n",
+        args.join(", "),
+        2 * n
+    ));
+    let g = parse(&text);
+    compile(&g, Target::software_vulkan());
+    let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
+        return;
+    };
+    let x = wgrad::Tensor::new(wgrad::Type::f32(&[2]), vec![1.5, -2.0]).unwrap();
+    let ins = std::collections::HashMap::from([("x".to_string(), x)]);
+    common::gpu::assert_gpu_matches(&rt, &g, &ins);
+}
+
+#[test]
+fn a_sum_of_more_than_two_to_the_32_elements_compiles_to_valid_wgsl() {
+    // Its element count once became a `u32` literal out of range.
+    let g = parse(
+        "%s = input s : f32[]
+         %a = broadcast %s dims=[] : f32[70000,70000]
+         %t = reduce_sum %a axes=[0,1] : f32[]
+         output t = %t",
+    );
+    let p = compile(&g, Target::software_vulkan());
+    assert!(p.kernels.len() >= 2, "{}", variants(&p).join(", "));
+}

@@ -651,7 +651,7 @@ fn bad_types_say_what_a_type_looks_like() {
         "%0 = input x : f32[4000000000,4000000000,4000000000]\n",
         1,
         16,
-        &["too many elements"],
+        &["more than wgrad counts"],
     );
 }
 

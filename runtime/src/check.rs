@@ -27,8 +27,10 @@ fn check_structure(program: &Program) -> Result<()> {
     let n = program.buffers.len();
     let valid = |id: BufferId| (id.0 as usize) < n;
     for (i, buffer) in program.buffers.iter().enumerate() {
-        let needed = buffer.ty.numel() as u64 * 4;
-        if buffer.bytes == 0 || buffer.bytes % 4 != 0 || buffer.bytes < needed {
+        // Sizes are compared exactly (in 128 bits): a program built by hand may name a
+        // type whose size in bytes overflows `u64`.
+        if buffer.bytes == 0 || buffer.bytes % 4 != 0 || (buffer.bytes as u128) < buffer.ty.bytes()
+        {
             return Err(malformed(format!(
                 "buffer {i} of type {} has {} bytes",
                 buffer.ty, buffer.bytes
@@ -74,7 +76,7 @@ fn check_structure(program: &Program) -> Result<()> {
                 )));
             }
             let buffer = program.buffer(io.buffer);
-            if buffer.ty.numel() != io.ty.numel() {
+            if buffer.ty.bytes() != io.ty.bytes() {
                 return Err(malformed(format!(
                     "{what} `{}` of type {} is in buffer {} of type {}",
                     io.name, io.ty, io.buffer.0, buffer.ty

@@ -172,7 +172,7 @@ impl<'r> Executable<'r> {
                 continue;
             };
             let from = output.buffer.0 as usize;
-            let bytes = output.ty.numel() as u64 * 4;
+            let bytes = output.ty.bytes() as u64;
             if from == to || bytes == 0 {
                 continue;
             }
@@ -306,7 +306,7 @@ impl<'r> Executable<'r> {
                     self.names()
                 )))
             })?;
-        let bytes = io.ty.numel() as u64 * 4;
+        let bytes = io.ty.bytes() as u64;
         if bytes == 0 {
             return Ok(from_bytes(&io.ty, &[]));
         }

@@ -165,7 +165,7 @@ impl Builder {
         if super::infer::checked_numel(&ty.shape).is_none() {
             return Err(TypeError::new(
                 "input",
-                format!("`{name}` : {ty} has too many elements to count in bytes"),
+                format!("`{name}` : {}", super::infer::too_large(&ty)),
             )
             .into());
         }

@@ -385,12 +385,17 @@ pub fn infer(regions: &[Graph], op: &Op, args: &[&NodeType]) -> Result<NodeType,
         }
     };
     if checked_numel(&t.shape).is_none() {
-        return Err(err(format!(
-            "{} has too many elements to count in bytes",
-            fmt_shape(&t.shape)
-        )));
+        return Err(err(too_large(&t)));
     }
     Ok(NodeType::Tensor(t))
+}
+
+/// Why a type fails [`checked_numel`]: its size, and the limit.
+pub fn too_large(t: &Type) -> String {
+    format!(
+        "{t} is {}: more than wgrad counts (a tensor has at most 2^61 elements)",
+        super::types::human_bytes(t.bytes())
+    )
 }
 
 /// The element count of `shape`, or `None` when it, or its size in bytes at 8 bytes an

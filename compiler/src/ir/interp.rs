@@ -98,6 +98,9 @@ impl Tensor {
 
 /// Why `data` is not a valid value of type `ty`, if it is not.
 fn check_data(ty: &Type, data: &[f64]) -> Result<(), String> {
+    if super::infer::checked_numel(&ty.shape).is_none() {
+        return Err(super::infer::too_large(ty));
+    }
     if data.len() != ty.numel() {
         return Err(format!(
             "{ty} has {} elements, got {}",

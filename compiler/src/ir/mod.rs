@@ -20,7 +20,7 @@ pub use interp::{Budget, Tensor, eval, eval_graph, eval_with};
 pub use op::{BinaryOp, CmpOp, DotDims, Op, OpClass, ReduceKind, Region, UnaryOp};
 pub use parse::parse;
 pub use print::print;
-pub use types::{DType, Scalar, Type, fmt_shape};
+pub use types::{DType, Scalar, Type, fmt_shape, human_bytes};
 pub use verify::verify;
 
 use crate::error::{Error, Result};

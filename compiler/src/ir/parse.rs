@@ -859,17 +859,11 @@ impl Parser {
             )));
         }
         let shape = self.int_list(EXPECTED)?;
-        let fits = shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .is_some();
-        if !fits {
-            return Err(at.error(format!(
-                "type {} has too many elements",
-                Type::new(dtype, &shape)
-            )));
+        let ty = Type::new(dtype, &shape);
+        if super::infer::checked_numel(&shape).is_none() {
+            return Err(at.error(format!("type {}", super::infer::too_large(&ty))));
         }
-        Ok(Type::new(dtype, &shape))
+        Ok(ty)
     }
 
     /// A loop's tuple type `(f32[3], f32[])`.

@@ -101,9 +101,22 @@ impl Type {
         self.shape.len()
     }
 
-    /// The number of elements (1 for a scalar).
+    /// The number of elements (1 for a scalar), saturating at `usize::MAX`: a type
+    /// too large to count never passes for a small one. Every type in a verified graph
+    /// counts exactly.
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
+    }
+
+    /// The size in bytes, exact for every shape (no product of `usize` extents
+    /// overflows 128 bits until the product itself saturates): what limit checks and
+    /// their messages compare, before any `usize` or `u64` size is computed.
+    pub fn bytes(&self) -> u128 {
+        self.shape
+            .iter()
+            .fold(self.dtype.size_bytes() as u128, |n, &d| {
+                n.saturating_mul(d as u128)
+            })
     }
 
     /// Whether this is a scalar (rank 0).
@@ -203,5 +216,42 @@ impl fmt::Display for Scalar {
             Scalar::Uint(x) => write!(f, "{x}"),
             Scalar::Bool(b) => write!(f, "{b}"),
         }
+    }
+}
+
+/// A byte count as a person reads it: `16 EiB`, `128 MiB`, `1.5 KiB`, `12 bytes`.
+pub fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut unit = 0;
+    let mut scale: u128 = 1024;
+    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
+        unit += 1;
+        scale *= 1024;
+    }
+    let x = bytes as f64 / scale as f64;
+    if bytes.is_multiple_of(scale) {
+        format!("{} {}", bytes / scale, UNITS[unit])
+    } else {
+        format!("{x:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Type, human_bytes};
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(12), "12 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(128 << 20), "128 MiB");
+        let huge = Type::f32(&[2147483648, 2147483648]);
+        assert_eq!(huge.bytes(), 1u128 << 64);
+        assert_eq!(human_bytes(huge.bytes()), "16 EiB");
+        assert_eq!(huge.numel(), 1usize << 62);
+        assert_eq!(Type::f32(&[1 << 40, 1 << 40]).numel(), usize::MAX);
     }
 }

@@ -19,7 +19,7 @@ use super::plan::{KernelKind, Plan, RowPlan};
 use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, Stats};
 use super::target::Target;
 use crate::error::{Error, Result};
-use crate::ir::{Graph, NodeType, Side, Type, Value};
+use crate::ir::{Graph, NodeType, Side, Type, Value, human_bytes};
 use std::collections::HashMap;
 
 /// One buffer per input, per kernel root, and per value computed beside a root that
@@ -71,13 +71,14 @@ pub fn assign(
             buffer_of[i] = buffer_of[u.index()];
             continue;
         }
-        let bytes = (ty.numel() as u64).saturating_mul(ty.dtype.size_bytes() as u64);
-        if bytes > target.max_storage_buffer_binding_size {
+        if ty.bytes() > target.max_storage_buffer_binding_size as u128 {
             return Err(Error::Compile(format!(
-                "%{i} ({ty}) takes {bytes} bytes, more than the target's max_storage_buffer_binding_size of {} bytes",
-                target.max_storage_buffer_binding_size
+                "%{i} : {ty} is {}; the target binds at most {} per buffer (max_storage_buffer_binding_size)",
+                human_bytes(ty.bytes()),
+                human_bytes(target.max_storage_buffer_binding_size as u128),
             )));
         }
+        let bytes = ty.bytes() as u64;
         buffer_of[i] = Some(BufferId(buffers.len() as u32));
         buffers.push(Buffer {
             ty,

@@ -590,11 +590,14 @@ impl<'a> Emitter<'a> {
                 let Some((last, rest)) = got.split_last() else {
                     return Err(Error::Compile(format!("{v}: concat of empty operands")));
                 };
+                // One `let` per operand rather than one nested expression: WGSL
+                // parsers bound expression depth (naga at about 200 levels).
                 let mut acc = last.clone();
                 for (p, (_, _, end)) in rest.iter().zip(&pieces).rev() {
-                    acc = format!("select({acc}, {p}, {} < {end}u)", coords[*axis]);
+                    let e = format!("select({acc}, {p}, {} < {end}u)", coords[*axis]);
+                    acc = self.let_(t, e);
                 }
-                Ok(Step::Done(self.let_(t, acc)))
+                Ok(Step::Done(acc))
             }
             (Op::OneHot { .. }, []) => Ok(Step::Need(x[0], coords[..coords.len() - 1].to_vec())),
             (Op::OneHot { .. }, [idx, ..]) => {
