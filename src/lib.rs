@@ -34,6 +34,7 @@
 //! ```
 
 pub mod dump;
+pub mod fuzz;
 pub mod json;
 
 pub use wgrad_compiler as compiler;

@@ -479,10 +479,12 @@ fn w4_gradient_as_one_row_kernel_matches_the_interpreter() {
 #[test]
 fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
     // llvmpipe ends any shader loop after 65,535 iterations: unsplit, the sum of
-    // 100,000 ones came back as 65,535. Every figure here is exact in f32.
+    // 100,000 ones came back as 65,535. Every figure here is exact in f32. The
+    // runtime's target carries that limit.
     let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
         return;
     };
+    assert_eq!(rt.target().max_loop_iterations, wgrad::lower::LOOP_LIMIT);
     let g = parse(
         "%s = input s : f32[]
          %a = broadcast %s dims=[] : f32[70000,1024]
@@ -494,11 +496,19 @@ fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
          %p = broadcast %s dims=[] : f32[2,100000]
          %q = broadcast %s dims=[] : f32[100000,3]
          %d = dot %p, %q lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[2,3]
+         %p2 = broadcast %s dims=[] : f32[2,300,300]
+         %q2 = broadcast %s dims=[] : f32[300,300,3]
+         %d2 = dot %p2, %q2 lhs_batch=[] rhs_batch=[] lhs_contract=[1,2] rhs_contract=[0,1] : f32[2,3]
+         %u = broadcast %s dims=[] : f32[100000,2]
+         %k = constant 1 : i32[100000,2]
+         %sc = scatter_add %u, %k axis=0 size=4 : f32[4,2]
          output t = %t
          output c = %c
          output r = %r
          output m = %m
-         output d = %d",
+         output d = %d
+         output d2 = %d2
+         output sc = %sc",
     );
     let p = compile(&g, rt.target().clone());
     let mut exe = rt.load(&p).unwrap();
@@ -520,6 +530,13 @@ fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
         &get("m")[..4]
     );
     assert!(get("d").iter().all(|&x| x == 100_000.0), "{:?}", get("d"));
+    // Two contracted axes of 300 (90,000 per element), and 100,000 updates scattered
+    // into one row: unsplit, both stopped at 65,535.
+    assert!(get("d2").iter().all(|&x| x == 90_000.0), "{:?}", get("d2"));
+    assert_eq!(
+        get("sc"),
+        &vec![0.0, 0.0, 100_000.0, 100_000.0, 0.0, 0.0, 0.0, 0.0]
+    );
 }
 
 #[test]
@@ -605,4 +622,60 @@ fn a_sum_of_more_than_two_to_the_32_elements_compiles_to_valid_wgsl() {
     );
     let p = compile(&g, Target::software_vulkan());
     assert!(p.kernels.len() >= 2, "{}", variants(&p).join(", "));
+}
+
+#[test]
+fn ops_on_literals_alone_run_on_the_device_even_when_not_finite() {
+    // `0.0f / 0.0f` is a WGSL constant expression: naga evaluated it and rejected the
+    // kernel ("Float literal is NaN"), reported as a bug in wgrad.
+    let g = parse(
+        "%x = input x : f32[4]
+         %z = constant 0.0 : f32[4]
+         %q = div %z, %z : f32[4]
+         %l = log %z : f32[4]
+         %n = neg %l : f32[4]
+         %s = add %q, %x : f32[4]
+         %t = mul %n, %x : f32[4]
+         %m = constant 2147483647 : i32[4]
+         %one = constant 1 : i32[4]
+         %w = add %m, %one : i32[4]
+         output s = %s
+         output t = %t
+         output w = %w",
+    );
+    // Without simplification nothing is folded, so the kernels compute on literals.
+    let unfolded = |target: Target| {
+        let options = Options {
+            optimizations: wgrad::passes::Optimizations::ALL
+                .without("simplify")
+                .unwrap(),
+            ..Options::new(target)
+        };
+        wgrad::compile(&g, &options).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let p = unfolded(Target::software_vulkan());
+    assert!(p.kernels.iter().any(|k| k.wgsl.contains("/ 0.0f")));
+    let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
+        return;
+    };
+    let x = wgrad::Tensor::new(wgrad::Type::f32(&[4]), vec![1.0, -1.0, 2.0, 0.5]).unwrap();
+    let ins = std::collections::HashMap::from([("x".to_string(), x)]);
+    let p = unfolded(rt.target().clone());
+    let out = rt.load(&p).unwrap().run(&ins).unwrap();
+    let get = |name: &str| &out.iter().find(|(n, _)| n == name).unwrap().1.data;
+    assert!(get("s").iter().all(|x| x.is_nan()), "{:?}", get("s"));
+    assert_eq!(
+        get("t"),
+        &vec![
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::INFINITY
+        ]
+    );
+    assert!(
+        get("w").iter().all(|&w| w == f64::from(i32::MIN)),
+        "{:?}",
+        get("w")
+    );
 }

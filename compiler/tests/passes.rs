@@ -540,6 +540,34 @@ fn results_that_are_not_splats_are_not_folded() {
 }
 
 #[test]
+fn a_folded_float_beyond_f32_is_infinite_and_prints_as_text_that_parses() {
+    // Kept at f64, 1e38 · 10 folded to 1e39, which the device holds as inf, and the
+    // printed constant no longer parsed. (The f64 interpreter still computes 1e39 from
+    // the unfolded program: it is a reference for values in f32's range.)
+    let mut g = parse(&text(
+        "%0 = constant 1e38 : f32[]
+         %1 = constant 10.0 : f32[]
+         %2 = mul %0, %1 : f32[]
+         %3 = neg %2 : f32[]
+         output y = %2
+         output z = %3",
+    ))
+    .unwrap();
+    optimize(&mut g).unwrap();
+    let printed = print(&g);
+    assert_eq!(
+        printed,
+        text(
+            "%0 = constant inf : f32[]
+             %1 = constant -inf : f32[]
+             output y = %0
+             output z = %1"
+        )
+    );
+    assert_eq!(print(&parse(&printed).unwrap()), printed);
+}
+
+#[test]
 fn reductions_of_a_splat_fold_in_the_interpreters_order() {
     // 0.1 added ten times one at a time is 0.9999999999999999, not 10 · 0.1 == 1.
     check(

@@ -732,7 +732,26 @@ fn attributes_are_checked() {
         15,
         &["does not fit in i32"],
     );
-    check_err("%0 = constant 1e999 : f32[]\n", 1, 15, &["out of range"]);
+    check_err(
+        "%0 = constant 1e999 : f32[]\n",
+        1,
+        15,
+        &["beyond f32's range"],
+    );
+    // Finite in f64 but not in f32: `eval` gave 3.5e38 and the device inf.
+    check_err(
+        "%0 = constant 3.5e38 : f32[]\n",
+        1,
+        15,
+        &["beyond f32's range", "inf"],
+    );
+    check_err(
+        "%0 = constant -3.5e38 : f32[]\n",
+        1,
+        15,
+        &["beyond f32's range"],
+    );
+    assert!(parse("%0 = constant 3.4e38 : f32[]\noutput y = %0\n").is_ok());
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub fn target_from_adapter(adapter: &wgpu::Adapter) -> Target {
         AdapterClass::Cpu => Target::software_vulkan(),
         _ => Target::discrete_gpu(),
     };
+    let max_loop_iterations = loop_limit(&info, class);
     Target {
         name: info.name,
         class,
@@ -43,5 +44,20 @@ pub fn target_from_adapter(adapter: &wgpu::Adapter) -> Target {
             ),
         },
         matmul_tile: preset.matmul_tile,
+        max_loop_iterations,
+    }
+}
+
+/// The driver's limit on one invocation's loop iterations: llvmpipe's, by its name or
+/// driver, under Vulkan or GL; the same, conservatively, for any other CPU adapter;
+/// none known otherwise.
+fn loop_limit(info: &wgpu::AdapterInfo, class: AdapterClass) -> usize {
+    let llvmpipe = [&info.name, &info.driver, &info.driver_info]
+        .iter()
+        .any(|s| s.to_lowercase().contains("llvmpipe"));
+    if llvmpipe || class == AdapterClass::Cpu {
+        wgrad_compiler::lower::LOOP_LIMIT
+    } else {
+        u32::MAX as usize
     }
 }

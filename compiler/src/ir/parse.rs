@@ -421,10 +421,12 @@ fn literal(word: &str, dtype: DType, at: Pos) -> Result<Scalar, ParseError> {
                 "-inf" => f64::NEG_INFINITY,
                 w if is_decimal(w) => {
                     let x: f64 = w.parse().map_err(|_| bad("0.5"))?;
-                    if x.is_infinite() {
+                    // Beyond f32's range the device would hold an infinity: say so.
+                    if x.is_nan() || x.abs() > f64::from(f32::MAX) {
                         return Err(at.error(format!(
-                            "float literal `{}` is out of range (write inf or -inf)",
-                            clip(word)
+                            "float literal `{}` is beyond f32's range (±{:e}; write inf or -inf)",
+                            clip(word),
+                            f32::MAX
                         )));
                     }
                     x

@@ -161,8 +161,16 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    /// A float literal.
+    /// A float literal: an `f32` value kept at `f64` precision for the reference
+    /// interpreter. A finite value beyond `f32`'s range is infinite, as a cast to
+    /// `f32` (and the device) makes it, so a folded constant means on the interpreter
+    /// what it means on the device, and prints as text that parses back.
     pub fn float(x: f64) -> Scalar {
+        let x = if x.is_finite() && x.abs() > f64::from(f32::MAX) {
+            x.signum() * f64::INFINITY
+        } else {
+            x
+        };
         Scalar::Float(x.to_bits())
     }
 

@@ -175,7 +175,7 @@ fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
         return loops::compile(g, options, dumps);
     }
     // No invocation loops longer than every driver runs a loop.
-    let changed = passes::split_long::run(&mut g, target::LOOP_LIMIT);
+    let changed = passes::split_long::run(&mut g, target.max_loop_iterations);
     step("split_long", &g, changed)?;
     let fusion = options.optimizations.fusion;
     if fusion {

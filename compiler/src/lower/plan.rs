@@ -16,7 +16,7 @@
 use super::fuse::row_scatter;
 use super::fuse_products::{Tiling, prologue_operand, tileable, vec4_prologue_applies};
 use super::placement::{Placement, computed_by, kernel_order, kernel_values};
-use super::target::{AdapterClass, LOOP_LIMIT, REDUCTION_CHUNK, Target};
+use super::target::{AdapterClass, REDUCTION_CHUNK, Target};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Graph, Op, OpClass, Value};
 use crate::passes::split_rows::Rows;
@@ -371,15 +371,15 @@ fn row(
     // leave every other lane idle: W4's gradient at N = 16,384 runs about twice as fast
     // shared), or its passes over the row (at most one per reduction, and one more)
     // could run more loop iterations than one invocation may.
-    let too_long = (reductions + 1) * rows.len > LOOP_LIMIT;
+    let too_long = (reductions + 1).saturating_mul(rows.len) > target.max_loop_iterations;
     let fits = reductions * ROW_THREADS * 4 <= WORKGROUP_MEMORY;
     let share = target.class != AdapterClass::Cpu || too_long || rows.count() == 1;
     let threads = if fits && share {
         ROW_THREADS
     } else if too_long {
         return Err(Error::Compile(format!(
-            "row kernel {head}: rows of {} with {reductions} sums are too long for one invocation's {LOOP_LIMIT} loop iterations, and too many sums for one workgroup's memory",
-            rows.len
+            "row kernel {head}: rows of {} with {reductions} sums are too long for one invocation's {} loop iterations, and too many sums for one workgroup's memory",
+            rows.len, target.max_loop_iterations
         )));
     } else {
         1

@@ -69,6 +69,11 @@ pub struct Target {
     /// Matmul outputs computed per invocation, `[rows, cols]`: the register tile of the
     /// tiled matmul variant, tuned per target.
     pub matmul_tile: [u32; 2],
+    /// The most iterations one shader invocation's loops may run, a limit of the
+    /// driver rather than the API: [`LOOP_LIMIT`] on llvmpipe (and, conservatively,
+    /// on other CPU adapters and in the portable preset), `u32::MAX` where no driver
+    /// limit is known. Sums, products and scatters longer than this are split.
+    pub max_loop_iterations: usize,
 }
 
 impl Target {
@@ -88,6 +93,7 @@ impl Target {
                 timestamps: true,
             },
             matmul_tile: [16, 16],
+            max_loop_iterations: LOOP_LIMIT,
         }
     }
 
@@ -99,6 +105,7 @@ impl Target {
             class: AdapterClass::DiscreteGpu,
             max_storage_buffers_per_shader_stage: 16,
             matmul_tile: [4, 4],
+            max_loop_iterations: u32::MAX as usize,
             ..Target::software_vulkan()
         }
     }
@@ -115,6 +122,7 @@ impl Target {
             max_buffer_size: 256 << 20,
             features: TargetFeatures::default(),
             matmul_tile: [4, 4],
+            max_loop_iterations: LOOP_LIMIT,
         }
     }
 
@@ -187,7 +195,8 @@ impl Target {
     }
 }
 
-/// The most iterations a generated shader loop may run. llvmpipe (Mesa's software
+/// The most iterations a shader loop may run on llvmpipe
+/// ([`Target::max_loop_iterations`] there). llvmpipe (Mesa's software
 /// rasterizer, behind lavapipe) silently ends a loop after 65,535 iterations (a loop
 /// nested in another shares that count across the outer loop's iterations: a
 /// product's K loop of 100,000 split into nested blocks still stops at 65,535).

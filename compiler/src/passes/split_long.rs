@@ -1,7 +1,7 @@
 //! Sums and products too long for one invocation's loop, split.
 //!
 //! llvmpipe (behind lavapipe) silently ends a shader loop after 65,535 iterations
-//! (`lower::LOOP_LIMIT`), and nesting the loop does not help. So lowering never asks
+//! (`lower::LOOP_LIMIT`, the target's `max_loop_iterations`), and nesting the loop does not help. So lowering never asks
 //! one invocation to loop longer; this pass, run by lowering after `optimize`, rewrites
 //! the work that would:
 //!
@@ -12,8 +12,10 @@
 //!   final stage would fold more partials than the limit) pads the axis with the
 //!   reduction's identity to `c` chunks of [`CHUNK`] elements, folds each chunk, then the `c`
 //!   chunk results;
-//! - a product contracting more elements than the limit along one axis splits that
-//!   axis into `c` chunks, made a batch axis, and sums the `c` partial products.
+//! - a product contracting more elements than the limit splits its first contracted
+//!   axis into `c` chunks, made a batch axis, and sums the `c` partial products;
+//! - a scatter-add of more updates along its axis than the limit scatters them in
+//!   chunks and adds the results in order.
 //!
 //! Padding and reshaping are read in place by the kernels that consume them, so nothing
 //! is copied. Results stay deterministic (a fixed order), and are exact wherever the
@@ -29,9 +31,23 @@ pub const CHUNK: usize = 32_768;
 /// Splits every reduction and product that one invocation could not loop over within
 /// `limit` iterations. Returns whether any was.
 pub fn run(graph: &mut Graph, limit: usize) -> bool {
+    // A split's own sums are built within the limit, but a product split finely (many
+    // contracted axes) sums many chunks: a second round splits those.
+    let mut changed = false;
+    for _ in 0..4 {
+        if !run_once(graph, limit) {
+            break;
+        }
+        changed = true;
+    }
+    changed
+}
+
+fn run_once(graph: &mut Graph, limit: usize) -> bool {
     let needs = |g: &Graph, v: Value| match &g.node(v).op {
         Op::Reduce { axes, .. } => reduce_too_long(g, v, axes, limit),
         Op::Dot(dims) => dot_too_long(g, v, dims, limit),
+        Op::ScatterAdd { axis, .. } => g.ty(g.node(v).args[0]).shape[*axis] > limit,
         _ => false,
     };
     if !graph.values().any(|v| needs(graph, v)) {
@@ -45,7 +61,10 @@ pub fn run(graph: &mut Graph, limit: usize) -> bool {
         let args: Vec<Value> = node.args.iter().map(|a| map[a.index()]).collect();
         Some(match &node.op {
             Op::Reduce { kind, axes } => reduce(b, *kind, args[0], axes, limit),
-            Op::Dot(dims) => dot(b, args[0], args[1], dims, CHUNK.min(limit)),
+            Op::Dot(dims) => dot(b, args[0], args[1], dims, limit),
+            Op::ScatterAdd { axis, size } => {
+                scatter_add(b, args[0], args[1], *axis, *size, CHUNK.min(limit))
+            }
             _ => return None,
         })
     });
@@ -78,7 +97,10 @@ fn reduce_too_long(g: &Graph, v: Value, axes: &[usize], limit: usize) -> bool {
 
 fn dot_too_long(g: &Graph, v: Value, dims: &DotDims, limit: usize) -> bool {
     let shape = &g.ty(g.node(v).args[0]).shape;
-    dims.lhs_contract.len() == 1 && shape[dims.lhs_contract[0]] > limit
+    let trips: usize = dims.lhs_contract.iter().map(|&a| shape[a]).product();
+    let rest = trips / shape.get(dims.lhs_contract[0]).copied().unwrap_or(1).max(1);
+    // Splitting the first contracted axis helps only while the others fit.
+    !dims.lhs_contract.is_empty() && trips > limit && rest <= limit / 2
 }
 
 /// The identity of a reduction, in `dtype`.
@@ -141,11 +163,17 @@ fn reduce(
     reduce(b, kind, folded, &[a], limit)
 }
 
-/// `dot(l, r)` contracting its one contracted axis in chunks of `chunk`: the axis
-/// split into `(c, chunk)`, `c` made a batch axis, and the `c` products summed.
-fn dot(b: &mut Builder, l: Value, r: Value, dims: &DotDims, chunk: usize) -> Result<Value> {
+/// `dot(l, r)` contracting its first contracted axis in chunks: the axis split into
+/// `(c, chunk)`, `c` made a batch axis, and the `c` products summed. A chunk times the
+/// other contracted axes' extents stays within `limit`.
+fn dot(b: &mut Builder, l: Value, r: Value, dims: &DotDims, limit: usize) -> Result<Value> {
     let (la, ra) = (dims.lhs_contract[0], dims.rhs_contract[0]);
     let len = b.ty(l).shape[la];
+    let rest: usize = dims.lhs_contract[1..]
+        .iter()
+        .map(|&a| b.ty(l).shape[a])
+        .product();
+    let chunk = (CHUNK.min(limit) / rest.max(1)).max(1);
     let chunks = len.div_ceil(chunk);
     let split = |b: &mut Builder, x: Value, axis: usize| -> Result<Value> {
         let shape = b.ty(x).shape.clone();
@@ -174,13 +202,47 @@ fn dot(b: &mut Builder, l: Value, r: Value, dims: &DotDims, chunk: usize) -> Res
     lhs_batch.push(la);
     let mut rhs_batch = shift(&dims.rhs_batch, ra);
     rhs_batch.push(ra);
+    let mut lhs_contract = shift(&dims.lhs_contract, la);
+    lhs_contract[0] = la + 1;
+    let mut rhs_contract = shift(&dims.rhs_contract, ra);
+    rhs_contract[0] = ra + 1;
     let split_dims = DotDims {
         lhs_batch,
         rhs_batch,
-        lhs_contract: vec![la + 1],
-        rhs_contract: vec![ra + 1],
+        lhs_contract,
+        rhs_contract,
     };
     let partial = b.push(Op::Dot(split_dims), &[ls, rs])?;
     // The chunk axis is the last batch axis of the result.
     b.sum(partial, &[dims.lhs_batch.len()])
+}
+
+/// `scatter_add(u, idx)` along `axis` in chunks of `chunk` updates: each chunk scattered
+/// on its own, the results added in order.
+fn scatter_add(
+    b: &mut Builder,
+    u: Value,
+    idx: Value,
+    axis: usize,
+    size: usize,
+    chunk: usize,
+) -> Result<Value> {
+    let shape = b.ty(u).shape.clone();
+    let mut acc: Option<Value> = None;
+    for start in (0..shape[axis]).step_by(chunk.max(1)) {
+        let mut lo = vec![0; shape.len()];
+        let mut hi = shape.clone();
+        lo[axis] = start;
+        hi[axis] = (start + chunk).min(shape[axis]);
+        let (us, is) = (b.slice(u, &lo, &hi)?, b.slice(idx, &lo, &hi)?);
+        let part = b.scatter_add(us, is, axis, size)?;
+        acc = Some(match acc {
+            Some(a) => b.add(a, part)?,
+            None => part,
+        });
+    }
+    match acc {
+        Some(a) => Ok(a),
+        None => b.scatter_add(u, idx, axis, size),
+    }
 }

@@ -429,6 +429,18 @@ impl<'a> Emitter<'a> {
         let g = self.g;
         let node = g.node(v);
         let d = g.ty(v).dtype;
+        // An op on literals alone is a WGSL constant expression, which the shader
+        // compiler evaluates and rejects when the result is not finite or overflows
+        // (`0.0f / 0.0f`, `log(0.0f)`, `2147483647i + 1i`). Reading one operand from a
+        // variable makes it an ordinary run-time operation.
+        let mut a = a.to_vec();
+        if !a.is_empty() && a.iter().all(|s| is_literal(s)) {
+            let k = self.fresh("k");
+            let ty = wgsl_type(g.ty(node.args[0]).dtype);
+            self.line(format!("var {k}: {ty} = {};", a[0]));
+            a[0] = k;
+        }
+        let a = &a[..];
         Ok(match &node.op {
             Op::Unary(u) => {
                 self.ops += 1;
@@ -882,6 +894,14 @@ pub fn reduce_parts(
         ReduceKind::Min => |acc, x| format!("{acc} = min({acc}, {x});"),
     };
     (init, fold)
+}
+
+/// Whether an operand's expression is a literal ([`Emitter::literal`]'s finite ones):
+/// a constant expression to the shader compiler.
+fn is_literal(s: &str) -> bool {
+    let s = s.strip_prefix('(').unwrap_or(s);
+    let s = s.strip_prefix('-').unwrap_or(s);
+    s.starts_with(|c: char| c.is_ascii_digit()) || s == "true" || s == "false"
 }
 
 /// Splits a dot's result coordinates into the operands' coordinates, given the
