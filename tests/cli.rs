@@ -552,6 +552,24 @@ fn internal_errors_introduce_themselves_as_bugs_in_wgrad() {
     );
 }
 
+/// `depth` loops of 2 trips, each the body of the one around it: 2^depth iterations.
+fn nested_loops(depth: usize) -> String {
+    fn body(depth: usize, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        if depth == 0 {
+            return format!("{pad}%r = neg %c : f32[]\n");
+        }
+        format!(
+            "{pad}%l = loop %c trips=2 carried=1 {{\n{pad}  %i = input i : i32[]\n{pad}  %c = input c0 : f32[]\n{}{pad}  output c0 = %r\n{pad}}} : (f32[])\n{pad}%r = get %l index=0 : f32[]\n",
+            body(depth - 1, indent + 2)
+        )
+    }
+    format!(
+        "%c = constant 1.0 : f32[]\n{}output y = %r\n",
+        body(depth, 0)
+    )
+}
+
 #[test]
 fn programs_beyond_the_interpreters_budget_are_errors_not_aborts_or_hangs() {
     let no_inputs = write_temp("empty_inputs.json", "{}");
@@ -578,6 +596,24 @@ fn programs_beyond_the_interpreters_budget_are_errors_not_aborts_or_hangs() {
              output y = %4\n",
             "element operations",
         ),
+        (
+            "huge_broadcast.wg",
+            "%0 = constant 1.0 : f32[]\n%1 = broadcast %0 dims=[] : f32[100000,100000]\noutput y = %1\n",
+            "elements, more than the interpreter's budget",
+        ),
+        (
+            "huge_one_hot.wg",
+            "%0 = constant 1 : i32[2]\n%1 = one_hot %0 depth=4294967295 : f32[2,4294967295]\noutput y = %1\n",
+            "elements, more than the interpreter's budget",
+        ),
+        (
+            "huge_dot.wg",
+            "%0 = constant 1.0 : f32[10000,10000]
+             %1 = dot %0, %0 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[10000,10000]
+             output y = %1\n",
+            "element operations",
+        ),
+        ("nested_loops.wg", &nested_loops(64), "element operations"),
     ] {
         // Before the budget these aborted allocating terabytes, or ran without end.
         let program = write_temp(name, text);

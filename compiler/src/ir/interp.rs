@@ -153,6 +153,61 @@ impl Default for Budget {
 /// What one loop iteration costs against [`Budget::max_work`], body aside.
 const ITERATION_COST: u64 = 1024;
 
+/// The element operations running `node` (not a loop) charges: one per result
+/// element, times the contracted length of a product, plus one per element a reduction
+/// or scatter reads; nothing for a tuple.
+fn node_cost(graph: &Graph, node: &Node) -> u64 {
+    let NodeType::Tensor(ty) = &node.ty else {
+        return 0;
+    };
+    let numel = ty
+        .shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
+    let per = match &node.op {
+        Op::Dot(dims) => {
+            let l = graph.node(node.args[0]);
+            match &l.ty {
+                NodeType::Tensor(lt) => dims
+                    .lhs_contract
+                    .iter()
+                    .map(|&a| lt.shape[a] as u64)
+                    .product(),
+                NodeType::Tuple(_) => 1,
+            }
+        }
+        _ => 1,
+    };
+    let read: u64 = match &node.op {
+        Op::Reduce { .. } | Op::ScatterAdd { .. } => node
+            .args
+            .iter()
+            .map(|a| match &graph.node(*a).ty {
+                NodeType::Tensor(t) => t.numel() as u64,
+                NodeType::Tuple(_) => 0,
+            })
+            .sum(),
+        _ => 0,
+    };
+    numel.saturating_mul(per).saturating_add(read)
+}
+
+/// What one run of `graph` will charge, loops included (their trips times an
+/// iteration's cost and their body's), computed without running it: shapes are
+/// static, so a run that could never fit the budget fails before it starts.
+fn static_cost(graph: &Graph) -> u64 {
+    graph
+        .nodes
+        .iter()
+        .map(|node| match node.op.as_loop() {
+            Some((trips, _, body)) => u64::from(trips)
+                .saturating_mul(ITERATION_COST.saturating_add(static_cost(graph.region(body)))),
+            None => node_cost(graph, node),
+        })
+        .fold(0, u64::saturating_add)
+}
+
 /// A [`Budget`] as it is spent during one run.
 struct Spending {
     budget: Budget,
@@ -177,32 +232,7 @@ impl Spending {
                 self.budget.max_elements
             )));
         }
-        let per = match &node.op {
-            Op::Dot(dims) => {
-                let l = graph.node(node.args[0]);
-                match &l.ty {
-                    NodeType::Tensor(lt) => dims
-                        .lhs_contract
-                        .iter()
-                        .map(|&a| lt.shape[a] as u64)
-                        .product(),
-                    NodeType::Tuple(_) => 1,
-                }
-            }
-            _ => 1,
-        };
-        let read: u64 = match &node.op {
-            Op::Reduce { .. } | Op::ScatterAdd { .. } => node
-                .args
-                .iter()
-                .map(|a| match &graph.node(*a).ty {
-                    NodeType::Tensor(t) => t.numel() as u64,
-                    NodeType::Tuple(_) => 0,
-                })
-                .sum(),
-            _ => 0,
-        };
-        let cost = numel.saturating_mul(per).saturating_add(read);
+        let cost = node_cost(graph, node);
         let spent = self.work.get().saturating_add(cost);
         if spent > self.budget.max_work {
             return Err(Error::Eval(format!(
@@ -212,6 +242,21 @@ impl Spending {
             )));
         }
         self.work.set(spent);
+        Ok(())
+    }
+
+    /// Fails now if `ahead` more element operations would exceed the budget.
+    fn check_ahead(&self, ahead: u64) -> Result<()> {
+        if self.work.get().saturating_add(ahead) > self.budget.max_work {
+            let need = match ahead {
+                u64::MAX => "more than 2^64".to_string(),
+                n => n.to_string(),
+            };
+            return Err(Error::Eval(format!(
+                "the program needs more than the interpreter's budget of {} element operations (a loop needs {need})",
+                self.budget.max_work
+            )));
+        }
         Ok(())
     }
 
@@ -470,6 +515,9 @@ fn run_loop(
             operands.len()
         )));
     };
+    spending.check_ahead(
+        u64::from(trips).saturating_mul(ITERATION_COST.saturating_add(static_cost(body))),
+    )?;
     let mut state: Vec<Tensor> = init.iter().map(|&t| t.clone()).collect();
     for i in 0..trips {
         let index = Tensor {
