@@ -35,6 +35,7 @@
 
 pub mod dump;
 pub mod fuzz;
+pub mod io;
 pub mod json;
 
 pub use wgrad_compiler as compiler;

@@ -65,18 +65,30 @@ enum Command {
     Eval {
         #[command(flatten)]
         source: Source,
-        /// A JSON file mapping each input name to {"shape", "dtype", "data"}.
+        /// The inputs: a JSON file mapping each name to {"shape", "dtype", "data"}
+        /// (`-` for standard input), a `.npz` archive or a `.safetensors` file of
+        /// arrays named after the inputs, or a directory of NAME.npy files.
         #[arg(long)]
         inputs: String,
+        /// Write the outputs to this file instead of printing them: `.npz`,
+        /// `.safetensors`, or JSON for any other name.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Run the program (or, with `--wrt`, its gradient) on the GPU and print every output
     /// as JSON, like `eval`.
     Run {
         #[command(flatten)]
         source: Source,
-        /// A JSON file mapping each input name to {"shape", "dtype", "data"}.
+        /// The inputs: a JSON file mapping each name to {"shape", "dtype", "data"}
+        /// (`-` for standard input), a `.npz` archive or a `.safetensors` file of
+        /// arrays named after the inputs, or a directory of NAME.npy files.
         #[arg(long)]
         inputs: String,
+        /// Write the outputs to this file instead of printing them: `.npz`,
+        /// `.safetensors`, or JSON for any other name.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Compile a program (or, with `--wrt`, its gradient) to WGSL kernels for a target;
     /// print the kernels and statistics, and with `--dump` write every pass's IR, each
@@ -218,22 +230,30 @@ fn run(command: Command) -> Result<Output, String> {
             let d = wgrad::vjp(&g, of.as_deref(), &wrt).map_err(user)?;
             Ok(Output::Text(wgrad::print(&d)))
         }
-        Command::Eval { source, inputs } => {
+        Command::Eval {
+            source,
+            inputs,
+            out,
+        } => {
             let g = load_derived(&source, &Optimizations::ALL)?;
             let inputs = read_inputs(&g, &inputs)?;
-            let out = wgrad::eval(&g, &inputs).map_err(user)?;
-            Ok(Output::Tensors(out, Precision::F64))
+            let results = wgrad::eval(&g, &inputs).map_err(user)?;
+            write_results(results, Precision::F64, out.as_deref())
         }
-        Command::Run { source, inputs } => {
+        Command::Run {
+            source,
+            inputs,
+            out,
+        } => {
             let g = load_derived(&source, &Optimizations::ALL)?;
             let inputs = read_inputs(&g, &inputs)?;
             let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
             let program = wgrad::compile(&g, &Options::new(rt.target().clone())).map_err(user)?;
-            let out = rt
+            let results = rt
                 .load(&program)
                 .and_then(|mut exe| exe.run(&inputs))
                 .map_err(user)?;
-            Ok(Output::Tensors(out, Precision::F32))
+            write_results(results, Precision::F32, out.as_deref())
         }
         Command::Compile {
             source,
@@ -359,18 +379,33 @@ fn user(e: impl Into<Error>) -> String {
     e.into().to_string()
 }
 
-/// Reads the JSON inputs at `path` (standard input for `-`), streaming, and checks
-/// them against the program's inputs; errors name the file.
+/// Reads the inputs at `path` (JSON on standard input for `-`; see `wgrad::io` for the
+/// file forms), streaming JSON, and checks them against the program's inputs; errors
+/// name the file.
 fn read_inputs(g: &Graph, path: &str) -> Result<HashMap<String, Tensor>, String> {
     let inputs = if path == "-" {
-        json::read_tensors(std::io::stdin().lock())
+        json::read_tensors(std::io::stdin().lock()).map_err(|e| format!("<stdin>: {e}"))?
     } else {
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-        json::read_tensors(file)
+        wgrad::io::read_inputs(path).map_err(user)?
     };
-    let inputs = inputs.map_err(|e| format!("{path}: {e}"))?;
-    json::check_inputs(g, &inputs).map_err(|e| format!("{path}: {e}"))?;
+    let name = if path == "-" { "<stdin>" } else { path };
+    json::check_inputs(g, &inputs).map_err(|e| format!("{name}: {e}"))?;
     Ok(inputs)
+}
+
+/// Prints results as JSON, or writes them to `out` in the form its name asks for.
+fn write_results(
+    results: Vec<(String, Tensor)>,
+    precision: Precision,
+    out: Option<&std::path::Path>,
+) -> Result<Output, String> {
+    match out {
+        None => Ok(Output::Tensors(results, precision)),
+        Some(path) => {
+            wgrad::io::write_outputs(path, &results, precision).map_err(user)?;
+            Ok(Output::Text(String::new()))
+        }
+    }
 }
 
 /// Reads a file, or standard input for `-`.

@@ -76,6 +76,15 @@ pub enum Error {
         /// What is wrong (expected versus given).
         message: String,
     },
+    /// A file of tensors could not be read or written, or holds something wgrad cannot
+    /// take (an unsupported dtype, a value out of range).
+    #[error("{path}: {message}")]
+    File {
+        /// The file's path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A program could not be differentiated as asked.
     #[error("cannot differentiate: {0}")]
     Diff(String),
