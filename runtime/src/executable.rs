@@ -10,8 +10,8 @@
 //! itself replaced by another pair goes through a scratch buffer, so swaps work too.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use wgrad_compiler::Error as CompilerError;
@@ -20,7 +20,7 @@ use wgrad_compiler::lower::{IoBinding, Program, Step};
 
 use crate::check::check_program;
 use crate::convert::{from_bytes, to_bytes};
-use crate::runtime::{CachedPipeline, Runtime, TimestampMode};
+use crate::runtime::{CachedPipeline, ErrorScopes, Runtime, TimestampMode, lock};
 
 /// A kernel ready to dispatch.
 struct LoadedKernel {
@@ -85,6 +85,115 @@ pub struct Executable<'r> {
     state_copies: Vec<StateCopy>,
     readback: Readback,
     profiler: Option<Profiler>,
+    /// Staging buffers of finished submissions, for the next ones to reuse.
+    spare_staging: Arc<Mutex<Vec<wgpu::Buffer>>>,
+}
+
+/// A submitted run ([`Executable::submit`]): a future that completes with its outputs,
+/// in declared order, once the device has finished the run and they are read back.
+/// Dropping it abandons the outputs; the run itself still happens.
+#[must_use = "a submitted run's outputs are read back only when it is awaited"]
+pub struct PendingRun<'r> {
+    staging: Option<wgpu::Buffer>,
+    size: u64,
+    /// `(name, type, offset in staging)` of each output returned.
+    results: Vec<(String, wgrad_compiler::ir::Type, u64)>,
+    done: futures::channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    spare: Arc<Mutex<Vec<wgpu::Buffer>>>,
+    device: wgpu::Device,
+    /// The submission no thread waits on yet.
+    submission: Option<wgpu::SubmissionIndex>,
+    _runtime: std::marker::PhantomData<&'r Runtime>,
+}
+
+impl PendingRun<'_> {
+    /// Blocks this thread until the device has finished the run.
+    fn wait(&mut self) -> Result<()> {
+        if let Some(submission) = self.submission.take() {
+            self.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(submission),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Device(format!("waiting for the device: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for PendingRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRun")
+            .field("outputs", &self.results.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::future::Future for PendingRun<'_> {
+    type Output = Result<Vec<(String, Tensor)>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let Some(staging) = self.staging.clone() else {
+            return Poll::Ready(Ok(Vec::new()));
+        };
+        let mapped = match std::pin::Pin::new(&mut self.done).poll(cx) {
+            Poll::Pending => {
+                // Map callbacks run inside `Device::poll`: a thread waits on the
+                // submission, so that this future is woken rather than spun.
+                if let Some(submission) = self.submission.take() {
+                    let device = self.device.clone();
+                    let started = std::thread::Builder::new()
+                        .name("wgrad readback".into())
+                        .spawn(move || {
+                            let _ = device.poll(wgpu::PollType::Wait {
+                                submission_index: Some(submission),
+                                timeout: None,
+                            });
+                        });
+                    if let Err(e) = started {
+                        return Poll::Ready(Err(Error::Device(format!(
+                            "cannot start a readback thread: {e}"
+                        ))));
+                    }
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(Ok(()))) => Ok(()),
+            Poll::Ready(Ok(Err(e))) => Err(Error::Device(format!(
+                "reading the outputs back failed: {e}"
+            ))),
+            Poll::Ready(Err(_)) => Err(Error::Device(
+                "the device dropped the readback (was it lost?)".to_string(),
+            )),
+        };
+        let out = mapped.and_then(|()| {
+            let view = staging
+                .slice(0..self.size)
+                .get_mapped_range()
+                .map_err(|e| Error::Device(format!("reading a mapped buffer failed: {e}")))?;
+            let data: &[u8] = &view;
+            Ok(self
+                .results
+                .iter()
+                .map(|(name, ty, offset)| {
+                    let start = usize::try_from(*offset)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
+                    (name.clone(), from_bytes(ty, &data[start..]))
+                })
+                .collect())
+        });
+        if out.is_ok() {
+            staging.unmap();
+            lock(&self.spare).push(staging);
+        }
+        self.staging = None;
+        Poll::Ready(out)
+    }
 }
 
 impl std::fmt::Debug for Executable<'_> {
@@ -244,6 +353,7 @@ impl<'r> Executable<'r> {
                 results,
             },
             profiler: None,
+            spare_staging: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -256,7 +366,91 @@ impl<'r> Executable<'r> {
     /// for a missing input or one of the wrong type (`expected f32[2,3], got f32[3]`), and
     /// with [`Error::Device`] when the device reports an error. Nothing is uploaded unless every input is valid.
     pub fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
-        self.execute(inputs, false).map(|(outputs, _)| outputs)
+        let mut pending = self.submit(inputs)?;
+        // Waiting here, on this thread, finds the future ready at its first poll: no
+        // thread is started to wake it.
+        pending.wait()?;
+        pollster::block_on(pending)
+    }
+
+    /// Runs the program like [`Executable::run`], as a future that completes when the
+    /// outputs are read back: the thread is free meanwhile, for an async service or an
+    /// event loop that must not block.
+    pub async fn run_async(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        self.submit(inputs)?.await
+    }
+
+    /// Checks and uploads the inputs, records the run and submits it to the device, and
+    /// returns at once: the [`PendingRun`] is a future of the outputs. Runs submitted
+    /// one after another execute in that order, each reading back into a staging buffer
+    /// of its own, so a run may be submitted before earlier ones are read back
+    /// (pipelining); state outputs replace their inputs in submission order.
+    ///
+    /// Fails as [`Executable::run`] does for invalid inputs (nothing is submitted then).
+    pub fn submit(&mut self, inputs: &HashMap<String, Tensor>) -> Result<PendingRun<'r>> {
+        let given = self.validate(inputs)?;
+        let runtime = self.runtime;
+        let device = runtime.device();
+        let (scopes, mut encoder) = self.begin(&given);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wgrad run"),
+                timestamp_writes: None,
+            });
+            for step in &self.steps {
+                self.record(step, &mut pass);
+            }
+        }
+        let staging = (self.readback.size > 0).then(|| {
+            lock(&self.spare_staging).pop().unwrap_or_else(|| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgrad readback"),
+                    size: self.readback.size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+        });
+        self.encode_copies(&mut encoder, staging.as_ref());
+        let submission = runtime.queue().submit([encoder.finish()]);
+        let (sender, done) = futures::channel::oneshot::channel();
+        if let Some(staging) = &staging {
+            staging.map_async(wgpu::MapMode::Read, 0..self.readback.size, move |result| {
+                let _ = sender.send(result);
+            });
+        }
+        scopes.finish("running the program")?;
+        for (index, _) in given {
+            self.uploaded[index] = true;
+        }
+        for (i, is_state) in self.is_state.iter().enumerate() {
+            // A state input holds a value from now on, even if this run did not set it.
+            if *is_state {
+                self.uploaded[i] = true;
+            }
+        }
+        let results = self
+            .readback
+            .results
+            .iter()
+            .map(|&(output, offset)| {
+                let io = &self.outputs[output];
+                (io.name.clone(), io.ty.clone(), offset)
+            })
+            .collect();
+        Ok(PendingRun {
+            staging,
+            size: self.readback.size,
+            results,
+            done,
+            spare: Arc::clone(&self.spare_staging),
+            device: device.clone(),
+            submission: Some(submission),
+            _runtime: std::marker::PhantomData,
+        })
     }
 
     /// Runs the program like [`Executable::run`] and also times each kernel with
@@ -348,14 +542,7 @@ impl<'r> Executable<'r> {
 
         let runtime = self.runtime;
         let device = runtime.device();
-        let scopes = runtime.error_scopes();
-        for &(index, tensor) in &given {
-            self.upload(index, tensor);
-        }
-
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("wgrad run"),
-        });
+        let (scopes, mut encoder) = self.begin(&given);
         let profiler = self.profiler.as_ref().filter(|_| timing.is_some());
         match (timing, profiler) {
             (Some(TimestampMode::PerPass), Some(p)) => {
@@ -392,21 +579,7 @@ impl<'r> Executable<'r> {
             encoder.resolve_query_set(&p.query_set, 0..p.count, &p.resolve, 0);
             encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.staging, 0, u64::from(p.count) * 8);
         }
-        // Outputs are copied out before state replaces inputs they may share a buffer with.
-        if let Some(staging) = &self.readback.staging {
-            for &(buffer, offset, bytes) in &self.readback.copies {
-                encoder.copy_buffer_to_buffer(&self.buffers[buffer], 0, staging, offset, bytes);
-            }
-        }
-        for copy in &self.state_copies {
-            if let Some(scratch) = &copy.scratch {
-                encoder.copy_buffer_to_buffer(&self.buffers[copy.from], 0, scratch, 0, copy.bytes);
-            }
-        }
-        for copy in &self.state_copies {
-            let source = copy.scratch.as_ref().unwrap_or(&self.buffers[copy.from]);
-            encoder.copy_buffer_to_buffer(source, 0, &self.buffers[copy.to], 0, copy.bytes);
-        }
+        self.encode_copies(&mut encoder, self.readback.staging.as_ref());
         let submission = runtime.queue().submit([encoder.finish()]);
 
         let mut to_map = Vec::new();
@@ -460,6 +633,40 @@ impl<'r> Executable<'r> {
             }
         }
         Ok((outputs, timings))
+    }
+
+    /// Opens the error scopes of a run, uploads its inputs and starts its commands.
+    fn begin(&self, given: &[(usize, &Tensor)]) -> (ErrorScopes<'r>, wgpu::CommandEncoder) {
+        let scopes = self.runtime.error_scopes();
+        for &(index, tensor) in given {
+            self.upload(index, tensor);
+        }
+        let encoder =
+            self.runtime
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgrad run"),
+                });
+        (scopes, encoder)
+    }
+
+    /// Records the copies that end a run: outputs into `staging`, then state outputs
+    /// over their inputs (outputs are copied out first: they may share a buffer).
+    fn encode_copies(&self, encoder: &mut wgpu::CommandEncoder, staging: Option<&wgpu::Buffer>) {
+        if let Some(staging) = staging {
+            for &(buffer, offset, bytes) in &self.readback.copies {
+                encoder.copy_buffer_to_buffer(&self.buffers[buffer], 0, staging, offset, bytes);
+            }
+        }
+        for copy in &self.state_copies {
+            if let Some(scratch) = &copy.scratch {
+                encoder.copy_buffer_to_buffer(&self.buffers[copy.from], 0, scratch, 0, copy.bytes);
+            }
+        }
+        for copy in &self.state_copies {
+            let source = copy.scratch.as_ref().unwrap_or(&self.buffers[copy.from]);
+            encoder.copy_buffer_to_buffer(source, 0, &self.buffers[copy.to], 0, copy.bytes);
+        }
     }
 
     /// Checks the given inputs against the program's and returns them by input index.

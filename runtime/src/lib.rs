@@ -78,6 +78,6 @@ pub mod testing;
 
 pub use adapter::AdapterSummary;
 pub use error::{Error, Result};
-pub use executable::Executable;
+pub use executable::{Executable, PendingRun};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use target::target_from_adapter;

@@ -502,3 +502,65 @@ fn a_runtime_can_be_shared_between_threads() {
     });
     assert_eq!(rt.cached_pipelines(), 1);
 }
+
+#[test]
+fn async_runs_agree_with_blocking_runs() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let mut exe = rt.load(&axpb()).unwrap();
+    let a = f32s(&[2, 3], &[1.0, 2.0, 3.0, -4.0, 0.5, 0.0]);
+    let b = f32s(&[2, 3], &[10.0, 20.0, 30.0, 40.0, 50.0, -1.25]);
+    let given = inputs(&[("a", a), ("b", b)]);
+    let blocking = exe.run(&given).unwrap();
+    let awaited = futures::executor::block_on(exe.run_async(&given)).unwrap();
+    assert_eq!(awaited, blocking);
+    // Invalid inputs fail at submission, before anything reaches the device.
+    let e = exe.submit(&inputs(&[])).unwrap_err().to_string();
+    assert!(e.contains("missing"), "{e}");
+}
+
+#[test]
+fn pipelined_runs_read_back_their_own_results_in_order() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let mut exe = rt.load(&axpb()).unwrap();
+    let run = |k: f64| {
+        let a = f32s(&[2, 3], &[k, k + 1.0, k + 2.0, k + 3.0, k + 4.0, k + 5.0]);
+        let b = f32s(&[2, 3], &[k; 6]);
+        inputs(&[("a", a), ("b", b)])
+    };
+    // Eight runs in flight before any is read back: each has its own staging buffer.
+    let pending: Vec<_> = (0..8)
+        .map(|k| exe.submit(&run(f64::from(k))).unwrap())
+        .collect();
+    let results: Vec<_> = pending
+        .into_iter()
+        .map(|next| futures::executor::block_on(next).unwrap())
+        .collect();
+    for (k, out) in results.iter().enumerate() {
+        let k = k as f64;
+        let want: Vec<f64> = (0..6).map(|i| 2.0 * (k + f64::from(i)) + k).collect();
+        assert_eq!(out[0].1.data, want, "run {k}");
+    }
+    // The last submitted, awaited first, finds the earlier ones finished too.
+    let first = exe.submit(&run(1.0)).unwrap();
+    let last = exe.submit(&run(2.0)).unwrap();
+    let out = futures::executor::block_on(last).unwrap();
+    assert_eq!(out[0].1.data[0], 6.0);
+    let earlier = futures::FutureExt::now_or_never(first)
+        .expect("an earlier submission is read back once a later one is")
+        .unwrap();
+    assert_eq!(earlier[0].1.data[0], 3.0);
+}
+
+#[test]
+fn pipelined_state_updates_apply_in_submission_order() {
+    let Some(rt) = runtime_or_skip() else { return };
+    let mut exe = rt.load(&counter()).unwrap();
+    let w = f32s(&[4], &[0.0, 1.0, 2.0, 3.0]);
+    let first = exe.submit(&inputs(&[("w", w)])).unwrap();
+    let second = exe.submit(&inputs(&[])).unwrap();
+    let third = exe.submit(&inputs(&[])).unwrap();
+    let (a, b, c) = futures::executor::block_on(async { futures::join!(first, second, third) });
+    assert_eq!(a.unwrap()[0].1.data, vec![0.0, 3.0, 6.0, 9.0]);
+    assert_eq!(b.unwrap()[0].1.data, vec![3.0, 6.0, 9.0, 12.0]);
+    assert_eq!(c.unwrap()[0].1.data, vec![6.0, 9.0, 12.0, 15.0]);
+}
