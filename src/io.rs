@@ -12,7 +12,9 @@
 //! `.npz` or `.safetensors` file, or a directory of `.npy` files named after the
 //! inputs.
 //!
-//! The formats are read and written with `npyz`, `zip` and `safetensors`.
+//! Every file is written atomically (to a temporary file renamed into place), so a
+//! failed write leaves nothing half-written. The formats are read and written with
+//! `npyz`, `zip` and `safetensors`.
 
 use crate::compiler::{Error, Result};
 use crate::json::{self, Precision};
@@ -33,10 +35,26 @@ fn open(path: &Path) -> Result<std::fs::File> {
     std::fs::File::open(path).map_err(|e| file_error(path, format!("cannot read: {e}")))
 }
 
-fn create(path: &Path) -> Result<BufWriter<std::fs::File>> {
-    std::fs::File::create(path)
-        .map(BufWriter::new)
-        .map_err(|e| file_error(path, format!("cannot write: {e}")))
+/// Writes the file at `path` through `write`, atomically: into a temporary file beside
+/// it, renamed over `path` only once everything is written, so a failure leaves no
+/// half-written file.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| file_error(path, format!("cannot write: {e}"));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+    {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        write(&mut w).map_err(|e| fail(&e))?;
+        w.flush().map_err(|e| fail(&e))?;
+    }
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
 }
 
 // ---- .npy ---------------------------------------------------------------------------
@@ -163,11 +181,7 @@ fn fortran_to_c(data: &[f64], shape: &[usize]) -> Vec<f64> {
 
 /// Writes `tensor` as a `.npy` file at `path`.
 pub fn write_npy(path: impl AsRef<Path>, tensor: &Tensor) -> Result<()> {
-    let path = path.as_ref();
-    let mut w = create(path)?;
-    write_npy_to(&mut w, tensor)
-        .and_then(|()| w.flush())
-        .map_err(|e| file_error(path, format!("cannot write: {e}")))
+    write_atomically(path.as_ref(), |w| write_npy_to(w, tensor))
 }
 
 fn write_npy_to(w: &mut impl Write, t: &Tensor) -> std::io::Result<()> {
@@ -225,18 +239,17 @@ fn read_npz_from(reader: impl Read + Seek) -> std::result::Result<Vec<(String, T
 /// Writes named tensors as a `.npz` archive at `path` (deflate-compressed, as
 /// `np.savez_compressed` writes it; `np.load` reads it).
 pub fn write_npz(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> {
-    let path = path.as_ref();
-    let fail = |e: &dyn std::fmt::Display| file_error(path, format!("cannot write: {e}"));
-    let mut zip = zip::ZipWriter::new(create(path)?);
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, t) in tensors {
-        zip.start_file(npyz::npz::file_name_from_array_name(name), options)
-            .map_err(|e| fail(&e))?;
-        write_npy_to(&mut zip, t).map_err(|e| fail(&e))?;
-    }
-    let mut w = zip.finish().map_err(|e| fail(&e))?;
-    w.flush().map_err(|e| fail(&e))
+    write_atomically(path.as_ref(), |w| {
+        let mut zip = zip::ZipWriter::new(w);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, t) in tensors {
+            zip.start_file(npyz::npz::file_name_from_array_name(name), options)?;
+            write_npy_to(&mut zip, t)?;
+        }
+        zip.finish()?;
+        Ok(())
+    })
 }
 
 // ---- safetensors --------------------------------------------------------------------
@@ -353,7 +366,8 @@ pub fn write_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| fail(&e))?;
-    safetensors::serialize_to_file(views, None, path).map_err(|e| fail(&e))
+    let bytes = safetensors::serialize(views, None).map_err(|e| fail(&e))?;
+    write_atomically(path, |w| w.write_all(&bytes))
 }
 
 // ---- By path ------------------------------------------------------------------------
@@ -418,11 +432,7 @@ pub fn write_outputs(
     match extension(path).as_str() {
         "npz" => write_npz(path, tensors),
         "safetensors" => write_safetensors(path, tensors),
-        _ => {
-            let w = create(path)?;
-            json::write_tensors(w, tensors, precision)
-                .map_err(|e| file_error(path, format!("cannot write: {e}")))
-        }
+        _ => write_atomically(path, |w| json::write_tensors(w, tensors, precision)),
     }
 }
 

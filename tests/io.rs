@@ -235,3 +235,69 @@ fn the_command_line_reads_and_writes_archives() {
     wgrad(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(read_safetensors(&st).unwrap().len(), from_npz.len());
 }
+
+#[test]
+fn damaged_files_and_unwritable_paths_are_clear_errors() {
+    // A .npy cut short, and a safetensors header whose offsets run past the data.
+    let bytes = std::fs::read(fixture("x_f32.npy")).unwrap();
+    let cut = temp("cut.npy");
+    std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
+    let e = read_npy(&cut).unwrap_err().to_string();
+    assert!(
+        e.contains("cut.npy") && e.contains("cannot read the data"),
+        "{e}"
+    );
+    let mut st = std::fs::read(fixture("mlp_inputs.safetensors")).unwrap();
+    st.truncate(st.len() - 16);
+    let lying = temp("lying.safetensors");
+    std::fs::write(&lying, &st).unwrap();
+    let e = read_safetensors(&lying).unwrap_err().to_string();
+    assert!(
+        e.contains("lying.safetensors: not a safetensors file"),
+        "{e}"
+    );
+    // A directory that does not exist: an error naming the path, and no file.
+    let tensors = vec![("x".to_string(), t(DType::F32, &[1], &[1.0]))];
+    let missing = temp("no/such/dir/out.npz");
+    let e = write_npz(&missing, &tensors).unwrap_err().to_string();
+    assert!(e.contains("out.npz: cannot write"), "{e}");
+    assert!(!missing.exists());
+    // Files are written beside their place and renamed into it: nothing else is left.
+    let dir = temp("atomic");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_outputs(dir.join("out.json"), &tensors, Precision::F32).unwrap();
+    write_outputs(dir.join("out.json"), &tensors, Precision::F32).unwrap();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("out.json")]);
+}
+
+#[test]
+fn an_archive_whose_arrays_do_not_fit_the_program_names_the_file_and_the_array() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut arrays = read_npz(fixture("mlp_inputs.npz")).unwrap();
+    for (name, t) in &mut arrays {
+        if name == "labels" {
+            *t = Tensor::new(Type::f32(&t.ty.shape), t.data.clone()).unwrap();
+        }
+    }
+    let wrong = temp("wrong_dtype.npz");
+    write_npz(&wrong, &arrays).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+        .args([
+            "eval",
+            &format!("{root}/examples/programs/mlp.wg"),
+            "--inputs",
+            &wrong.to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("wrong_dtype.npz: input `labels`: expected i32[4], got f32[4]"),
+        "{err}"
+    );
+}
