@@ -28,7 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let w1 = &inputs["w1"];
             let scale = 0.5f64.powi(k);
             let scaled = w1.data.iter().map(|x| x * scale).collect();
-            batch.insert("w1".into(), Tensor::new(w1.ty.clone(), scaled).expect("same type"));
+            batch.insert(
+                "w1".into(),
+                Tensor::new(w1.ty.clone(), scaled).expect("same type"),
+            );
             batch
         })
         .collect();
@@ -39,7 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let results = futures::executor::block_on(futures::future::join_all(pending));
     for (k, outputs) in results.into_iter().enumerate() {
         let outputs = outputs?;
-        let loss = outputs.iter().find(|(n, _)| n == "loss").map(|(_, t)| t.data[0]);
+        let loss = outputs
+            .iter()
+            .find(|(n, _)| n == "loss")
+            .map(|(_, t)| t.data[0]);
         println!("batch {k}: loss {:.6}", loss.unwrap_or(f64::NAN));
     }
     let outputs = futures::executor::block_on(exe.run_async(&inputs))?;

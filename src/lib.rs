@@ -51,12 +51,16 @@ pub use wgrad_runtime as runtime;
 pub use wgrad_runtime::{Error, Executable, PendingRun, Result, Runtime, RuntimeOptions};
 
 /// Compiles a program for `options.target` (no device needed). When the environment
-/// variable `WGRAD_DUMP` names a directory, the IR after every pass, every kernel's
-/// WGSL, the buffer plan and `stats.json` are written there.
+/// variable `WGRAD_DUMP` names a directory, each program compiled gets a subdirectory
+/// of its own there, numbered in order (`program-001`, `program-002`, …), holding the
+/// IR after every pass, every kernel's WGSL, the buffer plan and `stats.json`.
 pub fn compile(graph: &Graph, options: &Options) -> Result<Program> {
+    static DUMPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let (program, report) = lower::compile(graph, options)?;
     if let Some(dir) = std::env::var_os("WGRAD_DUMP") {
-        dump::write(std::path::Path::new(&dir), &program, &report)
+        let n = DUMPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let dir = std::path::Path::new(&dir).join(format!("program-{n:03}"));
+        dump::write(&dir, &program, &report)
             .map_err(|e| compiler::Error::Compile(format!("cannot write the dump: {e}")))?;
     }
     Ok(program)

@@ -268,13 +268,18 @@ fn run(command: Command) -> Result<Output, String> {
                     .map_err(|e| format!("cannot write the dump to `{}`: {e}", dir.display()))?;
             }
             let mut text = String::new();
+            // Columns as wide as their longest entry, so long names stay aligned.
+            let name_width = program.kernels.iter().map(|k| k.name.len()).max();
+            let variant_width = program.kernels.iter().map(|k| k.variant.len()).max();
+            let (nw, vw) = (name_width.unwrap_or(0), variant_width.unwrap_or(0));
             for k in &program.kernels {
+                let bindings = k.bindings.len();
                 text.push_str(&format!(
-                    "{:<40} {:<14} dispatch {:?}, {} bindings\n",
+                    "{:<nw$}  {:<vw$}  dispatch {:?}, {bindings} binding{}\n",
                     k.name,
                     k.variant,
                     k.dispatch,
-                    k.bindings.len()
+                    if bindings == 1 { "" } else { "s" },
                 ));
             }
             text.push_str(&wgrad::dump::stats_json(&program));

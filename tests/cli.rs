@@ -688,3 +688,17 @@ fn a_large_json_input_evaluates_in_memory_near_its_own_size() {
     );
     std::fs::remove_file(&path).ok();
 }
+
+#[test]
+fn a_misspelt_backend_is_named_with_the_valid_ones() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+        .arg("adapter")
+        .env("WGPU_BACKEND", "vulkn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("WGPU_BACKEND=`vulkn`"), "{err}");
+    assert!(err.contains("vulkan, metal, dx12 or gl"), "{err}");
+    assert!(!err.contains("install a Vulkan driver"), "{err}");
+}

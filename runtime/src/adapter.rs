@@ -77,6 +77,7 @@ pub(crate) fn instance_from_env() -> wgpu::Instance {
 
 /// Picks the adapter to run on, as described in the module documentation.
 pub(crate) fn select_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    check_backend_names()?;
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
     let adapters = pollster::block_on(instance.enumerate_adapters(backends));
     let described = describe_all(&adapters);
@@ -122,6 +123,36 @@ pub(crate) fn select_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter>
             )
         },
         hint: NO_ADAPTER_HINT.to_string(),
+    })
+}
+
+/// The names `WGPU_BACKEND` may hold (wgpu's own list), comma-separated.
+const BACKEND_NAMES: [&str; 11] = [
+    "vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "gles", "opengl", "webgpu", "noop",
+];
+
+/// Fails for a `WGPU_BACKEND` naming a backend wgpu does not know (which it would
+/// otherwise ignore, leaving no backend to try).
+fn check_backend_names() -> Result<()> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+        return Ok(());
+    };
+    let unknown: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty() && !BACKEND_NAMES.contains(&b.to_lowercase().as_str()))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::NoAdapter {
+        reason: format!(
+            "WGPU_BACKEND=`{value}` names no backend wgpu knows (`{}`)",
+            unknown.join("`, `")
+        ),
+        hint: "set WGPU_BACKEND to vulkan, metal, dx12 or gl (several may be comma-separated), \
+               or unset it to try every backend"
+            .to_string(),
     })
 }
 
