@@ -4,7 +4,9 @@
 //! `plan.txt` (every kernel in dispatch order with the decisions that shaped it),
 //! `kernels/NNN_<name>.wgsl` (each kernel, as validated), `buffers.txt` (the buffer plan
 //! and which kernels read and write each buffer), `explain.txt` (what the backward pass
-//! keeps of the forward one, and why) and `stats.json`.
+//! keeps of the forward one, and why), `stats.json`, and `kernels.dot` (a Graphviz
+//! picture: kernels as nodes with their fused ops and share of the bytes moved, buffers
+//! as labelled edges from the kernel that writes them to the kernels that read them).
 
 use crate::lower::{BufferRole, Program, Report, Step};
 use std::fmt::Write;
@@ -27,7 +29,100 @@ pub fn write(dir: &Path, program: &Program, report: &Report) -> std::io::Result<
     std::fs::write(dir.join("buffers.txt"), buffer_plan(program))?;
     std::fs::write(dir.join("stats.json"), stats_json(program))?;
     std::fs::write(dir.join("explain.txt"), explain(report))?;
+    std::fs::write(dir.join("kernels.dot"), kernels_dot(program))?;
     Ok(())
+}
+
+/// The program as a Graphviz digraph: a node per kernel (its name, variant, what it
+/// computes as its header says, and its share of the bytes moved), a node per input and
+/// output, and an edge from the kernel (or input) whose value a kernel reads to that
+/// kernel, labelled with the buffer holding it (its type and size). `dot -Tsvg kernels.dot` draws it.
+pub fn kernels_dot(program: &Program) -> String {
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let total: u64 = program.kernels.iter().map(|k| k.bytes_moved).sum();
+    let mut s = String::from(
+        "digraph kernels {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n  edge [fontname=\"monospace\", fontsize=9];\n",
+    );
+    for (i, io) in program.inputs.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  in{i} [shape=ellipse, label=\"input {}\\n{}\"];",
+            quote(&io.name),
+            io.ty
+        );
+    }
+    for (i, k) in program.kernels.iter().enumerate() {
+        // The kernel's own header says what it computes and what is fused into it.
+        let what: Vec<String> = k
+            .wgsl
+            .lines()
+            .take_while(|l| l.starts_with("//"))
+            .map(|l| quote(l.trim_start_matches("//").trim()))
+            .collect();
+        let share = if total == 0 {
+            0.0
+        } else {
+            100.0 * k.bytes_moved as f64 / total as f64
+        };
+        let mut label = format!("{}\\n{}", quote(&k.name), quote(&k.variant));
+        for line in &what {
+            label.push_str("\\l");
+            label.push_str(line);
+        }
+        let _ = writeln!(
+            s,
+            "  k{i} [label=\"{label}\\l{:.1}% of bytes moved ({} bytes)\\l\"];",
+            share, k.bytes_moved
+        );
+    }
+    for (i, io) in program.outputs.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  out{i} [shape=ellipse, label=\"output {}\\n{}\"];",
+            quote(&io.name),
+            io.ty
+        );
+    }
+    for (b, buffer) in program.buffers.iter().enumerate() {
+        let label = format!("b{b}: {}, {} bytes", buffer.ty, buffer.bytes);
+        let binds = |k: &crate::lower::Kernel, writable: bool| {
+            k.bindings
+                .iter()
+                .any(|x| x.buffer.0 as usize == b && x.writable == writable)
+        };
+        let readers: Vec<usize> = (0..program.kernels.len())
+            .filter(|&i| binds(&program.kernels[i], false))
+            .collect();
+        let writers: Vec<usize> = (0..program.kernels.len())
+            .filter(|&i| binds(&program.kernels[i], true))
+            .collect();
+        // A buffer is reused once its value is dead: a reader reads what the last
+        // kernel before it wrote (or the input, when none did).
+        let input = program
+            .inputs
+            .iter()
+            .position(|io| io.buffer.0 as usize == b);
+        for &r in &readers {
+            match (writers.iter().rev().find(|&&w| w < r), input) {
+                (Some(w), _) => {
+                    let _ = writeln!(s, "  k{w} -> k{r} [label=\"{label}\"];");
+                }
+                (None, Some(i)) => {
+                    let _ = writeln!(s, "  in{i} -> k{r} [label=\"{label}\"];");
+                }
+                (None, None) => {}
+            }
+        }
+        for (o, io) in program.outputs.iter().enumerate() {
+            if io.buffer.0 as usize == b {
+                if let Some(w) = writers.last() {
+                    let _ = writeln!(s, "  k{w} -> out{o} [label=\"{label}\"];");
+                }
+            }
+        }
+    }
+    s.push_str("}\n");
+    s
 }
 
 /// The IR after every pass, the pieces' (of a program with loops on the device) after

@@ -435,6 +435,25 @@ fn compile_dumps_readable_ir_and_naga_valid_wgsl() {
             .unwrap()
             .contains("input `w1`")
     );
+    // The picture: every kernel a node, the inputs feeding kernels and kernels feeding
+    // the outputs through labelled buffers.
+    let dot = std::fs::read_to_string(dir.join("kernels.dot")).unwrap();
+    assert!(
+        dot.starts_with("digraph kernels {") && dot.ends_with("}\n"),
+        "{dot}"
+    );
+    for k in &kernels {
+        let name = k.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            dot.contains(&format!("label=\"{name}\\n")),
+            "{name} missing:\n{dot}"
+        );
+    }
+    assert!(dot.contains("input w1\\nf32[6,8]") && dot.contains("% of bytes moved"));
+    assert!(
+        dot.lines()
+            .any(|l| l.contains("-> out") && l.contains("bytes\"]"))
+    );
     fails(
         &["compile", &prog("mlp.wg"), "--target", "abacus"],
         "",
