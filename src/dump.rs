@@ -114,10 +114,8 @@ pub fn kernels_dot(program: &Program) -> String {
             }
         }
         for (o, io) in program.outputs.iter().enumerate() {
-            if io.buffer.0 as usize == b {
-                if let Some(w) = writers.last() {
-                    let _ = writeln!(s, "  k{w} -> out{o} [label=\"{label}\"];");
-                }
+            if let (true, Some(w)) = (io.buffer.0 as usize == b, writers.last()) {
+                let _ = writeln!(s, "  k{w} -> out{o} [label=\"{label}\"];");
             }
         }
     }
