@@ -32,6 +32,7 @@
 //! assert!((g[1] - (1f64.cos() + 1f64.sin())).abs() < 1e-12);
 //! # Ok::<(), wgrad::Error>(())
 //! ```
+#![deny(missing_docs)]
 
 pub mod dump;
 pub mod fuzz;
@@ -54,6 +55,14 @@ pub use wgrad_runtime::{Error, Executable, PendingRun, Result, Runtime, RuntimeO
 /// variable `WGRAD_DUMP` names a directory, each program compiled gets a subdirectory
 /// of its own there, numbered in order (`program-001`, `program-002`, …), holding the
 /// IR after every pass, every kernel's WGSL, the buffer plan and `stats.json`.
+///
+/// ```
+/// let f = wgrad::parse("%x = input x : f32[256]\n%y = tanh %x : f32[256]\n%s = reduce_sum %y axes=[0] : f32[]\noutput s = %s\n")?;
+/// let df = wgrad::grad(&f, None, &["x"])?;
+/// let program = wgrad::compile(&df, &wgrad::Options::default())?;
+/// println!("{} kernels, {} bytes moved", program.stats.kernels, program.stats.bytes_moved);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn compile(graph: &Graph, options: &Options) -> Result<Program> {
     static DUMPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let (program, report) = lower::compile(graph, options)?;

@@ -365,6 +365,20 @@ impl<'r> Executable<'r> {
     /// error for a name that is not an input, with an [`Input`](CompilerError::Input) error
     /// for a missing input or one of the wrong type (`expected f32[2,3], got f32[3]`), and
     /// with [`Error::Device`] when the device reports an error. Nothing is uploaded unless every input is valid.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use wgrad_compiler::ir::{Tensor, Type, parse};
+    /// use wgrad_compiler::lower::{Options, compile};
+    /// # let Some(rt) = wgrad_runtime::testing::runtime_or_skip() else { return Ok(()) };
+    /// let f = parse("%x = input x : f32[3]\n%y = add %x, %x : f32[3]\noutput y = %y\n")?;
+    /// let (program, _) = compile(&f, &Options::new(rt.target().clone()))?;
+    /// let mut exe = rt.load(&program)?;
+    /// let x = Tensor::new(Type::f32(&[3]), vec![1.0, 2.5, -4.0])?;
+    /// let out = exe.run(&HashMap::from([("x".to_string(), x)]))?;
+    /// assert_eq!(out[0].1.data, vec![2.0, 5.0, -8.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
         let mut pending = self.submit(inputs)?;
         // Waiting here, on this thread, finds the future ready at its first poll: no

@@ -66,6 +66,7 @@
 //!
 //! [`Input`]: wgrad_compiler::Error::Input
 //! [`Name`]: wgrad_compiler::Error::Name
+#![deny(missing_docs)]
 
 mod adapter;
 mod check;

@@ -227,6 +227,18 @@ impl Runtime {
     /// [`Error::Compile`](wgrad_compiler::Error::Compile) when the program
     /// is malformed (a binding names a buffer that does not exist, ...), and with
     /// [`Error::Device`] when the device rejects a shader or pipeline.
+    ///
+    /// ```
+    /// use wgrad_compiler::ir::parse;
+    /// use wgrad_compiler::lower::{Options, compile};
+    /// # let Some(rt) = wgrad_runtime::testing::runtime_or_skip() else { return Ok(()) };
+    /// // With a runtime `rt` (`Runtime::new(&RuntimeOptions::default())?`):
+    /// let f = parse("%x = input x : f32[4]\n%y = exp %x : f32[4]\noutput y = %y\n")?;
+    /// let (program, _) = compile(&f, &Options::new(rt.target().clone()))?;
+    /// let exe = rt.load(&program)?;
+    /// # drop(exe);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(&self, program: &Program) -> Result<Executable<'_>> {
         Executable::new(self, program)
     }

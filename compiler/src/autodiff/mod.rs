@@ -51,6 +51,21 @@ pub fn resolve_output(graph: &Graph, of: Option<&str>) -> Result<(String, Value)
 
 /// The gradient of the scalar output `of` (default: the only output) with respect to
 /// the inputs `wrt`: the program plus one output `grad.<w>` per `w`.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use wgrad_compiler::autodiff::grad;
+/// use wgrad_compiler::ir::{Tensor, Type, eval, parse};
+///
+/// // loss = Σ x·x, whose gradient is 2x.
+/// let f = parse("%x = input x : f32[3]\n%s = mul %x, %x : f32[3]\n%l = reduce_sum %s axes=[0] : f32[]\noutput loss = %l\n")?;
+/// let df = grad(&f, None, &["x"])?;
+/// let x = Tensor::new(Type::f32(&[3]), vec![1.0, -2.0, 0.5])?;
+/// let out = eval(&df, &HashMap::from([("x".to_string(), x)]))?;
+/// assert_eq!(out[1].0, "grad.x");
+/// assert_eq!(out[1].1.data, vec![2.0, -4.0, 1.0]);
+/// # Ok::<(), wgrad_compiler::Error>(())
+/// ```
 pub fn grad(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     grad_with(graph, of, wrt, &Optimizations::ALL)
 }
@@ -80,6 +95,24 @@ pub fn grad_with(
 /// The vector-Jacobian product of output `of` (default: the only output): the program
 /// plus an input `ct.<of>` (the cotangent, of the output's type) and one output
 /// `grad.<w>` per `w`.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use wgrad_compiler::autodiff::vjp;
+/// use wgrad_compiler::ir::{Tensor, Type, eval, parse};
+///
+/// // y = 3x elementwise: the cotangent comes back scaled by 3.
+/// let f = parse("%x = input x : f32[2]\n%c = constant 3.0 : f32[2]\n%y = mul %x, %c : f32[2]\noutput y = %y\n")?;
+/// let b = vjp(&f, None, &["x"])?;
+/// let inputs = HashMap::from([
+///     ("x".to_string(), Tensor::new(Type::f32(&[2]), vec![5.0, 6.0])?),
+///     ("ct.y".to_string(), Tensor::new(Type::f32(&[2]), vec![1.0, -1.0])?),
+/// ]);
+/// let out = eval(&b, &inputs)?;
+/// let g = &out.iter().find(|(n, _)| n == "grad.x").unwrap().1;
+/// assert_eq!(g.data, vec![3.0, -3.0]);
+/// # Ok::<(), wgrad_compiler::Error>(())
+/// ```
 pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     let graph = &optimized(graph, &Optimizations::ALL)?;
     let (of_name, out) = resolve_output(graph, of)?;
@@ -94,6 +127,24 @@ pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
 /// The Jacobian-vector product of output `of` (default: the only output): the program
 /// plus one input `tan.<w>` per `w` (the tangent, of `w`'s type) and the output
 /// `tan.<of>`.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use wgrad_compiler::autodiff::jvp;
+/// use wgrad_compiler::ir::{Tensor, Type, eval, parse};
+///
+/// // y = x·x: along the tangent t, the derivative is 2x·t.
+/// let f = parse("%x = input x : f32[2]\n%y = mul %x, %x : f32[2]\noutput y = %y\n")?;
+/// let d = jvp(&f, None, &["x"])?;
+/// let inputs = HashMap::from([
+///     ("x".to_string(), Tensor::new(Type::f32(&[2]), vec![1.5, -1.0])?),
+///     ("tan.x".to_string(), Tensor::new(Type::f32(&[2]), vec![1.0, 2.0])?),
+/// ]);
+/// let out = eval(&d, &inputs)?;
+/// let t = &out.iter().find(|(n, _)| n == "tan.y").unwrap().1;
+/// assert_eq!(t.data, vec![3.0, -4.0]);
+/// # Ok::<(), wgrad_compiler::Error>(())
+/// ```
 pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     let graph = &optimized(graph, &Optimizations::ALL)?;
     let (of_name, out) = resolve_output(graph, of)?;
