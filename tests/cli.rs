@@ -721,3 +721,17 @@ fn a_misspelt_backend_is_named_with_the_valid_ones() {
     assert!(err.contains("vulkan, metal, dx12 or gl"), "{err}");
     assert!(!err.contains("install a Vulkan driver"), "{err}");
 }
+
+#[test]
+fn a_headless_machine_gets_no_display_warnings() {
+    // Mesa's device-select layer printed "XDG_RUNTIME_DIR is invalid or not set in the
+    // environment." twice per runtime when no Wayland display exists.
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+        .arg("adapter")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+}
