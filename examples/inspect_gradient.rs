@@ -33,7 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Hessian-vector product: jvp of the gradient along a direction v for w2.
     let hvp = wgrad::jvp(&df, Some("grad.w2"), &["w2"])?;
-    let v = Tensor::new(inputs["w2"].ty.clone(), vec![1.0; 24])?;
+    // A direction the loss is sensitive to: adding the same amount to every logit of a
+    // row (v = ones would) leaves a softmax unchanged, and H·v would be rounding noise.
+    let v = Tensor::new(
+        inputs["w2"].ty.clone(),
+        (0..24).map(|i| ((i + 1) as f64).sin()).collect(),
+    )?;
     let mut with_v: HashMap<String, Tensor> = inputs.clone();
     with_v.insert("tan.w2".into(), v);
     let out = wgrad::eval(&hvp, &with_v)?;
@@ -42,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .find(|(n, _)| n == "tan.grad.w2")
         .ok_or("no HVP output")?
         .1;
-    println!("H·v for w2 (v = ones): {:?}", &hv.data[..6]);
+    println!("H·v for w2 (v[i] = sin(i + 1)): {:?}", &hv.data[..6]);
     if !report.passed {
         return Err("gradcheck failed".into());
     }

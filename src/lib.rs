@@ -34,6 +34,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "ndarray")]
+pub mod arrays;
 pub mod dump;
 pub mod fuzz;
 pub mod io;
