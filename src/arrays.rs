@@ -33,35 +33,22 @@ pub trait Element: Copy + 'static {
     fn from_f64(x: f64) -> Self;
 }
 
-impl Element for f32 {
-    const DTYPE: DType = DType::F32;
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn from_f64(x: f64) -> f32 {
-        x as f32
-    }
+/// `Element` for a numeric type that widens to `f64` exactly and back by a cast.
+macro_rules! numeric_element {
+    ($($t:ty => $dtype:expr),*) => {$(
+        impl Element for $t {
+            const DTYPE: DType = $dtype;
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            fn from_f64(x: f64) -> $t {
+                x as $t
+            }
+        }
+    )*};
 }
 
-impl Element for i32 {
-    const DTYPE: DType = DType::I32;
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn from_f64(x: f64) -> i32 {
-        x as i32
-    }
-}
-
-impl Element for u32 {
-    const DTYPE: DType = DType::U32;
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn from_f64(x: f64) -> u32 {
-        x as u32
-    }
-}
+numeric_element!(f32 => DType::F32, i32 => DType::I32, u32 => DType::U32);
 
 impl Element for bool {
     const DTYPE: DType = DType::Bool;
