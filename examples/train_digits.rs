@@ -11,6 +11,7 @@
 
 use clap::Parser;
 use flate2::read::GzDecoder;
+use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -44,6 +45,9 @@ struct Args {
     /// Seed for the split, the initialization and the shuffling.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Where to write the plot of the training loss and held-out accuracy per epoch.
+    #[arg(long, default_value = "train_digits.png")]
+    plot: std::path::PathBuf,
 }
 
 const FEATURES: usize = 64;
@@ -196,10 +200,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (test_x, test_y) = batch_tensors(&data, test)?;
     let mut steps = 0usize;
-    // The first step also compiles the kernels' shaders on some drivers: timed apart.
+    // The first step also compiles the kernels' shaders on some drivers (lavapipe
+    // compiles each at its first dispatch): timed apart, and announced.
     let mut first_step = 0.0;
     let mut step_time = 0.0;
     let mut accuracy = 0.0;
+    let batches_per_epoch = train.len() / args.batch;
+    let bar = ProgressBar::new((args.epochs * batches_per_epoch) as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps, {elapsed} {msg}")?,
+    );
+    bar.set_message(format!(
+        "(the first step compiles {} kernels…)",
+        step.kernels.len()
+    ));
+    // Per epoch: (mean training loss, held-out accuracy).
+    let mut history: Vec<(f64, f64)> = Vec::new();
     for epoch in 1..=args.epochs {
         train.shuffle(&mut rng);
         let mut loss_sum = 0.0;
@@ -211,32 +226,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let out = exe.run(&inputs)?;
             if steps == 0 {
                 first_step = t.elapsed().as_secs_f64();
+                bar.set_message("");
             } else {
                 step_time += t.elapsed().as_secs_f64();
             }
             loss_sum += out[0].1.data[0];
             batches += 1;
             steps += 1;
+            bar.inc(1);
         }
-        if epoch % 5 == 0 || epoch == args.epochs {
-            let mut inputs = HashMap::from([
-                ("x".to_string(), test_x.clone()),
-                ("labels".to_string(), test_y.clone()),
-            ]);
-            for p in PARAMS {
-                inputs.insert(p.to_string(), exe.read(p)?);
-            }
-            let correct = eval_exe.run(&inputs)?[0].1.data[0];
-            accuracy = correct / test.len() as f64;
-            println!(
-                "epoch {epoch:3}: loss {:.4}, held-out accuracy {:.2}%",
-                loss_sum / batches as f64,
-                100.0 * accuracy
-            );
+        let mut inputs = HashMap::from([
+            ("x".to_string(), test_x.clone()),
+            ("labels".to_string(), test_y.clone()),
+        ]);
+        for p in PARAMS {
+            inputs.insert(p.to_string(), exe.read(p)?);
+        }
+        let correct = eval_exe.run(&inputs)?[0].1.data[0];
+        accuracy = correct / test.len() as f64;
+        let loss = loss_sum / batches as f64;
+        history.push((loss, accuracy));
+        let line = format!(
+            "epoch {epoch:3}: loss {loss:.4}, held-out accuracy {:.2}%",
+            100.0 * accuracy
+        );
+        // A hidden bar (output not a terminal, as in CI logs) prints nothing itself.
+        if bar.is_hidden() {
+            println!("{line}");
         } else {
-            println!("epoch {epoch:3}: loss {:.4}", loss_sum / batches as f64);
+            bar.println(line);
         }
     }
+    bar.finish_and_clear();
+    plot(&args.plot, &history)?;
+    println!(
+        "plot of loss and accuracy per epoch: {}",
+        args.plot.display()
+    );
     println!(
         "final held-out accuracy: {:.2}% ({} steps, {:.3} ms per step after the first, which took {:.0} ms)",
         100.0 * accuracy,
@@ -244,5 +270,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         1e3 * step_time / steps.saturating_sub(1).max(1) as f64,
         1e3 * first_step
     );
+    Ok(())
+}
+
+/// Draws the training loss and the held-out accuracy per epoch, side by side, as a PNG.
+fn plot(path: &std::path::Path, history: &[(f64, f64)]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    // The font is the example's own: no system font or library is needed.
+    const FONT: &[u8] = include_bytes!("data/fonts/DejaVuSansMono.ttf");
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| "the bundled font does not load")?;
+    let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+    let epochs = history.len().max(1) as f64;
+    let series = [
+        (
+            left,
+            "training loss",
+            history.iter().map(|h| h.0).collect::<Vec<_>>(),
+            RED,
+        ),
+        (
+            right,
+            "held-out accuracy",
+            history.iter().map(|h| h.1).collect(),
+            BLUE,
+        ),
+    ];
+    for (area, title, values, color) in series {
+        let top = values.iter().copied().fold(0.0f64, f64::max) * 1.05;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(1.0..epochs.max(2.0), 0.0..top.max(1e-9))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            values.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)),
+            color.stroke_width(2),
+        ))?;
+    }
+    root.present()?;
     Ok(())
 }
