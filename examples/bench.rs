@@ -278,8 +278,9 @@ fn measure(
     let st = &program.stats;
     println!("\n## {label}");
     println!(
-        "  {} kernels ({} matmul), temp {:.3} MiB, all buffers {:.3} MiB, {:.1} MFLOP, {:.1} MB moved",
+        "  {} kernel{} ({} matmul), temp {:.3} MiB, all buffers {:.3} MiB, {:.1} MFLOP, {:.1} MB moved",
         st.kernels,
+        if st.kernels == 1 { "" } else { "s" },
         st.matmul_kernels,
         mib(st.temp_bytes),
         mib(st.peak_bytes),

@@ -1,12 +1,13 @@
 //! Dumps: what a compiled program became, as files a person reads.
 //!
-//! A dump directory holds `ir/NN_<pass>.wg` (the IR after every pass),
-//! `plan.txt` (every kernel in dispatch order with the decisions that shaped it),
-//! `kernels/NNN_<name>.wgsl` (each kernel, as validated), `buffers.txt` (the buffer plan
-//! and which kernels read and write each buffer), `explain.txt` (what the backward pass
-//! keeps of the forward one, and why), `stats.json`, and `kernels.dot` (a Graphviz
-//! picture: kernels as nodes with their fused ops and share of the bytes moved, buffers
-//! as labelled edges from the kernel that writes them to the kernels that read them).
+//! A dump directory holds `ir/NN_<pass>.wg` (the program as given, then the IR after
+//! every lowering pass that changed it), `plan.txt` (every kernel in dispatch order
+//! with the decisions that shaped it), `kernels/NNN_<name>.wgsl` (each kernel, as
+//! validated), `buffers.txt` (the buffer plan and which kernels read and write each
+//! buffer), `explain.txt` (what the backward pass keeps of the forward one, and why),
+//! `stats.json`, and `kernels.dot` (a Graphviz picture: kernels as nodes with their
+//! fused ops and share of the bytes moved, and the values between them as edges
+//! labelled with their buffers).
 
 use crate::lower::{BufferRole, Program, Report, Step};
 use std::fmt::Write;

@@ -56,7 +56,8 @@ pub use wgrad_runtime::{Error, Executable, PendingRun, Result, Runtime, RuntimeO
 /// Compiles a program for `options.target` (no device needed). When the environment
 /// variable `WGRAD_DUMP` names a directory, each program compiled gets a subdirectory
 /// of its own there, numbered in order (`program-001`, `program-002`, …), holding the
-/// IR after every pass, every kernel's WGSL, the buffer plan and `stats.json`.
+/// IR after every lowering pass that changed it, every kernel's WGSL, the buffer plan
+/// and `stats.json`.
 ///
 /// ```
 /// let f = wgrad::parse("%x = input x : f32[256]\n%y = tanh %x : f32[256]\n%s = reduce_sum %y axes=[0] : f32[]\noutput s = %s\n")?;

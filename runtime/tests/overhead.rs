@@ -42,7 +42,8 @@ fn overhead() {
             exe.run(&given).unwrap();
         }
         let each = start.elapsed().as_secs_f64() / runs as f64;
-        eprintln!("{kernels:4} kernels: {:8.1} us per run", each * 1e6);
+        let noun = if kernels == 1 { "kernel: " } else { "kernels:" };
+        eprintln!("{kernels:4} {noun} {:8.1} us per run", each * 1e6);
         per_run.push(each);
     }
     eprintln!(
