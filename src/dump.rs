@@ -1,7 +1,8 @@
 //! Dumps: what a compiled program became, as files a person reads.
 //!
-//! A dump directory holds `ir/NN_<pass>.wg` (the program as given, then the IR after
-//! every lowering pass that changed it), `plan.txt` (every kernel in dispatch order
+//! A dump directory holds `ir/NN_<pass>.wg` (differentiation's stages when the program
+//! is a gradient, then the program as lowering got it and the IR after every lowering
+//! pass that changed it), `plan.txt` (every kernel in dispatch order
 //! with the decisions that shaped it), `kernels/NNN_<name>.wgsl` (each kernel, as
 //! validated), `buffers.txt` (the buffer plan and which kernels read and write each
 //! buffer), `explain.txt` (what the backward pass keeps of the forward one, and why),
@@ -15,6 +16,18 @@ use std::path::Path;
 
 /// Writes the dump of `program` into `dir`, creating it.
 pub fn write(dir: &Path, program: &Program, report: &Report) -> std::io::Result<()> {
+    write_staged(dir, &[], program, report)
+}
+
+/// [`write`], with the stages that made the program before lowering — differentiation's
+/// (`autodiff::grad_traced`), as `(stage, IR text)` — first in `ir/`, numbered in order
+/// with the lowering passes after them (`00_grad.source.wg`, …).
+pub fn write_staged(
+    dir: &Path,
+    stages: &[(String, String)],
+    program: &Program,
+    report: &Report,
+) -> std::io::Result<()> {
     let ir = dir.join("ir");
     let kernels = dir.join("kernels");
     std::fs::create_dir_all(&ir)?;
@@ -22,7 +35,10 @@ pub fn write(dir: &Path, program: &Program, report: &Report) -> std::io::Result<
     // Files of an earlier dump would read as part of this one.
     remove_files(&ir, "wg")?;
     remove_files(&kernels, "wgsl")?;
-    write_passes(&ir, "", report)?;
+    for (k, (stage, text)) in stages.iter().enumerate() {
+        std::fs::write(ir.join(format!("{k:02}_grad.{stage}.wg")), text)?;
+    }
+    write_passes(&ir, "", stages.len(), report)?;
     for k in &program.kernels {
         std::fs::write(kernels.join(format!("{}.wgsl", k.name)), &k.wgsl)?;
     }
@@ -126,12 +142,13 @@ pub fn kernels_dot(program: &Program) -> String {
 
 /// The IR after every pass, the pieces' (of a program with loops on the device) after
 /// the program's, named `<piece>.NN_<pass>.wg`.
-fn write_passes(ir: &Path, prefix: &str, report: &Report) -> std::io::Result<()> {
+fn write_passes(ir: &Path, prefix: &str, first: usize, report: &Report) -> std::io::Result<()> {
     for (k, p) in report.passes.iter().enumerate() {
-        std::fs::write(ir.join(format!("{prefix}{k:02}_{}.wg", p.pass)), &p.ir)?;
+        let n = first + k;
+        std::fs::write(ir.join(format!("{prefix}{n:02}_{}.wg", p.pass)), &p.ir)?;
     }
     for piece in &report.pieces {
-        write_passes(ir, &format!("{prefix}{}.", piece.name), &piece.report)?;
+        write_passes(ir, &format!("{prefix}{}.", piece.name), 0, &piece.report)?;
     }
     Ok(())
 }

@@ -268,10 +268,11 @@ fn run(command: Command) -> Result<Output, String> {
             dump,
             explain,
         } => {
-            let (g, options) = prepare(&source, &lowering)?;
+            let mut stages = Vec::new();
+            let (g, options) = prepare_traced(&source, &lowering, &mut stages)?;
             let (program, report) = wgrad::lower::compile(&g, &options).map_err(user)?;
             if let Some(dir) = dump {
-                wgrad::dump::write(&dir, &program, &report)
+                wgrad::dump::write_staged(&dir, &stages, &program, &report)
                     .map_err(|e| format!("cannot write the dump to `{}`: {e}", dir.display()))?;
             }
             let mut text = String::new();
@@ -351,11 +352,24 @@ fn run(command: Command) -> Result<Output, String> {
 /// Loads a program and, when `--wrt` is given, replaces it by its gradient, taken with
 /// the `enabled` optimizations.
 fn load_derived(source: &Source, enabled: &Optimizations) -> Result<Graph, String> {
+    load_traced(source, enabled, &mut Vec::new())
+}
+
+/// [`load_derived`], recording differentiation's stages as `(stage, IR text)`.
+fn load_traced(
+    source: &Source,
+    enabled: &Optimizations,
+    stages: &mut Vec<(String, String)>,
+) -> Result<Graph, String> {
     let g = load(&source.file)?;
     match &source.wrt {
         Some(wrt) => {
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-            wgrad::autodiff::grad_with(&g, source.of.as_deref(), &wrt, enabled).map_err(user)
+            let mut trace = |stage: &str, g: &Graph| {
+                stages.push((stage.to_string(), wgrad::print(g)));
+            };
+            wgrad::autodiff::grad_traced(&g, source.of.as_deref(), &wrt, enabled, &mut trace)
+                .map_err(user)
         }
         None => Ok(g),
     }
@@ -364,8 +378,17 @@ fn load_derived(source: &Source, enabled: &Optimizations) -> Result<Graph, Strin
 /// The program (or its gradient) and the compile options, with the named optimizations
 /// switched off in both differentiation and lowering.
 fn prepare(source: &Source, lowering: &Lowering) -> Result<(Graph, Options), String> {
+    prepare_traced(source, lowering, &mut Vec::new())
+}
+
+/// [`prepare`], recording differentiation's stages as `(stage, IR text)`.
+fn prepare_traced(
+    source: &Source,
+    lowering: &Lowering,
+    stages: &mut Vec<(String, String)>,
+) -> Result<(Graph, Options), String> {
     let enabled = disabled(&lowering.without)?;
-    let g = load_derived(source, &enabled)?;
+    let g = load_traced(source, &enabled, stages)?;
     let target = Target::preset(&lowering.target)
         .ok_or_else(|| format!("unknown target `{}`", lowering.target))?;
     Ok((

@@ -415,6 +415,21 @@ fn compile_dumps_readable_ir_and_naga_valid_wgsl() {
         .collect();
     passes.sort();
     assert!(!passes.is_empty());
+    // Differentiation's stages come first, numbered in order with lowering's.
+    let names: Vec<String> = passes
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names[0], "00_grad.source.wg", "{names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with("_grad.differentiated.wg")),
+        "{names:?}"
+    );
+    let first_lowering = names.iter().position(|n| n.ends_with("_input.wg")).unwrap();
+    assert!(
+        names[..first_lowering].iter().all(|n| n.contains("_grad.")),
+        "{names:?}"
+    );
     // Every per-pass dump is a program the parser accepts.
     for p in &passes {
         wgrad::parse(&std::fs::read_to_string(p).unwrap())

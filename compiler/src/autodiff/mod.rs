@@ -78,7 +78,27 @@ pub fn grad_with(
     wrt: &[&str],
     enabled: &Optimizations,
 ) -> Result<Graph> {
-    let graph = &optimized(graph, enabled)?;
+    grad_traced(graph, of, wrt, enabled, &mut |_, _| {})
+}
+
+/// [`grad_with`], calling `trace(stage, graph)` at every stage of differentiation, in
+/// order: `source`, each pass that changed the program before differentiating
+/// (`before.<pass>`), the sweep's raw output (`differentiated`), and each pass that
+/// changed the derivative afterwards (`after.<pass>`). Dumps show these stages.
+pub fn grad_traced(
+    graph: &Graph,
+    of: Option<&str>,
+    wrt: &[&str],
+    enabled: &Optimizations,
+    trace: &mut dyn FnMut(&str, &Graph),
+) -> Result<Graph> {
+    trace("source", graph);
+    let mut g = graph.clone();
+    passes::optimize_with(&mut g, enabled, |pass, g| {
+        trace(&format!("before.{pass}"), g);
+        Ok(())
+    })?;
+    let graph = &g;
     let (of_name, out) = resolve_output(graph, of)?;
     let ty = graph.ty(out).clone();
     if !ty.is_scalar() {
@@ -89,7 +109,7 @@ pub fn grad_with(
     let mut b = Builder::from_graph(graph.clone());
     b.set_side(Side::Adjoint);
     let seed = b.full(1.0, &ty)?;
-    reverse(b, out, &of_name, seed, wrt, enabled)
+    reverse(b, out, &of_name, seed, wrt, enabled, trace)
 }
 
 /// The vector-Jacobian product of output `of` (default: the only output): the program
@@ -121,7 +141,15 @@ pub fn vjp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     b.set_side(Side::Adjoint);
     let name = fresh(&b.graph().inputs, &format!("ct.{of_name}"));
     let seed = b.input(&name, ty)?;
-    reverse(b, out, &of_name, seed, wrt, &Optimizations::ALL)
+    reverse(
+        b,
+        out,
+        &of_name,
+        seed,
+        wrt,
+        &Optimizations::ALL,
+        &mut |_, _| {},
+    )
 }
 
 /// The Jacobian-vector product of output `of` (default: the only output): the program
@@ -165,7 +193,7 @@ pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     };
     let oname = fresh(&b.graph().outputs, &format!("tan.{of_name}"));
     b.output(&oname, tangent)?;
-    finish(b, &Optimizations::ALL)
+    finish(b, &Optimizations::ALL, &mut |_, _| {})
 }
 
 /// The names of every float input, in declared order: what `vjp` differentiates with
@@ -188,6 +216,7 @@ fn reverse(
     seed: Value,
     wrt: &[&str],
     enabled: &Optimizations,
+    trace: &mut dyn FnMut(&str, &Graph),
 ) -> Result<Graph> {
     let graph = b.graph().clone();
     check_float(&graph, out, of_name)?;
@@ -204,7 +233,7 @@ fn reverse(
         let oname = fresh(&b.graph().outputs, &format!("grad.{name}"));
         b.output(&oname, g)?;
     }
-    finish(b, enabled)
+    finish(b, enabled, trace)
 }
 
 /// The reverse sweep over the builder's graph: returns the cotangent of each `wrt`
@@ -415,9 +444,17 @@ fn fresh(list: &[(String, Value)], name: &str) -> String {
 }
 
 /// The derivative program: the builder's graph, optimized and verified.
-fn finish(b: Builder, enabled: &Optimizations) -> Result<Graph> {
+fn finish(
+    b: Builder,
+    enabled: &Optimizations,
+    trace: &mut dyn FnMut(&str, &Graph),
+) -> Result<Graph> {
     let mut g = b.finish()?;
-    passes::optimize_with(&mut g, enabled, |_, _| Ok(()))?;
+    trace("differentiated", &g);
+    passes::optimize_with(&mut g, enabled, |pass, g| {
+        trace(&format!("after.{pass}"), g);
+        Ok(())
+    })?;
     crate::ir::verify(&g)?;
     Ok(g)
 }
