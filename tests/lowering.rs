@@ -499,6 +499,9 @@ fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
          %p2 = broadcast %s dims=[] : f32[2,300,300]
          %q2 = broadcast %s dims=[] : f32[300,300,3]
          %d2 = dot %p2, %q2 lhs_batch=[] rhs_batch=[] lhs_contract=[1,2] rhs_contract=[0,1] : f32[2,3]
+         %p3 = broadcast %s dims=[] : f32[2,3,300,300]
+         %q3 = broadcast %s dims=[] : f32[3,300,300]
+         %d3 = dot %p3, %q3 lhs_batch=[] rhs_batch=[] lhs_contract=[1,2,3] rhs_contract=[0,1,2] : f32[2]
          %u = broadcast %s dims=[] : f32[100000,2]
          %k = constant 1 : i32[100000,2]
          %sc = scatter_add %u, %k axis=0 size=4 : f32[4,2]
@@ -508,6 +511,7 @@ fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
          output m = %m
          output d = %d
          output d2 = %d2
+         output d3 = %d3
          output sc = %sc",
     );
     let p = compile(&g, rt.target().clone());
@@ -533,6 +537,9 @@ fn sums_and_products_longer_than_a_driver_loop_are_exact_on_the_device() {
     // Two contracted axes of 300 (90,000 per element), and 100,000 updates scattered
     // into one row: unsplit, both stopped at 65,535.
     assert!(get("d2").iter().all(|&x| x == 90_000.0), "{:?}", get("d2"));
+    // Contracted axes of 3, 300 and 300 (270,000 per element): the first cannot be
+    // split within the limit, so it becomes a batch axis and the next is split.
+    assert!(get("d3").iter().all(|&x| x == 270_000.0), "{:?}", get("d3"));
     assert_eq!(
         get("sc"),
         &vec![0.0, 0.0, 100_000.0, 100_000.0, 0.0, 0.0, 0.0, 0.0]
@@ -678,4 +685,36 @@ fn ops_on_literals_alone_run_on_the_device_even_when_not_finite() {
         "{:?}",
         get("w")
     );
+}
+
+#[test]
+fn products_that_contract_nothing_lower() {
+    // An outer product, and the gradient of a matrix-vector product, which contains
+    // one: splitting long products once indexed their (absent) first contracted axis.
+    let g = parse(
+        "%m = input m : f32[3,4]
+         %v = input v : f32[4]
+         %y = dot %m, %v lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[3]
+         %t = tanh %y : f32[3]
+         %l = reduce_sum %t axes=[0] : f32[]
+         output l = %l",
+    );
+    let dg = wgrad::grad(&g, None, &["m", "v"]).unwrap();
+    compile(&dg, Target::software_vulkan());
+    let outer = parse(
+        "%a = input a : f32[3]
+         %b = input b : f32[5]
+         %o = dot %a, %b lhs_batch=[] rhs_batch=[] lhs_contract=[] rhs_contract=[] : f32[3,5]
+         output o = %o",
+    );
+    compile(&outer, Target::software_vulkan());
+    let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
+        return;
+    };
+    let mut rng = common::Rng::new(3);
+    let ins = std::collections::HashMap::from([
+        ("m".to_string(), rng.tensor(&[3, 4], -1.0, 1.0)),
+        ("v".to_string(), rng.tensor(&[4], -1.0, 1.0)),
+    ]);
+    common::gpu::assert_gpu_matches(&rt, &dg, &ins);
 }

@@ -34,7 +34,7 @@ pub fn run(graph: &mut Graph, limit: usize) -> bool {
     // A split's own sums are built within the limit, but a product split finely (many
     // contracted axes) sums many chunks: a second round splits those.
     let mut changed = false;
-    for _ in 0..4 {
+    for _ in 0..8 {
         if !run_once(graph, limit) {
             break;
         }
@@ -96,11 +96,14 @@ fn reduce_too_long(g: &Graph, v: Value, axes: &[usize], limit: usize) -> bool {
 }
 
 fn dot_too_long(g: &Graph, v: Value, dims: &DotDims, limit: usize) -> bool {
+    // An outer product (the gradient of a matrix–vector product has one) contracts
+    // nothing.
+    if dims.lhs_contract.is_empty() {
+        return false;
+    }
     let shape = &g.ty(g.node(v).args[0]).shape;
     let trips: usize = dims.lhs_contract.iter().map(|&a| shape[a]).product();
-    let rest = trips / shape.get(dims.lhs_contract[0]).copied().unwrap_or(1).max(1);
-    // Splitting the first contracted axis helps only while the others fit.
-    !dims.lhs_contract.is_empty() && trips > limit && rest <= limit / 2
+    trips > limit
 }
 
 /// The identity of a reduction, in `dtype`.
@@ -163,16 +166,27 @@ fn reduce(
     reduce(b, kind, folded, &[a], limit)
 }
 
-/// `dot(l, r)` contracting its first contracted axis in chunks: the axis split into
-/// `(c, chunk)`, `c` made a batch axis, and the `c` products summed. A chunk times the
-/// other contracted axes' extents stays within `limit`.
+/// `dot(l, r)` contracting its first contracted axis longer than 1 in chunks: the axis
+/// split into `(c, chunk)`, `c` made a batch axis, and the `c` products summed. A chunk
+/// times the other contracted axes' extents stays within `limit` when it can.
 fn dot(b: &mut Builder, l: Value, r: Value, dims: &DotDims, limit: usize) -> Result<Value> {
-    let (la, ra) = (dims.lhs_contract[0], dims.rhs_contract[0]);
-    let len = b.ty(l).shape[la];
-    let rest: usize = dims.lhs_contract[1..]
+    let lshape = b.ty(l).shape.clone();
+    let k = dims
+        .lhs_contract
         .iter()
-        .map(|&a| b.ty(l).shape[a])
+        .position(|&a| lshape[a] > 1)
+        .unwrap_or(0);
+    let (la, ra) = (dims.lhs_contract[k], dims.rhs_contract[k]);
+    let len = lshape[la];
+    let rest: usize = dims
+        .lhs_contract
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != k)
+        .map(|(_, &a)| lshape[a])
         .product();
+    // When the other contracted axes alone are too long, this one becomes a batch axis
+    // whole (chunks of 1), and a later round splits the next.
     let chunk = (CHUNK.min(limit) / rest.max(1)).max(1);
     let chunks = len.div_ceil(chunk);
     let split = |b: &mut Builder, x: Value, axis: usize| -> Result<Value> {
@@ -203,9 +217,9 @@ fn dot(b: &mut Builder, l: Value, r: Value, dims: &DotDims, limit: usize) -> Res
     let mut rhs_batch = shift(&dims.rhs_batch, ra);
     rhs_batch.push(ra);
     let mut lhs_contract = shift(&dims.lhs_contract, la);
-    lhs_contract[0] = la + 1;
+    lhs_contract[k] = la + 1;
     let mut rhs_contract = shift(&dims.rhs_contract, ra);
-    rhs_contract[0] = ra + 1;
+    rhs_contract[k] = ra + 1;
     let split_dims = DotDims {
         lhs_batch,
         rhs_batch,
