@@ -37,23 +37,43 @@ fn open(path: &Path) -> Result<std::fs::File> {
 
 /// Writes the file at `path` through `write`, atomically: into a temporary file beside
 /// it, renamed over `path` only once everything is written, so a failure leaves no
-/// half-written file.
+/// half-written file. A symbolic link is followed (the file it names is replaced), and
+/// what is not a regular file (`/dev/null`, a pipe) is written in place. The file gets
+/// the permissions a newly created one would (the umask applies).
 fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
     let fail = |e: &dyn std::fmt::Display| file_error(path, format!("cannot write: {e}"));
-    let dir = match path.parent() {
+    let flush = |file: &mut std::fs::File| -> std::io::Result<()> {
+        let mut w = BufWriter::new(file);
+        write(&mut w)?;
+        w.flush()
+    };
+    let target = match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| fail(&e))?;
+            return flush(&mut file).map_err(|e| fail(&e));
+        }
+        Ok(_) => std::fs::canonicalize(path).map_err(|e| fail(&e))?,
+        Err(_) => path.to_path_buf(),
+    };
+    let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
     {
-        let mut w = BufWriter::new(tmp.as_file_mut());
-        write(&mut w).map_err(|e| fail(&e))?;
-        w.flush().map_err(|e| fail(&e))?;
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| fail(&e))?;
+    flush(tmp.as_file_mut()).map_err(|e| fail(&e))?;
+    tmp.persist(&target).map_err(|e| fail(&e.error))?;
     Ok(())
 }
 
@@ -68,6 +88,21 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor> {
 /// Reads one `.npy` array from `reader`; the error is a message.
 fn read_npy_from(reader: impl Read) -> std::result::Result<Tensor, String> {
     let npy = NpyFile::new(reader).map_err(|e| format!("not a .npy array: {e}"))?;
+    // npyz counts elements with wrapping arithmetic: a header whose shape overflows
+    // would claim a few elements and index past them.
+    let counted = npy.shape().iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    if counted != Some(npy.len()) {
+        return Err(format!(
+            "shape {:?} has more elements than can be counted",
+            npy.shape()
+        ));
+    }
+    if npy.len() > MAX_ELEMENTS {
+        return Err(format!(
+            "{} elements is more than an array read here may hold ({MAX_ELEMENTS})",
+            npy.len()
+        ));
+    }
     let shape: Vec<usize> = npy
         .shape()
         .iter()
@@ -128,6 +163,11 @@ fn convert<T: npyz::Deserialize>(
         .collect())
 }
 
+/// The most elements one array read from a file may hold: the interpreter's default
+/// budget per tensor (2 GiB as `f64`). A compressed archive can claim far more than its
+/// size, and this bounds what reading it allocates.
+const MAX_ELEMENTS: u64 = 1 << 28;
+
 /// A tensor of `dtype` from converted values, checking they fit it.
 fn tensor(dtype: DType, shape: &[usize], data: Vec<f64>) -> std::result::Result<Tensor, String> {
     let (lo, hi) = match dtype {
@@ -153,9 +193,13 @@ fn tensor(dtype: DType, shape: &[usize], data: Vec<f64>) -> std::result::Result<
     Tensor::new(Type::new(dtype, shape), data).map_err(|e| e.to_string())
 }
 
-/// Column-major elements of `shape` in row-major order.
+/// Column-major elements of `shape` in row-major order (`data` holds exactly the
+/// shape's elements: the reader checks the count).
 fn fortran_to_c(data: &[f64], shape: &[usize]) -> Vec<f64> {
     let n = data.len();
+    if shape.iter().product::<usize>() != n {
+        return data.to_vec();
+    }
     let mut out = vec![0.0; n];
     let rank = shape.len();
     let mut index = vec![0usize; rank];
@@ -270,6 +314,11 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
     for name in names {
         let fail = |m: String| file_error(path, format!("tensor `{name}`: {m}"));
         let view = file.tensor(name).map_err(|e| fail(e.to_string()))?;
+        if view.shape().iter().product::<usize>() as u64 > MAX_ELEMENTS {
+            return Err(fail(format!(
+                "more elements than an array read here may hold ({MAX_ELEMENTS})"
+            )));
+        }
         let b = view.data();
         let le4 = |c: &[u8]| [c[0], c[1], c[2], c[3]];
         let le8 = |c: &[u8]| [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
@@ -385,7 +434,7 @@ pub fn read_inputs(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
             let p = entry
                 .map_err(|e| file_error(path, format!("cannot read: {e}")))?
                 .path();
-            if p.extension().is_some_and(|x| x == "npy") {
+            if extension(&p) == "npy" {
                 let name = p
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -422,7 +471,7 @@ pub fn read_inputs(path: impl AsRef<Path>) -> Result<HashMap<String, Tensor>> {
 }
 
 /// Writes named tensors to `path` by its extension: `.npz`, `.safetensors`, or JSON
-/// (written at `precision`) for anything else.
+/// (written at `precision`) for anything else but `.npy` (an error: it holds one array).
 pub fn write_outputs(
     path: impl AsRef<Path>,
     tensors: &[(String, Tensor)],
@@ -432,6 +481,10 @@ pub fn write_outputs(
     match extension(path).as_str() {
         "npz" => write_npz(path, tensors),
         "safetensors" => write_safetensors(path, tensors),
+        "npy" => Err(file_error(
+            path,
+            "one .npy file holds one unnamed array: write the outputs to a .npz",
+        )),
         _ => write_atomically(path, |w| json::write_tensors(w, tensors, precision)),
     }
 }

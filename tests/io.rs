@@ -301,3 +301,92 @@ fn an_archive_whose_arrays_do_not_fit_the_program_names_the_file_and_the_array()
         "{err}"
     );
 }
+
+/// A version 1.0 `.npy` file with this header dictionary and these data bytes.
+fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut dict = header.to_string();
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.as_bytes());
+    out.extend(data);
+    out
+}
+
+#[test]
+fn crafted_headers_are_errors_not_panics_or_huge_allocations() {
+    let six: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    for (name, header) in [
+        // Extents whose product wraps to 6 in 64 bits, in both orders.
+        (
+            "wrap_c.npy",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 9223372036854775809), }",
+        ),
+        (
+            "wrap_f.npy",
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 9223372036854775809), }",
+        ),
+        // A claim of 2^40 elements backed by 24 bytes.
+        (
+            "huge.npy",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576), }",
+        ),
+    ] {
+        let path = temp(name);
+        std::fs::write(&path, npy_bytes(header, &six)).unwrap();
+        let e = read_npy(&path).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains("elements"), "{e}");
+    }
+    // The same header with an honest shape reads.
+    let ok = temp("honest.npy");
+    std::fs::write(
+        &ok,
+        npy_bytes(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+            &six,
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        read_npy(&ok).unwrap(),
+        t(DType::F32, &[2, 3], &[0.0, 2.0, 4.0, 1.0, 3.0, 5.0])
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn outputs_go_where_the_path_points() {
+    use std::os::unix::fs::PermissionsExt;
+    let tensors = vec![("x".to_string(), t(DType::F32, &[2], &[1.0, 2.0]))];
+    // A device is written in place, not replaced by a regular file.
+    write_npz("/dev/null", &tensors).unwrap();
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    // A symbolic link is followed: the file it names gets the outputs.
+    let real = temp("real.npz");
+    std::fs::write(&real, b"old").unwrap();
+    let link = temp("link.npz");
+    std::fs::remove_file(&link).ok();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    write_npz(&link, &tensors).unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(read_npz(&real).unwrap(), tensors);
+    // New files are readable by others as any created file would be (umask aside).
+    let fresh = temp("fresh.npz");
+    std::fs::remove_file(&fresh).ok();
+    write_npz(&fresh, &tensors).unwrap();
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+    assert_ne!(mode & 0o044, 0, "mode {mode:o}");
+    // One .npy holds one array: writing several to one is refused.
+    let e = write_outputs(temp("out.npy"), &tensors, Precision::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("write the outputs to a .npz"), "{e}");
+}
