@@ -305,7 +305,7 @@ fn an_archive_whose_arrays_do_not_fit_the_program_names_the_file_and_the_array()
 /// A version 1.0 `.npy` file with this header dictionary and these data bytes.
 fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
     let mut dict = header.to_string();
-    while (10 + dict.len() + 1) % 64 != 0 {
+    while !(10 + dict.len() + 1).is_multiple_of(64) {
         dict.push(' ');
     }
     dict.push('\n');
