@@ -186,12 +186,15 @@ pub fn run(seeds: &[Seed], options: &FuzzOptions, mut progress: impl FnMut(usize
     let threads = options.threads.clamp(1, 64);
     let (tx, rx) = mpsc::channel::<(usize, Result<Reached, Finding>, Duration)>();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Cases claimed by a worker and not reported yet: what a hang is stuck in.
+    let running = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     for _ in 0..threads {
-        let (tx, next, seeds, options) = (
+        let (tx, next, seeds, options, running) = (
             tx.clone(),
             std::sync::Arc::clone(&next),
             seeds.to_vec(),
             options.clone(),
+            std::sync::Arc::clone(&running),
         );
         // Stages recurse over expressions as the command line does: give the worker
         // the main thread's stack, not a spawned thread's default.
@@ -205,8 +208,25 @@ pub fn run(seeds: &[Seed], options: &FuzzOptions, mut progress: impl FnMut(usize
                         break;
                     }
                     let case = options.first + k;
+                    lock(&running).insert(case);
                     let start = Instant::now();
-                    let outcome = run_numbered(&seeds, &options, case);
+                    // Whatever panics outside a stage (printing, say) is a finding too,
+                    // not a worker lost with its case.
+                    let outcome =
+                        catch_unwind(AssertUnwindSafe(|| run_numbered(&seeds, &options, case)))
+                            .unwrap_or_else(|p| {
+                                let (program, inputs) =
+                                    catch_unwind(|| case_text(&seeds, &options, case))
+                                        .unwrap_or_default();
+                                Err(Finding {
+                                    case,
+                                    stage: "case",
+                                    what: format!("panic: {}", panic_text(&p)),
+                                    program,
+                                    inputs,
+                                })
+                            });
+                    lock(&running).remove(&case);
                     if tx.send((case, outcome, start.elapsed())).is_err() {
                         break;
                     }
@@ -253,21 +273,35 @@ pub fn run(seeds: &[Seed], options: &FuzzOptions, mut progress: impl FnMut(usize
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                report.findings.push(Finding {
-                    case: usize::MAX,
-                    stage: "case",
-                    what: format!(
-                        "no case finished in {:.0} s: a hang (rerun with --threads 1 to \
-                         find its number)",
-                        patience.as_secs_f64()
-                    ),
-                    program: String::new(),
-                    inputs: None,
-                });
+                for &case in lock(&running).iter() {
+                    let (program, inputs) = case_text(seeds, options, case);
+                    report.findings.push(Finding {
+                        case,
+                        stage: "case",
+                        what: format!(
+                            "no case finished in {:.0} s: a hang",
+                            patience.as_secs_f64()
+                        ),
+                        program,
+                        inputs,
+                    });
+                }
                 break;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+    }
+    if report.cases < options.cases && report.findings.is_empty() {
+        report.findings.push(Finding {
+            case: options.first + report.cases,
+            stage: "case",
+            what: format!(
+                "only {} of {} cases reported back",
+                report.cases, options.cases
+            ),
+            program: String::new(),
+            inputs: None,
+        });
     }
     report.findings.sort_by_key(|f| f.case);
     report.elapsed = clock.elapsed();
@@ -405,6 +439,10 @@ fn stage<T>(
         Ok(Err(_)) => Ok(None),
         Err(p) => Err((name, format!("panic: {}", panic_text(&p)))),
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

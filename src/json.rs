@@ -240,7 +240,7 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
                         .as_ref()
                         .and_then(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)))
                         .unwrap_or(0)
-                        .min(1 << 24);
+                        .min(1 << 16);
                     map.next_value_seed(DataSeed {
                         name,
                         hint,

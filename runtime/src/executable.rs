@@ -103,6 +103,8 @@ pub struct PendingRun<'r> {
     device: wgpu::Device,
     /// The submission no thread waits on yet.
     submission: Option<wgpu::SubmissionIndex>,
+    /// Whether the future has completed.
+    finished: bool,
     _runtime: std::marker::PhantomData<&'r Runtime>,
 }
 
@@ -137,9 +139,11 @@ impl std::future::Future for PendingRun<'_> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         use std::task::Poll;
-        let Some(staging) = self.staging.clone() else {
-            return Poll::Ready(Ok(Vec::new()));
-        };
+        if self.finished {
+            return Poll::Ready(Err(Error::Device(
+                "a finished run was polled again".to_string(),
+            )));
+        }
         let mapped = match std::pin::Pin::new(&mut self.done).poll(cx) {
             Poll::Pending => {
                 // Map callbacks run inside `Device::poll`: a thread waits on the
@@ -155,6 +159,7 @@ impl std::future::Future for PendingRun<'_> {
                             });
                         });
                     if let Err(e) = started {
+                        self.finished = true;
                         return Poll::Ready(Err(Error::Device(format!(
                             "cannot start a readback thread: {e}"
                         ))));
@@ -169,6 +174,12 @@ impl std::future::Future for PendingRun<'_> {
             Poll::Ready(Err(_)) => Err(Error::Device(
                 "the device dropped the readback (was it lost?)".to_string(),
             )),
+        };
+        self.finished = true;
+        // A run whose outputs are all state reads nothing back: it is done when the
+        // device has finished it.
+        let Some(staging) = self.staging.take() else {
+            return Poll::Ready(mapped.map(|()| Vec::new()));
         };
         let out = mapped.and_then(|()| {
             let view = staging
@@ -191,7 +202,6 @@ impl std::future::Future for PendingRun<'_> {
             staging.unmap();
             lock(&self.spare).push(staging);
         }
-        self.staging = None;
         Poll::Ready(out)
     }
 }
@@ -431,10 +441,15 @@ impl<'r> Executable<'r> {
         self.encode_copies(&mut encoder, staging.as_ref());
         let submission = runtime.queue().submit([encoder.finish()]);
         let (sender, done) = futures::channel::oneshot::channel();
-        if let Some(staging) = &staging {
-            staging.map_async(wgpu::MapMode::Read, 0..self.readback.size, move |result| {
-                let _ = sender.send(result);
-            });
+        match &staging {
+            Some(staging) => {
+                staging.map_async(wgpu::MapMode::Read, 0..self.readback.size, move |result| {
+                    let _ = sender.send(result);
+                });
+            }
+            None => runtime.queue().on_submitted_work_done(move || {
+                let _ = sender.send(Ok(()));
+            }),
         }
         scopes.finish("running the program")?;
         for (index, _) in given {
@@ -463,6 +478,7 @@ impl<'r> Executable<'r> {
             spare: Arc::clone(&self.spare_staging),
             device: device.clone(),
             submission: Some(submission),
+            finished: false,
             _runtime: std::marker::PhantomData,
         })
     }

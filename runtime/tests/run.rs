@@ -564,3 +564,34 @@ fn pipelined_state_updates_apply_in_submission_order() {
     assert_eq!(b.unwrap()[0].1.data, vec![3.0, 6.0, 9.0, 12.0]);
     assert_eq!(c.unwrap()[0].1.data, vec![6.0, 9.0, 12.0, 15.0]);
 }
+
+#[test]
+fn a_run_that_reads_nothing_back_completes_when_the_device_has_run_it() {
+    // Every output is state: the future has nothing to map, and once completed it
+    // only tells the run is done. Polled again, it is an error, not a second result.
+    let Some(rt) = runtime_or_skip() else { return };
+    let ty = Type::f32(&[4]);
+    let mut p = ProgramBuilder::new();
+    let w = p.input("w", ty.clone());
+    let nw = p.computed(ty);
+    p.kernel(
+        "increment",
+        &elementwise(4, &[("w", "f32")], "f32", "w[i] + 1.0"),
+        &[w],
+        &[nw],
+        4,
+    );
+    p.output("new.w", nw);
+    p.state("w", "new.w");
+    let mut exe = rt.load(&p.build()).unwrap();
+    let w0 = f32s(&[4], &[0.0, 1.0, 2.0, 3.0]);
+    let mut pending = exe.submit(&inputs(&[("w", w0)])).unwrap();
+    let out = futures::executor::block_on(&mut pending).unwrap();
+    assert!(out.is_empty());
+    let again = futures::FutureExt::now_or_never(&mut pending).unwrap();
+    assert!(again.is_err());
+    for _ in 0..3 {
+        futures::executor::block_on(exe.run_async(&inputs(&[]))).unwrap();
+    }
+    assert_eq!(exe.read("w").unwrap().data, vec![4.0, 5.0, 6.0, 7.0]);
+}
