@@ -19,7 +19,7 @@ pub fn write(dir: &Path, program: &Program, report: &Report) -> std::io::Result<
     write_staged(dir, &[], program, report)
 }
 
-/// [`write`], with the stages that made the program before lowering — differentiation's
+/// [`write()`], with the stages that made the program before lowering — differentiation's
 /// (`autodiff::grad_traced`), as `(stage, IR text)` — first in `ir/`, numbered in order
 /// with the lowering passes after them (`00_grad.source.wg`, …).
 pub fn write_staged(
