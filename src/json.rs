@@ -336,6 +336,10 @@ impl Visitor<'_> for ElementVisitor {
     }
 
     fn visit_f64<E>(self, x: f64) -> std::result::Result<Element, E> {
+        // serde_json reads the integer `-0` as the float -0.0: it is an integer zero.
+        if x == 0.0 && x.is_sign_negative() {
+            return Ok(Element::Int(0.0));
+        }
         Ok(Element::Float(x))
     }
 

@@ -219,6 +219,15 @@ fn json_contract_for_scalars_bools_and_non_finite_values() {
         "%0 = input x : f32[]\noutput y = %0\n",
     );
     assert!(out.contains("[0.1]"), "{out}");
+    // `-0` is an integer zero (serde_json reads it as the float -0.0).
+    let ins =
+        wgrad::json::parse_tensors(r#"{"n": {"shape": [2], "dtype": "i32", "data": [-0, 3]}}"#)
+            .unwrap();
+    assert_eq!(ins["n"].data, vec![0.0, 3.0]);
+    let e = wgrad::json::parse_tensors(r#"{"n": {"shape": [1], "dtype": "i32", "data": [1.5]}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a valid i32"), "{e}");
 }
 
 #[test]
