@@ -711,9 +711,20 @@ fn a_large_json_input_evaluates_in_memory_near_its_own_size() {
         "large.wg",
         &format!("%0 = input x : f32[{n}]\n%1 = mul %0, %0 : f32[{n}]\noutput y = %1\n"),
     );
+    let peak = peak_memory(&["eval", &program, "--inputs", &path.to_string_lossy()]);
+    assert!(
+        peak <= 3 * json_bytes,
+        "peak resident memory {peak} bytes for {json_bytes} bytes of JSON"
+    );
+    std::fs::remove_file(&path).ok();
+}
+
+/// The peak resident memory of `wgrad args…`, which must succeed (its output discarded).
+#[cfg(unix)]
+fn peak_memory(args: &[&str]) -> u64 {
     #[allow(clippy::zombie_processes, reason = "reaped by `wait4` below")]
     let child = Command::new(env!("CARGO_BIN_EXE_wgrad"))
-        .args(["eval", &program, "--inputs", &path.to_string_lossy()])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -724,12 +735,28 @@ fn a_large_json_input_evaluates_in_memory_near_its_own_size() {
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as i32);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    let peak = usage.ru_maxrss as u64 * 1024;
-    assert!(
-        peak <= 3 * json_bytes,
-        "peak resident memory {peak} bytes for {json_bytes} bytes of JSON"
+    usage.ru_maxrss as u64 * 1024
+}
+
+#[test]
+#[cfg(unix)]
+fn outputs_are_neither_copied_nor_formatted_in_memory() {
+    // Two outputs of 2^22 elements: 64 MiB as the interpreter's f64. They were copied
+    // out of the run and then formatted as one string, several times their size.
+    let n = 1usize << 22;
+    let program = write_temp(
+        "two_outputs.wg",
+        &format!(
+            "%0 = iota axis=0 : f32[{n}]\n%1 = neg %0 : f32[{n}]\noutput a = %0\noutput b = %1\n"
+        ),
     );
-    std::fs::remove_file(&path).ok();
+    let inputs = write_temp("two_outputs.json", "{}");
+    let tensors = 2 * n as u64 * 8;
+    let peak = peak_memory(&["eval", &program, "--inputs", &inputs]);
+    assert!(
+        peak <= tensors * 3 / 2,
+        "peak resident memory {peak} bytes for {tensors} bytes of output tensors"
+    );
 }
 
 #[test]

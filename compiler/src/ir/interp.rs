@@ -387,19 +387,56 @@ impl Val<'_> {
     }
 }
 
-/// Runs a verified graph on inputs of the declared types.
+/// Runs a verified graph on inputs of the declared types. A value is dropped after its
+/// last reader runs, and outputs are moved out rather than copied, so a run holds little
+/// more than the values still needed.
 fn run(graph: &Graph, inputs: &[&Tensor], spending: &Spending) -> Result<Vec<Tensor>> {
-    let mut vals: Vec<Val> = Vec::with_capacity(graph.nodes.len());
-    for node in &graph.nodes {
+    let n = graph.nodes.len();
+    // The last node reading each value; outputs are read at the end.
+    let mut last_use: Vec<usize> = vec![0; n];
+    for (j, node) in graph.nodes.iter().enumerate() {
+        for a in &node.args {
+            if let Some(l) = last_use.get_mut(a.index()) {
+                *l = (*l).max(j);
+            }
+        }
+    }
+    for (_, v) in &graph.outputs {
+        if let Some(l) = last_use.get_mut(v.index()) {
+            *l = usize::MAX;
+        }
+    }
+    let mut vals: Vec<Val> = Vec::with_capacity(n);
+    for (j, node) in graph.nodes.iter().enumerate() {
         spending.charge(graph, node)?;
         let val = step(graph, node, &vals, inputs, spending)?;
         vals.push(val);
+        for a in &node.args {
+            if last_use.get(a.index()) == Some(&j) {
+                vals[a.index()] = Val::Tuple(Vec::new());
+            }
+        }
     }
-    graph
-        .outputs
-        .iter()
-        .map(|(_, v)| lookup(&vals, v.index())?.tensor().cloned())
-        .collect()
+    let mut out = Vec::with_capacity(graph.outputs.len());
+    for (k, (_, v)) in graph.outputs.iter().enumerate() {
+        let i = v.index();
+        lookup(&vals, i)?.tensor()?;
+        // An output named again later is copied; its last naming takes the value.
+        let again = graph.outputs[k + 1..].iter().any(|(_, w)| w == v);
+        let t = if again {
+            vals[i].tensor()?.clone()
+        } else {
+            match std::mem::replace(&mut vals[i], Val::Tuple(Vec::new())) {
+                Val::Owned(t) => t,
+                Val::Borrowed(t) => t.clone(),
+                Val::Tuple(_) => {
+                    return Err(Error::Eval("a loop tuple is used as a tensor".into()));
+                }
+            }
+        };
+        out.push(t);
+    }
+    Ok(out)
 }
 
 fn lookup<'v, 'a>(vals: &'v [Val<'a>], index: usize) -> Result<&'v Val<'a>> {
