@@ -157,13 +157,8 @@ fn sums(rng: &mut StdRng, n: usize) -> wgrad::Result<(Tensor, Tensor)> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Mesa's device-select Vulkan layer connects to a Wayland display to rank GPUs by
-    // the screen they drive, and without one prints "XDG_RUNTIME_DIR is invalid or not
-    // set" twice per device; wgrad ranks adapters itself. Set before any thread starts.
-    if std::env::var_os("NODEVICE_SELECT").is_none() {
-        // SAFETY: the first statement of `main`: no other thread reads the environment.
-        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
-    }
+    // SAFETY: the first statement of `main`, before any other thread starts.
+    unsafe { wgrad::runtime::skip_display_device_selection() };
     let args = Args::parse();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let rt = Runtime::new(&RuntimeOptions::default())?;

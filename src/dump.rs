@@ -53,20 +53,26 @@ pub fn write_staged(
 /// The program as a Graphviz digraph: a node per kernel (its name, variant, what it
 /// computes as its header says, and its share of the bytes moved), a node per input and
 /// output, and an edge from the kernel (or input) whose value a kernel reads to that
-/// kernel, labelled with the buffer holding it (its type and size). `dot -Tsvg kernels.dot` draws it.
+/// kernel, labelled with the buffer holding it (its type and size). `dot -Tsvg
+/// kernels.dot` draws it.
 pub fn kernels_dot(program: &Program) -> String {
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let total: u64 = program.kernels.iter().map(|k| k.bytes_moved).sum();
     let mut s = String::from(
         "digraph kernels {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n  edge [fontname=\"monospace\", fontsize=9];\n",
     );
-    for (i, io) in program.inputs.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "  in{i} [shape=ellipse, label=\"input {}\\n{}\"];",
-            quote(&io.name),
-            io.ty
-        );
+    for (id, what, list) in [
+        ("in", "input", &program.inputs),
+        ("out", "output", &program.outputs),
+    ] {
+        for (i, io) in list.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "  {id}{i} [shape=ellipse, label=\"{what} {}\\n{}\"];",
+                quote(&io.name),
+                io.ty
+            );
+        }
     }
     for (i, k) in program.kernels.iter().enumerate() {
         // The kernel's own header says what it computes and what is fused into it.
@@ -90,14 +96,6 @@ pub fn kernels_dot(program: &Program) -> String {
             s,
             "  k{i} [label=\"{label}\\l{:.1}% of bytes moved ({} bytes)\\l\"];",
             share, k.bytes_moved
-        );
-    }
-    for (i, io) in program.outputs.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "  out{i} [shape=ellipse, label=\"output {}\\n{}\"];",
-            quote(&io.name),
-            io.ty
         );
     }
     for (b, buffer) in program.buffers.iter().enumerate() {

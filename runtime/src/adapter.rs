@@ -232,3 +232,20 @@ fn plain_backend_names(backends: wgpu::Backends) -> String {
         names.join(", ")
     }
 }
+
+/// Switches off Mesa's device-select Vulkan layer for this process (`NODEVICE_SELECT=1`),
+/// unless the environment already sets that variable. The layer connects to a Wayland
+/// display to rank GPUs by the screen they drive, and on a headless machine prints
+/// `XDG_RUNTIME_DIR is invalid or not set in the environment.` for every device opened;
+/// wgrad ranks adapters itself, so nothing is lost.
+///
+/// # Safety
+///
+/// It sets an environment variable, which is sound only while no other thread reads or
+/// writes the environment: call it first thing in `main` (see [`std::env::set_var`]).
+pub unsafe fn skip_display_device_selection() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the caller guarantees that no other thread uses the environment.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}

@@ -77,7 +77,7 @@ mod runtime;
 mod target;
 pub mod testing;
 
-pub use adapter::AdapterSummary;
+pub use adapter::{AdapterSummary, skip_display_device_selection};
 pub use error::{Error, Result};
 pub use executable::{Executable, PendingRun};
 pub use runtime::{Runtime, RuntimeOptions};
