@@ -22,11 +22,14 @@
 //   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
 //                 work on the product is fused into this kernel, `fn epilogue(acc,
 //                 row, col)`, applied to every stored element
+//   {{STORE_FNS}} `put` and `put4`, which store one or four result elements through
+//                 the epilogue when inside the result (and add them to the sum)
 {{HEADER}}
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
 {{A_BINDING}}
 {{B_BINDING}}
 {{EPILOGUE}}
+{{STORE_FNS}}
 
 const M: u32 = {{M}}u;
 const N: u32 = {{N}}u;

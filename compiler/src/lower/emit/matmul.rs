@@ -68,6 +68,10 @@ pub fn emit(
             ("A_BINDING", a_binding(m.a)),
             ("B_BINDING", &b_binding(m.b)),
             ("EPILOGUE", extras.text.trim_end()),
+            (
+                "STORE_FNS",
+                &format!("\n{}", store_fns(m, partial.is_some()).trim_end()),
+            ),
             ("WG_X", &m.workgroup[0].to_string()),
             ("WG_Y", &m.workgroup[1].to_string()),
             ("M", &m.tiling.m.to_string()),
@@ -265,7 +269,7 @@ fn tile(m: &MatmulPlan, partial: Option<&str>, column_sum: Option<&str>) -> Tile
         let _ = writeln!(t.acc, "    var total: f32 = 0.0f;");
     }
     a_loads(m, &mut t);
-    let store = |i: usize, col: usize, value: String| store(m, total, i, col, value);
+    let store = |i: usize, col: usize, value: String| store(total, i, col, value, false);
     let [tm, tn] = m.tile;
     let (n, k) = (m.tiling.n, m.tiling.k);
     let b_names = |j: usize| -> Vec<String> {
@@ -318,13 +322,11 @@ fn tile(m: &MatmulPlan, partial: Option<&str>, column_sum: Option<&str>) -> Tile
                             "        acc{i}_{j} = fma(vec4<f32>({a}), {b}, acc{i}_{j});"
                         );
                     }
-                    for lane in 0..4 {
-                        let _ = writeln!(
-                            t.stores,
-                            "{}",
-                            store(i, 4 * j + lane, format!("acc{i}_{j}[{lane}]"))
-                        );
-                    }
+                    let _ = writeln!(
+                        t.stores,
+                        "{}",
+                        self::store(total, i, 4 * j, format!("acc{i}_{j}"), true)
+                    );
                 }
             }
         }
@@ -396,23 +398,73 @@ fn a_loads(m: &MatmulPlan, t: &mut Tile) {
     }
 }
 
-/// The statement storing one result element (through the epilogue, and into the
-/// invocation's sum when the kernel sums its result).
-fn store(m: &MatmulPlan, total: bool, i: usize, col: usize, value: String) -> String {
-    let value = if m.epilogue {
-        format!("epilogue({value}, row0 + {i}u, col0 + {col}u)")
-    } else {
-        value
-    };
+/// The statement storing one result element, or four (a `vec4` accumulator), through
+/// the store functions ([`store_fns`]).
+fn store(total: bool, i: usize, col: usize, value: String, wide: bool) -> String {
+    let put = if wide { "put4" } else { "put" };
     if total {
-        format!(
-            "    if row0 + {i}u < M && col0 + {col}u < N {{ let v = {value}; c[c_base + (row0 + {i}u) * N + col0 + {col}u] = v; total = total + v; }}"
-        )
+        format!("    total = {put}(c_base, row0 + {i}u, col0 + {col}u, {value}, total);")
     } else {
-        format!(
-            "    if row0 + {i}u < M && col0 + {col}u < N {{ c[c_base + (row0 + {i}u) * N + col0 + {col}u] = {value}; }}"
-        )
+        format!("    {put}(c_base, row0 + {i}u, col0 + {col}u, {value});")
     }
+}
+
+/// The functions that store one result element (`put`) or four consecutive ones
+/// (`put4`) at `row`, `col` of batch `base` when inside the result, through the
+/// epilogue, and when the kernel sums its result, add each stored value to `total` in
+/// order and return it. One call per accumulator instead of an inline `if` per
+/// element keeps the WGSL short: a 16×16 tile's 256 inline stores took naga longer to
+/// parse than the rest of the kernel.
+fn store_fns(m: &MatmulPlan, total: bool) -> String {
+    let value = |v: &str, col: &str| {
+        if m.epilogue {
+            format!("epilogue({v}, row, {col})")
+        } else {
+            v.to_string()
+        }
+    };
+    let mut s = String::new();
+    let wide = matches!(m.b, Load::Vec4AlongFree | Load::Prologue4AlongFree);
+    if total {
+        let _ = writeln!(
+            s,
+            "fn put(base: u32, row: u32, col: u32, acc: f32, total: f32) -> f32 {{\n    if row < M && col < N {{\n        let v = {};\n        c[base + row * N + col] = v;\n        return total + v;\n    }}\n    return total;\n}}",
+            value("acc", "col")
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "fn put(base: u32, row: u32, col: u32, acc: f32) {{\n    if row < M && col < N {{\n        c[base + row * N + col] = {};\n    }}\n}}",
+            value("acc", "col")
+        );
+    }
+    if wide {
+        let (ret, param, sum) = if total {
+            (" -> f32", ", total: f32", "t = ")
+        } else {
+            ("", "", "")
+        };
+        let _ = writeln!(
+            s,
+            "fn put4(base: u32, row: u32, col: u32, acc: vec4<f32>{param}){ret} {{"
+        );
+        if total {
+            let _ = writeln!(s, "    var t = total;");
+        }
+        for lane in 0..4 {
+            let call = if total {
+                format!("put(base, row, col + {lane}u, acc[{lane}], t)")
+            } else {
+                format!("put(base, row, col + {lane}u, acc[{lane}])")
+            };
+            let _ = writeln!(s, "    {sum}{call};");
+        }
+        if total {
+            let _ = writeln!(s, "    return t;");
+        }
+        let _ = writeln!(s, "}}");
+    }
+    s
 }
 
 /// An operand's sums over K from the values loaded: every invocation sums what it
