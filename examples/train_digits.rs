@@ -19,7 +19,7 @@ use rand_distr::{Distribution, Normal};
 use std::collections::HashMap;
 use std::io::Read;
 use std::time::Instant;
-use wgrad::{Builder, DType, Graph, Options, Runtime, RuntimeOptions, Tensor, Type};
+use wgrad::{Builder, DType, Graph, Options, Runtime, RuntimeOptions, Tensor, Tier, Type};
 
 #[path = "common/momentum.rs"]
 mod momentum;
@@ -198,16 +198,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The first step also compiles the kernels' shaders on some drivers (lavapipe
     // compiles each at its first dispatch): timed apart, and announced.
     let mut first_step = 0.0;
+    // The step from which the program's own kernels ran (after the quick tier's).
+    let mut final_from: Option<usize> = None;
     let mut step_time = 0.0;
     let mut accuracy = 0.0;
     let batches_per_epoch = train.len() / args.batch;
     let bar = ProgressBar::new((args.epochs * batches_per_epoch) as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps, {elapsed} {msg}")?,
     );
-    bar.set_message(format!(
-        "(the first step compiles {} kernels…)",
-        step.kernels.len()
-    ));
+    bar.set_message(match exe.tier() {
+        // The quick tier's kernels compile in a fraction of the time; the program's own
+        // compile on another thread from the second step on.
+        Tier::Quick => format!(
+            "(the first step compiles a quick tier of {} kernels…)",
+            step.quick.as_ref().map_or(0, |q| q.kernels.len())
+        ),
+        Tier::Final => format!("(the first step compiles {} kernels…)", step.kernels.len()),
+    });
     // Per epoch: (mean training loss, held-out accuracy).
     let mut history: Vec<(f64, f64)> = Vec::new();
     for epoch in 1..=args.epochs {
@@ -219,6 +226,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let inputs = HashMap::from([("x".to_string(), x), ("labels".to_string(), y)]);
             let t = Instant::now();
             let out = exe.run(&inputs)?;
+            if exe.tier() == Tier::Final && final_from.is_none() {
+                final_from = Some(steps + 1);
+            }
             if steps == 0 {
                 first_step = t.elapsed().as_secs_f64();
                 bar.set_message("");
@@ -265,6 +275,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         1e3 * step_time / steps.saturating_sub(1).max(1) as f64,
         1e3 * first_step
     );
+    match final_from {
+        Some(1) | None => {}
+        Some(step) => println!(
+            "the quick tier ran steps 1 to {}; the program's own kernels from step {step} on",
+            step - 1
+        ),
+    }
     Ok(())
 }
 

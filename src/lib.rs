@@ -51,7 +51,7 @@ pub use wgrad_compiler::ir::{
 pub use wgrad_compiler::lower::{Options, Program, Target};
 pub use wgrad_compiler::{autodiff, ir, lower, passes};
 pub use wgrad_runtime as runtime;
-pub use wgrad_runtime::{Error, Executable, PendingRun, Result, Runtime, RuntimeOptions};
+pub use wgrad_runtime::{Error, Executable, PendingRun, Result, Runtime, RuntimeOptions, Tier};
 
 /// Compiles a program for `options.target` (no device needed). When the environment
 /// variable `WGRAD_DUMP` names a directory, each program compiled gets a subdirectory

@@ -328,9 +328,16 @@ fn run(command: Command) -> Result<Output, String> {
         Command::Adapter => {
             let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
             let t = rt.target();
+            let quick = match t.quick_tile {
+                Some([r, c]) => format!(
+                    "; kernels compile at their first dispatch, so programs with larger tiles \
+                     first run a quick tier with {r}x{c} tiles"
+                ),
+                None => String::new(),
+            };
             Ok(Output::Text(format!(
                 "{}\ntarget: class {}, {} storage buffers per stage, {} invocations per workgroup, \
-                 {} bytes per storage binding, matmul tile {}x{}\n",
+                 {} bytes per storage binding, matmul tile {}x{}{quick}\n",
                 rt.adapter(),
                 t.class.name(),
                 t.max_storage_buffers_per_shader_stage,

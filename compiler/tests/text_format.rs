@@ -827,6 +827,31 @@ fn adjoint_tags_round_trip() {
 }
 
 #[test]
+fn forward_mode_tags_its_nodes_tangent_and_reverse_mode_adjoint() {
+    use wgrad_compiler::autodiff::{grad, jvp};
+    use wgrad_compiler::ir::Side;
+    let f = parse("%0 = input x : f32[2]\n%1 = sin %0 : f32[2]\n%2 = reduce_sum %1 axes=[0] : f32[]\noutput y = %2\n").unwrap();
+    let sides = |g: &wgrad_compiler::ir::Graph| -> Vec<Side> {
+        g.nodes()
+            .iter()
+            .filter(|n| !matches!(n.op, wgrad_compiler::ir::Op::Input { .. }))
+            .map(|n| n.side)
+            .collect()
+    };
+    let t = jvp(&f, None, &["x"]).unwrap();
+    assert!(sides(&t).contains(&Side::Tangent) && !sides(&t).contains(&Side::Adjoint));
+    let printed = print(&t);
+    assert!(
+        printed.contains(" tangent\n") && !printed.contains("adjoint"),
+        "{printed}"
+    );
+    assert_eq!(print(&parse(&printed).unwrap()), printed);
+    // Forward over reverse: the gradient's nodes stay adjoint, the new ones are tangent.
+    let hvp = jvp(&grad(&f, None, &["x"]).unwrap(), Some("grad.x"), &["x"]).unwrap();
+    assert!(sides(&hvp).contains(&Side::Tangent) && sides(&hvp).contains(&Side::Adjoint));
+}
+
+#[test]
 fn dynamic_slices_and_updates_print_and_parse_back() {
     let text = "%x = input x : f32[8,4]\n\
                 %i = input i : i32[]\n\

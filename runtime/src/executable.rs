@@ -10,8 +10,10 @@
 //! itself replaced by another pair goes through a scratch buffer, so swaps work too.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use wgrad_compiler::Error as CompilerError;
@@ -20,7 +22,7 @@ use wgrad_compiler::lower::{IoBinding, Program, Step};
 
 use crate::check::check_program;
 use crate::convert::{from_bytes, to_bytes};
-use crate::runtime::{CachedPipeline, ErrorScopes, Runtime, TimestampMode, lock};
+use crate::runtime::{CachedPipeline, Gpu, Runtime, TimestampMode, lock};
 
 /// A kernel ready to dispatch.
 struct LoadedKernel {
@@ -32,6 +34,7 @@ struct LoadedKernel {
 
 impl LoadedKernel {
     fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.pipeline.dispatched.store(true, Ordering::Relaxed);
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         let [x, y, z] = self.dispatch;
@@ -66,12 +69,9 @@ struct Profiler {
     count: u32,
 }
 
-/// A program loaded on a [`Runtime`]'s device, ready to run any number of times.
-///
-/// Made by [`Runtime::load`]. Buffers (and so state such as trained parameters) live as
-/// long as the executable.
-pub struct Executable<'r> {
-    runtime: &'r Runtime,
+/// A program loaded on one device: its buffers, pipelines and bind groups.
+pub(crate) struct Loaded {
+    gpu: Arc<Gpu>,
     buffers: Vec<wgpu::Buffer>,
     kernels: Vec<LoadedKernel>,
     /// What a run dispatches: every kernel once, or loops on the device.
@@ -206,12 +206,12 @@ impl std::future::Future for PendingRun<'_> {
     }
 }
 
-impl std::fmt::Debug for Executable<'_> {
+impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names = |list: &[IoBinding]| list.iter().map(|io| io.name.clone()).collect();
         let inputs: Vec<String> = names(&self.inputs);
         let outputs: Vec<String> = names(&self.outputs);
-        f.debug_struct("Executable")
+        f.debug_struct("Loaded")
             .field("kernels", &self.kernels.len())
             .field("buffers", &self.buffers.len())
             .field("inputs", &inputs)
@@ -220,11 +220,11 @@ impl std::fmt::Debug for Executable<'_> {
     }
 }
 
-impl<'r> Executable<'r> {
-    pub(crate) fn new(runtime: &'r Runtime, program: &Program) -> Result<Executable<'r>> {
-        check_program(program, runtime.limits())?;
-        let device = runtime.device();
-        let scopes = runtime.error_scopes();
+impl Loaded {
+    pub(crate) fn new(gpu: &Arc<Gpu>, program: &Program) -> Result<Loaded> {
+        check_program(program, gpu.limits())?;
+        let device = gpu.device();
+        let scopes = gpu.error_scopes();
 
         let buffers: Vec<wgpu::Buffer> = program
             .buffers
@@ -248,7 +248,7 @@ impl<'r> Executable<'r> {
 
         let mut kernels = Vec::with_capacity(program.kernels.len());
         for kernel in &program.kernels {
-            let pipeline = runtime.pipeline(kernel)?;
+            let pipeline = gpu.pipeline(kernel)?;
             let entries: Vec<wgpu::BindGroupEntry<'_>> = kernel
                 .bindings
                 .iter()
@@ -346,8 +346,8 @@ impl<'r> Executable<'r> {
             .iter()
             .map(|io| program.state.iter().any(|p| p.input == io.name))
             .collect();
-        Ok(Executable {
-            runtime,
+        Ok(Loaded {
+            gpu: Arc::clone(gpu),
             buffers,
             kernels,
             steps: program.steps(),
@@ -367,58 +367,15 @@ impl<'r> Executable<'r> {
         })
     }
 
-    /// Runs the program once and returns its outputs in declared order, except the state
-    /// outputs, which replace their inputs on the device instead of being read back.
-    ///
-    /// Every input must be given, except a state input that already holds a value from
-    /// an earlier run or from [`Executable::set`]. Fails with a [`Name`](CompilerError::Name)
-    /// error for a name that is not an input, with an [`Input`](CompilerError::Input) error
-    /// for a missing input or one of the wrong type (`expected f32[2,3], got f32[3]`), and
-    /// with [`Error::Device`] when the device reports an error. Nothing is uploaded unless every input is valid.
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use wgrad_compiler::ir::{Tensor, Type, parse};
-    /// use wgrad_compiler::lower::{Options, compile};
-    /// # let Some(rt) = wgrad_runtime::testing::runtime_or_skip() else { return Ok(()) };
-    /// let f = parse("%x = input x : f32[3]\n%y = add %x, %x : f32[3]\noutput y = %y\n")?;
-    /// let (program, _) = compile(&f, &Options::new(rt.target().clone()))?;
-    /// let mut exe = rt.load(&program)?;
-    /// let x = Tensor::new(Type::f32(&[3]), vec![1.0, 2.5, -4.0])?;
-    /// let out = exe.run(&HashMap::from([("x".to_string(), x)]))?;
-    /// assert_eq!(out[0].1.data, vec![2.0, 5.0, -8.0]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
-        let mut pending = self.submit(inputs)?;
-        // Waiting here, on this thread, finds the future ready at its first poll: no
-        // thread is started to wake it.
-        pending.wait()?;
-        pollster::block_on(pending)
-    }
-
-    /// Runs the program like [`Executable::run`], as a future that completes when the
-    /// outputs are read back: the thread is free meanwhile, for an async service or an
-    /// event loop that must not block.
-    pub async fn run_async(
+    pub(crate) fn submit<'r>(
         &mut self,
         inputs: &HashMap<String, Tensor>,
-    ) -> Result<Vec<(String, Tensor)>> {
-        self.submit(inputs)?.await
-    }
-
-    /// Checks and uploads the inputs, records the run and submits it to the device, and
-    /// returns at once: the [`PendingRun`] is a future of the outputs. Runs submitted
-    /// one after another execute in that order, each reading back into a staging buffer
-    /// of its own, so a run may be submitted before earlier ones are read back
-    /// (pipelining); state outputs replace their inputs in submission order.
-    ///
-    /// Fails as [`Executable::run`] does for invalid inputs (nothing is submitted then).
-    pub fn submit(&mut self, inputs: &HashMap<String, Tensor>) -> Result<PendingRun<'r>> {
+    ) -> Result<PendingRun<'r>> {
         let given = self.validate(inputs)?;
-        let runtime = self.runtime;
-        let device = runtime.device();
-        let (scopes, mut encoder) = self.begin(&given);
+        let gpu = Arc::clone(&self.gpu);
+        let device = gpu.device();
+        let scopes = gpu.error_scopes();
+        let mut encoder = self.begin(&given);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgrad run"),
@@ -439,7 +396,7 @@ impl<'r> Executable<'r> {
             })
         });
         self.encode_copies(&mut encoder, staging.as_ref());
-        let submission = runtime.queue().submit([encoder.finish()]);
+        let submission = gpu.queue().submit([encoder.finish()]);
         let (sender, done) = futures::channel::oneshot::channel();
         match &staging {
             Some(staging) => {
@@ -447,7 +404,7 @@ impl<'r> Executable<'r> {
                     let _ = sender.send(result);
                 });
             }
-            None => runtime.queue().on_submitted_work_done(move || {
+            None => gpu.queue().on_submitted_work_done(move || {
                 let _ = sender.send(Ok(()));
             }),
         }
@@ -483,42 +440,68 @@ impl<'r> Executable<'r> {
         })
     }
 
-    /// Runs the program like [`Executable::run`] and also times each kernel with
-    /// timestamp queries, returning `(kernel name, nanoseconds)` in dispatch order.
-    ///
-    /// The timings are empty when the runtime was created without
-    /// [`RuntimeOptions::timestamps`](crate::RuntimeOptions::timestamps) or the adapter
-    /// cannot write timestamps (see `Runtime::target().features.timestamps`). When the
-    /// adapter can write timestamps only at pass boundaries, each kernel gets a compute
-    /// pass of its own for this run.
     #[allow(clippy::type_complexity)]
-    pub fn run_profiled(
+    pub(crate) fn run_profiled(
         &mut self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<(Vec<(String, Tensor)>, Vec<(String, u64)>)> {
         self.execute(inputs, true)
     }
 
-    /// Uploads one input, e.g. the initial value of a parameter.
-    ///
-    /// Fails with a [`Name`](CompilerError::Name) error when `name` is not an input and with
-    /// an [`Input`](CompilerError::Input) error when the tensor has the wrong type.
-    pub fn set(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
+    pub(crate) fn set(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
         let index = self.input_index(name)?;
+        self.set_index(index, tensor)
+    }
+
+    /// Uploads input `index`.
+    fn set_index(&mut self, index: usize, tensor: &Tensor) -> Result<()> {
         check_input(&self.inputs[index], tensor)?;
-        let scopes = self.runtime.error_scopes();
+        let scopes = self.gpu.error_scopes();
         self.upload(index, tensor);
-        scopes.finish(&format!("uploading `{name}`"))?;
+        scopes.finish(&format!("uploading `{}`", self.inputs[index].name))?;
         self.uploaded[index] = true;
         Ok(())
     }
 
-    /// Reads back the current contents of an input or output buffer, e.g. a parameter
-    /// after training.
-    ///
-    /// Fails with a [`Name`](CompilerError::Name) error when `name` is neither an input nor
-    /// an output.
-    pub fn read(&self, name: &str) -> Result<Tensor> {
+    /// Dispatches one workgroup of every kernel not yet dispatched on this device, one
+    /// submission at a time, so that a driver that compiles kernels at their first
+    /// dispatch compiles them now; stops early when `cancel` is set. What the kernels
+    /// write is overwritten by the first run (and by the inputs copied over).
+    fn dispatch_each_once(&self, cancel: &AtomicBool) -> Result<()> {
+        let scopes = self.gpu.error_scopes();
+        for kernel in &self.kernels {
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            if kernel.pipeline.dispatched.load(Ordering::Relaxed) || kernel.dispatch.contains(&0) {
+                continue;
+            }
+            let device = self.gpu.device();
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgrad compile"),
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(&kernel.name),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&kernel.pipeline.pipeline);
+                pass.set_bind_group(0, &kernel.bind_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+            let submission = self.gpu.queue().submit([encoder.finish()]);
+            device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(submission),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Device(format!("waiting for the device: {e}")))?;
+            kernel.pipeline.dispatched.store(true, Ordering::Relaxed);
+        }
+        scopes.finish("compiling the final tier")
+    }
+
+    pub(crate) fn read(&self, name: &str) -> Result<Tensor> {
         let io = self
             .inputs
             .iter()
@@ -534,8 +517,8 @@ impl<'r> Executable<'r> {
         if bytes == 0 {
             return Ok(from_bytes(&io.ty, &[]));
         }
-        let device = self.runtime.device();
-        let scopes = self.runtime.error_scopes();
+        let device = self.gpu.device();
+        let scopes = self.gpu.error_scopes();
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrad read"),
             size: bytes,
@@ -546,7 +529,7 @@ impl<'r> Executable<'r> {
             label: Some("wgrad read"),
         });
         encoder.copy_buffer_to_buffer(&self.buffers[io.buffer.0 as usize], 0, &staging, 0, bytes);
-        let submission = self.runtime.queue().submit([encoder.finish()]);
+        let submission = self.gpu.queue().submit([encoder.finish()]);
         let mapped = map_read(device, &[(&staging, bytes)], submission);
         scopes.finish(&format!("reading `{name}`"))?;
         let data = mapped?;
@@ -560,7 +543,7 @@ impl<'r> Executable<'r> {
         profile: bool,
     ) -> Result<(Vec<(String, Tensor)>, Vec<(String, u64)>)> {
         let given = self.validate(inputs)?;
-        let timing = match self.runtime.timestamps() {
+        let timing = match self.gpu.timestamps() {
             Some(mode) if profile && !self.steps.is_empty() => {
                 if self.profiler.is_none() {
                     self.profiler = Some(self.new_profiler()?);
@@ -570,9 +553,10 @@ impl<'r> Executable<'r> {
             _ => None,
         };
 
-        let runtime = self.runtime;
-        let device = runtime.device();
-        let (scopes, mut encoder) = self.begin(&given);
+        let gpu = Arc::clone(&self.gpu);
+        let device = gpu.device();
+        let scopes = gpu.error_scopes();
+        let mut encoder = self.begin(&given);
         let profiler = self.profiler.as_ref().filter(|_| timing.is_some());
         match (timing, profiler) {
             (Some(TimestampMode::PerPass), Some(p)) => {
@@ -610,7 +594,7 @@ impl<'r> Executable<'r> {
             encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.staging, 0, u64::from(p.count) * 8);
         }
         self.encode_copies(&mut encoder, self.readback.staging.as_ref());
-        let submission = runtime.queue().submit([encoder.finish()]);
+        let submission = gpu.queue().submit([encoder.finish()]);
 
         let mut to_map = Vec::new();
         if let Some(staging) = &self.readback.staging {
@@ -652,7 +636,7 @@ impl<'r> Executable<'r> {
                 .chunks_exact(8)
                 .map(bytemuck::pod_read_unaligned::<u64>)
                 .collect();
-            let period = f64::from(runtime.queue().get_timestamp_period());
+            let period = f64::from(gpu.queue().get_timestamp_period());
             for (i, step) in self.steps.iter().enumerate() {
                 let (start, end) = match (ticks.get(2 * i), ticks.get(2 * i + 1)) {
                     (Some(&s), Some(&e)) => (s, e),
@@ -665,19 +649,17 @@ impl<'r> Executable<'r> {
         Ok((outputs, timings))
     }
 
-    /// Opens the error scopes of a run, uploads its inputs and starts its commands.
-    fn begin(&self, given: &[(usize, &Tensor)]) -> (ErrorScopes<'r>, wgpu::CommandEncoder) {
-        let scopes = self.runtime.error_scopes();
+    /// Uploads a run's inputs and starts its commands (inside the caller's error
+    /// scopes).
+    fn begin(&self, given: &[(usize, &Tensor)]) -> wgpu::CommandEncoder {
         for &(index, tensor) in given {
             self.upload(index, tensor);
         }
-        let encoder =
-            self.runtime
-                .device()
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("wgrad run"),
-                });
-        (scopes, encoder)
+        self.gpu
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgrad run"),
+            })
     }
 
     /// Records the copies that end a run: outputs into `staging`, then state outputs
@@ -755,7 +737,7 @@ impl<'r> Executable<'r> {
         let bytes = to_bytes(tensor);
         if !bytes.is_empty() {
             let buffer = &self.buffers[self.inputs[index].buffer.0 as usize];
-            self.runtime.queue().write_buffer(buffer, 0, &bytes);
+            self.gpu.queue().write_buffer(buffer, 0, &bytes);
         }
     }
 
@@ -806,8 +788,8 @@ impl<'r> Executable<'r> {
             });
         }
         let count = needed as u32;
-        let device = self.runtime.device();
-        let scopes = self.runtime.error_scopes();
+        let device = self.gpu.device();
+        let scopes = self.gpu.error_scopes();
         let query_set = device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("wgrad timestamps"),
             ty: wgpu::QueryType::Timestamp,
@@ -841,6 +823,342 @@ impl<'r> Executable<'r> {
             list(&self.inputs),
             list(&self.outputs)
         )
+    }
+}
+
+/// A program loaded on a [`Runtime`]'s device, ready to run any number of times.
+///
+/// Made by [`Runtime::load`]. Buffers (and so state such as trained parameters) live as
+/// long as the executable.
+///
+/// A program with a quick tier ([`Program::quick`]) may be loaded in two tiers
+/// ([`RuntimeOptions::tiers`](crate::RuntimeOptions::tiers)): runs go to the quick
+/// tier until the program's own kernels, compiled on another thread from the second
+/// run on, are ready, and then to them. State (every input that holds a value) moves
+/// along. The two tiers compute every element of a product in the same order, so they
+/// give the same numbers, except that a sum over a whole product (a loss computed
+/// beside it) adds its per-invocation parts in groups that depend on the tile.
+/// [`Executable::tier`] says which tier runs, and [`Executable::wait_final_tier`] waits
+/// for the switch.
+pub struct Executable<'r> {
+    now: Loaded,
+    tier: Tier,
+    next: Option<NextTier>,
+    _runtime: std::marker::PhantomData<&'r Runtime>,
+}
+
+/// Which of a program's tiers an [`Executable`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// The quick tier, while the program's own kernels compile.
+    Quick,
+    /// The program's own kernels.
+    Final,
+}
+
+/// The final tier, being loaded and compiled on another thread.
+struct NextTier {
+    /// Tells the thread to start: at once (`None`), or once the quick tier's first
+    /// submission has finished on its device, so that the two do not compete.
+    start: Option<mpsc::Sender<Option<(wgpu::Device, wgpu::SubmissionIndex)>>>,
+    /// The loaded and compiled final tier.
+    done: mpsc::Receiver<Result<Loaded>>,
+    /// Set when the executable is dropped: the thread stops between kernels.
+    cancel: Arc<AtomicBool>,
+    /// The thread, joined when the executable is dropped, so that none is left inside
+    /// the driver when the process exits.
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Runs submitted so far: the thread starts at the second (a program run once needs
+    /// no final tier).
+    runs: u32,
+    loaded_at: Instant,
+}
+
+impl Drop for Executable<'_> {
+    fn drop(&mut self) {
+        if let Some(mut next) = self.next.take() {
+            next.cancel.store(true, Ordering::Relaxed);
+            next.start = None;
+            if let Some(thread) = next.thread.take() {
+                // The thread stops before its next kernel; a kernel being compiled is
+                // finished first.
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Executable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |list: &[IoBinding]| list.iter().map(|io| io.name.clone()).collect();
+        let inputs: Vec<String> = names(&self.now.inputs);
+        let outputs: Vec<String> = names(&self.now.outputs);
+        f.debug_struct("Executable")
+            .field("tier", &self.tier)
+            .field("kernels", &self.now.kernels.len())
+            .field("buffers", &self.now.buffers.len())
+            .field("inputs", &inputs)
+            .field("outputs", &outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> Executable<'r> {
+    /// `program` loaded in one tier on the runtime's device.
+    pub(crate) fn new(runtime: &'r Runtime, program: &Program) -> Result<Executable<'r>> {
+        Ok(Executable {
+            now: Loaded::new(runtime.gpu(), program)?,
+            tier: Tier::Final,
+            next: None,
+            _runtime: std::marker::PhantomData,
+        })
+    }
+
+    /// `quick` loaded on `side`, and a thread that loads `program` on the runtime's
+    /// device and dispatches each of its kernels once, so that the driver compiles them.
+    pub(crate) fn tiered(
+        runtime: &'r Runtime,
+        side: Arc<Gpu>,
+        quick: &Program,
+        program: &Program,
+    ) -> Result<Executable<'r>> {
+        let now = Loaded::new(&side, quick)?;
+        let (start, started) = mpsc::channel::<Option<(wgpu::Device, wgpu::SubmissionIndex)>>();
+        let (finished, done) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let gpu = Arc::clone(runtime.gpu());
+        let own = Program {
+            quick: None,
+            ..program.clone()
+        };
+        let stop = Arc::clone(&cancel);
+        let spawned = std::thread::Builder::new()
+            .name("wgrad final tier".into())
+            .spawn(move || {
+                match started.recv() {
+                    Ok(Some((device, submission))) => {
+                        let _ = device.poll(wgpu::PollType::Wait {
+                            submission_index: Some(submission),
+                            timeout: None,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(_) => return,
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let loaded = Loaded::new(&gpu, &own).and_then(|l| {
+                    l.dispatch_each_once(&stop)?;
+                    Ok(l)
+                });
+                let _ = finished.send(loaded);
+            });
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(e) => {
+                log::warn!("wgrad: loading in one tier: cannot start a thread ({e})");
+                return Executable::new(runtime, program);
+            }
+        };
+        let quick_tiles = quick.tiles().next().unwrap_or_default();
+        log::info!(
+            "wgrad: {} kernels run with {}×{} product tiles until the program's own {} kernels are compiled",
+            quick.kernels.len(),
+            quick_tiles[0],
+            quick_tiles[1],
+            program.kernels.len()
+        );
+        Ok(Executable {
+            now,
+            tier: Tier::Quick,
+            next: Some(NextTier {
+                start: Some(start),
+                done,
+                cancel,
+                thread: Some(thread),
+                runs: 0,
+                loaded_at: Instant::now(),
+            }),
+            _runtime: std::marker::PhantomData,
+        })
+    }
+
+    /// Which tier runs now.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// Waits until the program's own kernels are loaded and compiled and switches to
+    /// them (at once when they already run). A bench calls this before timing.
+    ///
+    /// Fails with [`Error::Device`] when loading them failed; the quick tier then keeps
+    /// running.
+    pub fn wait_final_tier(&mut self) -> Result<()> {
+        self.switch(true)
+    }
+
+    /// Runs the program once and returns its outputs in declared order, except the state
+    /// outputs, which replace their inputs on the device instead of being read back.
+    ///
+    /// Every input must be given, except a state input that already holds a value from
+    /// an earlier run or from [`Executable::set`]. Fails with a [`Name`](CompilerError::Name)
+    /// error for a name that is not an input, with an [`Input`](CompilerError::Input) error
+    /// for a missing input or one of the wrong type (`expected f32[2,3], got f32[3]`), and
+    /// with [`Error::Device`] when the device reports an error. Nothing is uploaded unless every input is valid.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use wgrad_compiler::ir::{Tensor, Type, parse};
+    /// use wgrad_compiler::lower::{Options, compile};
+    /// # let Some(rt) = wgrad_runtime::testing::runtime_or_skip() else { return Ok(()) };
+    /// let f = parse("%x = input x : f32[3]\n%y = add %x, %x : f32[3]\noutput y = %y\n")?;
+    /// let (program, _) = compile(&f, &Options::new(rt.target().clone()))?;
+    /// let mut exe = rt.load(&program)?;
+    /// let x = Tensor::new(Type::f32(&[3]), vec![1.0, 2.5, -4.0])?;
+    /// let out = exe.run(&HashMap::from([("x".to_string(), x)]))?;
+    /// assert_eq!(out[0].1.data, vec![2.0, 5.0, -8.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run(&mut self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>> {
+        let mut pending = self.submit(inputs)?;
+        // Waiting here, on this thread, finds the future ready at its first poll: no
+        // thread is started to wake it.
+        pending.wait()?;
+        pollster::block_on(pending)
+    }
+
+    /// Runs the program like [`Executable::run`], as a future that completes when the
+    /// outputs are read back: the thread is free meanwhile, for an async service or an
+    /// event loop that must not block.
+    pub async fn run_async(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        self.submit(inputs)?.await
+    }
+
+    /// Checks and uploads the inputs, records the run and submits it to the device, and
+    /// returns at once: the [`PendingRun`] is a future of the outputs. Runs submitted
+    /// one after another execute in that order, each reading back into a staging buffer
+    /// of its own, so a run may be submitted before earlier ones are read back
+    /// (pipelining); state outputs replace their inputs in submission order.
+    ///
+    /// Fails as [`Executable::run`] does for invalid inputs (nothing is submitted then).
+    pub fn submit(&mut self, inputs: &HashMap<String, Tensor>) -> Result<PendingRun<'r>> {
+        self.switch(false)?;
+        let pending = self.now.submit(inputs)?;
+        if let Some(next) = &mut self.next {
+            next.runs += 1;
+            if next.runs >= 2
+                && let Some(start) = next.start.take()
+            {
+                // The final tier starts compiling once this run is done on the quick one.
+                let after = pending
+                    .submission
+                    .clone()
+                    .map(|s| (self.now.gpu.device().clone(), s));
+                let _ = start.send(after);
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Runs the program like [`Executable::run`] and also times each kernel with
+    /// timestamp queries, returning `(kernel name, nanoseconds)` in dispatch order.
+    ///
+    /// The timings are empty when the runtime was created without
+    /// [`RuntimeOptions::timestamps`](crate::RuntimeOptions::timestamps) or the adapter
+    /// cannot write timestamps (see `Runtime::target().features.timestamps`). When the
+    /// adapter can write timestamps only at pass boundaries, each kernel gets a compute
+    /// pass of its own for this run.
+    #[allow(clippy::type_complexity)]
+    pub fn run_profiled(
+        &mut self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<(Vec<(String, Tensor)>, Vec<(String, u64)>)> {
+        self.switch(false)?;
+        let out = self.now.run_profiled(inputs);
+        if let Some(next) = &mut self.next {
+            next.runs += 1;
+            if next.runs >= 2
+                && let Some(start) = next.start.take()
+            {
+                let _ = start.send(None);
+            }
+        }
+        out
+    }
+
+    /// Uploads one input, e.g. the initial value of a parameter.
+    ///
+    /// Fails with a [`Name`](CompilerError::Name) error when `name` is not an input and with
+    /// an [`Input`](CompilerError::Input) error when the tensor has the wrong type.
+    pub fn set(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
+        self.now.set(name, tensor)
+    }
+
+    /// Reads back the current contents of an input or output buffer, e.g. a parameter
+    /// after training.
+    ///
+    /// Fails with a [`Name`](CompilerError::Name) error when `name` is neither an input nor
+    /// an output.
+    pub fn read(&self, name: &str) -> Result<Tensor> {
+        self.now.read(name)
+    }
+
+    /// Switches to the final tier when it is ready (waiting for it when `wait`),
+    /// copying every input that holds a value over to it.
+    fn switch(&mut self, wait: bool) -> Result<()> {
+        let Some(next) = &mut self.next else {
+            return Ok(());
+        };
+        let received = if wait {
+            if let Some(start) = next.start.take() {
+                let _ = start.send(None);
+            }
+            next.done.recv().map_err(|_| ())
+        } else {
+            match next.done.try_recv() {
+                Ok(loaded) => Ok(loaded),
+                Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(mpsc::TryRecvError::Disconnected) => Err(()),
+            }
+        };
+        let loaded_at = next.loaded_at;
+        if let Some(thread) = next.thread.take() {
+            // It has sent its result: it is returning.
+            let _ = thread.join();
+        }
+        self.next = None;
+        let loaded = received
+            .map_err(|()| Error::Device("the thread loading the final tier stopped".to_string()))
+            .and_then(|loaded| loaded)
+            .and_then(|mut loaded| {
+                for (i, io) in self.now.inputs.iter().enumerate() {
+                    if self.now.uploaded[i] {
+                        let index = loaded.input_index(&io.name)?;
+                        loaded.set_index(index, &self.now.read(&io.name)?)?;
+                    }
+                }
+                Ok(loaded)
+            });
+        match loaded {
+            Ok(loaded) => {
+                log::info!(
+                    "wgrad: switched to the program's own {} kernels, {:.1} s after loading",
+                    loaded.kernels.len(),
+                    loaded_at.elapsed().as_secs_f64()
+                );
+                self.now = loaded;
+                self.tier = Tier::Final;
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("wgrad: staying on the quick tier: loading the final one failed: {e}");
+                if wait { Err(e) } else { Ok(()) }
+            }
+        }
     }
 }
 

@@ -52,6 +52,7 @@
 //!     schedule: vec![],
 //!     state: vec![],
 //!     stats: Stats::default(),
+//!     quick: None,
 //! };
 //!
 //! // Skipped on a machine without any adapter (but not on CI).
@@ -79,6 +80,6 @@ pub mod testing;
 
 pub use adapter::{AdapterSummary, skip_display_device_selection};
 pub use error::{Error, Result};
-pub use executable::{Executable, PendingRun};
+pub use executable::{Executable, PendingRun, Tier};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use target::target_from_adapter;

@@ -16,21 +16,40 @@
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::error::{Error, Result};
 use wgrad_compiler::lower::{Kernel, Program, Target};
 
 use crate::adapter::{self, AdapterSummary};
+use crate::check::check_program;
 use crate::executable::Executable;
 use crate::target::target_from_adapter;
 
 /// How a [`Runtime`] is set up.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeOptions {
     /// Enables timestamp queries, when the adapter supports them, so that
     /// [`Executable::run_profiled`] can time each kernel.
     pub timestamps: bool,
+    /// Loads a program that has a quick tier ([`Program::quick`]) in two tiers, on an
+    /// adapter whose target has a [`quick_tile`](Target::quick_tile): the quick tier
+    /// runs at once, on a second device of the same adapter; from the second run on,
+    /// the program's own kernels are created and compiled on another thread, and the
+    /// first run after they are ready switches to them (see [`Executable::tier`]). A
+    /// program run once never compiles its own kernels. On by default; off, every
+    /// kernel is compiled during the first run.
+    pub tiers: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> RuntimeOptions {
+        RuntimeOptions {
+            timestamps: false,
+            tiers: true,
+        }
+    }
 }
 
 /// How kernels are timed, when they are.
@@ -52,6 +71,10 @@ pub(crate) struct CachedPipeline {
     pub(crate) pipeline: wgpu::ComputePipeline,
     /// The layout of bind group 0, matching the kernel's bindings.
     pub(crate) layout: wgpu::BindGroupLayout,
+    /// Whether the pipeline has been dispatched on its device: drivers that compile a
+    /// kernel at its first dispatch (lavapipe) have compiled it, or will have before
+    /// any later dispatch.
+    pub(crate) dispatched: AtomicBool,
 }
 
 /// The parts of a kernel that decide its pipeline.
@@ -104,18 +127,30 @@ fn without_comments(wgsl: &str) -> String {
     out
 }
 
-/// An open device on the selected adapter, ready to load programs.
-///
-/// A runtime may be shared between threads; each [`Executable`] borrows it.
-pub struct Runtime {
+/// One open device, its queue, and the pipelines compiled for it.
+pub(crate) struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
-    summary: AdapterSummary,
-    target: Target,
     limits: wgpu::Limits,
     timestamps: Option<TimestampMode>,
     pipelines: Mutex<HashMap<u64, Arc<CachedPipeline>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+/// An open device on the selected adapter, ready to load programs.
+///
+/// A runtime may be shared between threads; each [`Executable`] borrows it. A second
+/// device on the same adapter is opened when a program is first loaded in two tiers
+/// ([`RuntimeOptions::tiers`]): its quick tier runs there.
+pub struct Runtime {
+    main: Arc<Gpu>,
+    /// The device quick tiers run on, opened on first use (or why it could not be).
+    side: OnceLock<std::result::Result<Arc<Gpu>, String>>,
+    adapter: wgpu::Adapter,
+    descriptor: wgpu::DeviceDescriptor<'static>,
+    summary: AdapterSummary,
+    target: Target,
+    options: RuntimeOptions,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -170,22 +205,14 @@ impl Runtime {
             );
         }
 
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        let descriptor = wgpu::DeviceDescriptor {
             label: Some("wgrad"),
             required_features,
             required_limits,
             ..Default::default()
-        }))
-        .map_err(|e| Error::Device(format!("could not open a device on {summary}: {e}")))?;
-
-        let uncaptured = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&uncaptured);
-        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
-            log::error!("wgrad: uncaptured device error: {error}");
-            lock(&sink).push(error.to_string());
-        }));
-
-        let limits = device.limits();
+        };
+        let main = Gpu::open(&adapter, &descriptor, &summary, timestamps)?;
+        let limits = main.limits.clone();
         let mut target = target_from_adapter(&adapter);
         target.max_storage_buffers_per_shader_stage = limits.max_storage_buffers_per_shader_stage;
         target.max_compute_invocations_per_workgroup = limits.max_compute_invocations_per_workgroup;
@@ -195,14 +222,13 @@ impl Runtime {
         target.features.timestamps = timestamps.is_some();
 
         Ok(Runtime {
-            device,
-            queue,
+            main: Arc::new(main),
+            side: OnceLock::new(),
+            adapter,
+            descriptor,
             summary,
             target,
-            limits,
-            timestamps,
-            pipelines: Mutex::new(HashMap::new()),
-            uncaptured,
+            options: options.clone(),
         })
     }
 
@@ -240,12 +266,81 @@ impl Runtime {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn load(&self, program: &Program) -> Result<Executable<'_>> {
+        check_program(program, &self.main.limits)?;
+        match &program.quick {
+            Some(quick)
+                if self.options.tiers
+                    && self.target.quick_tile.is_some()
+                    && !self.main.all_dispatched(program) =>
+            {
+                match self.side() {
+                    Ok(side) => return Executable::tiered(self, side, quick, program),
+                    Err(e) => log::warn!(
+                        "wgrad: loading `{}` in one tier: no second device ({e})",
+                        program.kernels.first().map_or("", |k| k.name.as_str())
+                    ),
+                }
+            }
+            _ => {}
+        }
         Executable::new(self, program)
     }
 
-    /// The number of distinct pipelines compiled so far.
+    /// The number of distinct pipelines compiled so far on the runtime's device (not
+    /// counting quick tiers).
     pub fn cached_pipelines(&self) -> usize {
-        lock(&self.pipelines).len()
+        lock(&self.main.pipelines).len()
+    }
+
+    /// The runtime's device.
+    pub(crate) fn gpu(&self) -> &Arc<Gpu> {
+        &self.main
+    }
+
+    /// The second device, for quick tiers, opened now if it is not yet.
+    fn side(&self) -> std::result::Result<Arc<Gpu>, String> {
+        self.side
+            .get_or_init(|| {
+                let clock = std::time::Instant::now();
+                let opened = Gpu::open(
+                    &self.adapter,
+                    &self.descriptor,
+                    &self.summary,
+                    self.main.timestamps,
+                )
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+                log::debug!("wgrad: second device opened in {:?}", clock.elapsed());
+                opened
+            })
+            .clone()
+    }
+}
+
+impl Gpu {
+    /// Opens a device on `adapter` as `descriptor` says.
+    fn open(
+        adapter: &wgpu::Adapter,
+        descriptor: &wgpu::DeviceDescriptor<'_>,
+        summary: &AdapterSummary,
+        timestamps: Option<TimestampMode>,
+    ) -> Result<Gpu> {
+        let (device, queue) = pollster::block_on(adapter.request_device(descriptor))
+            .map_err(|e| Error::Device(format!("could not open a device on {summary}: {e}")))?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            log::error!("wgrad: uncaptured device error: {error}");
+            lock(&sink).push(error.to_string());
+        }));
+        Ok(Gpu {
+            limits: device.limits(),
+            device,
+            queue,
+            timestamps,
+            pipelines: Mutex::new(HashMap::new()),
+            uncaptured,
+        })
     }
 
     pub(crate) fn device(&self) -> &wgpu::Device {
@@ -264,6 +359,18 @@ impl Runtime {
         self.timestamps
     }
 
+    /// Whether every kernel of `program` has a pipeline on this device that has been
+    /// dispatched (so nothing is left for the driver to compile).
+    fn all_dispatched(&self, program: &Program) -> bool {
+        let cache = lock(&self.pipelines);
+        program.kernels.iter().all(|kernel| {
+            let source = PipelineSource::of(kernel);
+            cache
+                .get(&source.hash64())
+                .is_some_and(|hit| hit.source == source && hit.dispatched.load(Ordering::Relaxed))
+        })
+    }
+
     /// Opens error scopes that catch every error of the device calls made until
     /// [`ErrorScopes::finish`].
     pub(crate) fn error_scopes(&self) -> ErrorScopes<'_> {
@@ -275,10 +382,7 @@ impl Runtime {
         .into_iter()
         .map(|filter| self.device.push_error_scope(filter))
         .collect();
-        ErrorScopes {
-            runtime: self,
-            guards,
-        }
+        ErrorScopes { gpu: self, guards }
     }
 
     /// The pipeline for `kernel`, compiled now unless an identical one is cached.
@@ -359,13 +463,14 @@ impl Runtime {
             source,
             pipeline,
             layout,
+            dispatched: AtomicBool::new(false),
         })
     }
 }
 
-/// Error scopes pushed by [`Runtime::error_scopes`].
+/// Error scopes pushed by [`Gpu::error_scopes`].
 pub(crate) struct ErrorScopes<'r> {
-    runtime: &'r Runtime,
+    gpu: &'r Gpu,
     guards: Vec<wgpu::ErrorScopeGuard>,
 }
 
@@ -380,7 +485,7 @@ impl ErrorScopes<'_> {
                 first.get_or_insert(error.to_string().trim_end().to_string());
             }
         }
-        let escaped = std::mem::take(&mut *lock(&self.runtime.uncaptured));
+        let escaped = std::mem::take(&mut *lock(&self.gpu.uncaptured));
         match first.or_else(|| escaped.into_iter().next()) {
             Some(message) => Err(Error::Device(format!("{what}: {message}"))),
             None => Ok(()),

@@ -44,6 +44,7 @@ pub fn target_from_adapter(adapter: &wgpu::Adapter) -> Target {
             ),
         },
         matmul_tile: preset.matmul_tile,
+        quick_tile: preset.quick_tile,
         max_loop_iterations,
     }
 }

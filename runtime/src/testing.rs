@@ -13,15 +13,20 @@ use crate::runtime::{Runtime, RuntimeOptions};
 
 static ANNOUNCE: Once = Once::new();
 
-/// A runtime with default options, or `None` (after printing `skipping: no adapter`)
-/// when this machine has no adapter.
+/// A runtime that loads every program in one tier (the default options, with
+/// [`RuntimeOptions::tiers`] off), or `None` (after printing `skipping: no adapter`)
+/// when this machine has no adapter. A test that checks a program's results checks its
+/// own kernels from the first run on, not a quick tier's.
 ///
 /// # Panics
 ///
 /// When no adapter is found and the environment variable `CI` is `true` (or `1`), and
 /// whenever the runtime fails for another reason: these are failures, never skips.
 pub fn runtime_or_skip() -> Option<Runtime> {
-    runtime_with_options_or_skip(&RuntimeOptions::default())
+    runtime_with_options_or_skip(&RuntimeOptions {
+        tiers: false,
+        ..RuntimeOptions::default()
+    })
 }
 
 /// Like [`runtime_or_skip`], with the given options.

@@ -441,7 +441,10 @@ fn device_errors_are_errors_not_panics() {
 
 #[test]
 fn profiled_runs_time_each_kernel_when_timestamps_exist() {
-    let options = RuntimeOptions { timestamps: true };
+    let options = RuntimeOptions {
+        timestamps: true,
+        ..RuntimeOptions::default()
+    };
     let Some(rt) = runtime_with_options_or_skip(&options) else {
         return;
     };

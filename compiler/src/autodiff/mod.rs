@@ -179,7 +179,7 @@ pub fn jvp(graph: &Graph, of: Option<&str>, wrt: &[&str]) -> Result<Graph> {
     check_float(graph, out, &of_name)?;
     let wrt_values = resolve_wrt(graph, wrt)?;
     let mut b = Builder::from_graph(graph.clone());
-    b.set_side(Side::Adjoint);
+    b.set_side(Side::Tangent);
     let mut tangents = vec![None; graph.len()];
     for (name, &w) in wrt.iter().zip(&wrt_values) {
         let tname = fresh(&b.graph().inputs, &format!("tan.{name}"));

@@ -54,16 +54,35 @@ pub enum NodeType {
 
 /// Which side of differentiation a node belongs to.
 ///
-/// Differentiation tags every node it emits [`Side::Adjoint`]; everything else is
-/// [`Side::Primal`]. Passes keep the tags, so lowering can tell the forward values a
-/// backward pass reads (residuals) from the ones it recomputes.
+/// Reverse mode tags every node it emits [`Side::Adjoint`] and forward mode
+/// [`Side::Tangent`]; everything else is [`Side::Primal`]. Passes keep the tags, so
+/// lowering can tell the forward values a derivative reads (residuals) from the ones it
+/// recomputes, and printed programs show what each transform added.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Side {
     /// Part of the original program.
     #[default]
     Primal,
-    /// Emitted by a derivative rule (reverse or forward mode).
+    /// Emitted by a reverse-mode rule (`grad`, `vjp`): a cotangent or what computes one.
     Adjoint,
+    /// Emitted by a forward-mode rule (`jvp`): a tangent or what computes one.
+    Tangent,
+}
+
+impl Side {
+    /// Whether differentiation emitted the node (reverse or forward mode).
+    pub fn is_derivative(self) -> bool {
+        self != Side::Primal
+    }
+
+    /// The tag printed after a node's type (empty for the primal side).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Side::Primal => "",
+            Side::Adjoint => "adjoint",
+            Side::Tangent => "tangent",
+        }
+    }
 }
 
 /// One operation and its result.

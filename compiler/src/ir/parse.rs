@@ -736,11 +736,16 @@ impl Parser {
         } else {
             NodeType::Tensor(self.tensor_type()?)
         };
-        // A node emitted by differentiation carries the tag `adjoint` after its type.
+        // A node emitted by differentiation carries the tag `adjoint` (reverse mode)
+        // or `tangent` (forward mode) after its type.
         let side = match &self.peek().kind {
             Kind::Word(w) if w == "adjoint" => {
                 self.bump();
                 Side::Adjoint
+            }
+            Kind::Word(w) if w == "tangent" => {
+                self.bump();
+                Side::Tangent
             }
             _ => Side::Primal,
         };

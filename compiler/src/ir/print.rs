@@ -9,7 +9,7 @@
 //! around the bad value it reports.
 
 use super::op::{AttrValue, Op};
-use super::{Graph, Node, NodeType, Side, Value};
+use super::{Graph, Node, NodeType, Value};
 use std::fmt::Write;
 
 /// The text form of `graph`, one line per node and per output, each ending in `\n`.
@@ -72,8 +72,9 @@ fn write_node(out: &mut String, graph: &Graph, v: Value, node: &Node, indent: us
     }
     out.push_str(" : ");
     write_type(out, &node.ty);
-    if node.side == Side::Adjoint {
-        out.push_str(" adjoint");
+    if node.side.is_derivative() {
+        out.push(' ');
+        out.push_str(node.side.tag());
     }
     out.push('\n');
 }

@@ -79,7 +79,7 @@ pub fn explain(
     for &(root, kernel) in kernels {
         // The values this kernel computes, and whether it is a backward kernel.
         let ours = &own[root.index()];
-        if !ours.iter().any(|v| g.node(*v).side == Side::Adjoint) {
+        if !ours.iter().any(|v| g.node(*v).side.is_derivative()) {
             continue;
         }
         // Walk the backward values' expressions: stored operands are read, the rest
@@ -87,7 +87,7 @@ pub fn explain(
         let mut seen = std::collections::HashSet::new();
         let mut stack: Vec<Value> = ours
             .iter()
-            .filter(|v| g.node(**v).side == Side::Adjoint)
+            .filter(|v| g.node(**v).side.is_derivative())
             .flat_map(|v| g.node(*v).args.iter().copied())
             .collect();
         while let Some(v) = stack.pop() {

@@ -164,6 +164,7 @@ pub(super) fn compile(g: Graph, options: &Options, dumps: Vec<PassDump>) -> Resu
             outputs,
             state,
             stats,
+            quick: None,
         },
         report: Report {
             passes: dumps,

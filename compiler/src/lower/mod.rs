@@ -39,7 +39,7 @@ pub use program::{
     Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats, Step,
 };
 pub use target::{
-    AdapterClass, LOOP_LIMIT, REDUCTION_CHUNK, SPLIT_REDUCTION, Target, TargetFeatures,
+    AdapterClass, LOOP_LIMIT, QUICK_TILE, REDUCTION_CHUNK, SPLIT_REDUCTION, Target, TargetFeatures,
 };
 pub use validate::validate_wgsl;
 
@@ -131,7 +131,26 @@ pub(crate) struct Compiled {
 /// Compiles `graph` for `options.target`. Also returns the IR after every pass and
 /// what the backward pass keeps of the forward one.
 pub fn compile(graph: &Graph, options: &Options) -> Result<(Program, Report)> {
-    compile_sided(graph, options).map(|c| (c.program, c.report))
+    let Compiled {
+        mut program,
+        report,
+        ..
+    } = compile_sided(graph, options)?;
+    let target = &options.target;
+    if let Some(quick) = target.quick()
+        && program
+            .tiles()
+            .any(|t| target.slower_to_compile_than_quick(t))
+    {
+        let options = Options {
+            target: quick,
+            ..options.clone()
+        };
+        let clock = std::time::Instant::now();
+        program.quick = Some(Box::new(compile_sided(graph, &options)?.program));
+        log::debug!("quick tier compiled in {:?}", clock.elapsed());
+    }
+    Ok((program, report))
 }
 
 /// [`compile`], also returning each kernel's side.
@@ -239,6 +258,7 @@ fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
             outputs,
             state,
             stats,
+            quick: None,
         },
         report: Report {
             passes: dumps,
@@ -286,9 +306,10 @@ fn state_pairs(inputs: &[IoBinding], outputs: &[IoBinding]) -> Vec<StatePair> {
         .collect()
 }
 
-/// The side of a kernel, from the values it computes: adjoint when any of them is.
+/// The side of a kernel, from the values it computes: adjoint when any of them is a
+/// derivative's (reverse or forward mode).
 fn kernel_side(g: &Graph, own: &[Value]) -> Side {
-    if own.iter().any(|v| g.node(*v).side == Side::Adjoint) {
+    if own.iter().any(|v| g.node(*v).side.is_derivative()) {
         Side::Adjoint
     } else {
         Side::Primal

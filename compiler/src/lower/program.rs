@@ -69,6 +69,15 @@ pub struct Kernel {
     pub bytes_moved: u64,
 }
 
+impl Kernel {
+    /// The register tile `[rows, cols]` of a tiled product kernel (its variant
+    /// `matmul_tiled<rows>x<cols>`); `None` for other kernels.
+    pub fn tile(&self) -> Option<[u32; 2]> {
+        let (rows, cols) = self.variant.strip_prefix("matmul_tiled")?.split_once('x')?;
+        Some([rows.parse().ok()?, cols.parse().ok()?])
+    }
+}
+
 /// One entry of a program's dispatch schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -177,6 +186,12 @@ pub struct Program {
     pub state: Vec<StatePair>,
     /// Statistics.
     pub stats: Stats,
+    /// The same program compiled with the target's quick tile
+    /// ([`Target::quick_tile`](super::Target::quick_tile)), when its products use a
+    /// larger one: a first tier whose kernels the driver compiles in a fraction of the
+    /// time, which the runtime runs until this program's own kernels are compiled.
+    /// Both tiers compute every element in the same order.
+    pub quick: Option<Box<Program>>,
 }
 
 impl Program {
@@ -210,6 +225,11 @@ impl Program {
         } else {
             self.schedule.clone()
         }
+    }
+
+    /// The register tiles of the program's tiled products, by kernel.
+    pub fn tiles(&self) -> impl Iterator<Item = [u32; 2]> + '_ {
+        self.kernels.iter().filter_map(Kernel::tile)
     }
 
     /// The largest buffer, in bytes.

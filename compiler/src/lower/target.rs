@@ -69,6 +69,13 @@ pub struct Target {
     /// Matmul outputs computed per invocation, `[rows, cols]`: the register tile of the
     /// tiled matmul variant, tuned per target.
     pub matmul_tile: [u32; 2],
+    /// The register tile of a quick first tier, for adapters that compile each kernel
+    /// when it is first dispatched rather than when its pipeline is created (lavapipe,
+    /// where a 16×16 tile takes LLVM about 2 s per kernel and a 4×4 tile about 0.1 s):
+    /// a program whose products use a larger tile is also compiled with this one
+    /// ([`Program::quick`](super::Program::quick)), and the runtime runs that tier
+    /// while the larger tiles compile. `None` where pipelines compile up front.
+    pub quick_tile: Option<[u32; 2]>,
     /// The most iterations one shader invocation's loops may run, a limit of the
     /// driver rather than the API: [`LOOP_LIMIT`] on llvmpipe (and, conservatively,
     /// on other CPU adapters and in the portable preset), `u32::MAX` where no driver
@@ -76,7 +83,30 @@ pub struct Target {
     pub max_loop_iterations: usize,
 }
 
+/// The register tile of the quick first tier on adapters that compile kernels at their
+/// first dispatch ([`Target::quick_tile`]).
+pub const QUICK_TILE: [u32; 2] = [4, 4];
+
 impl Target {
+    /// Whether a product tile is larger than the quick tier's, so that a program using
+    /// it gets a quick tier.
+    pub fn slower_to_compile_than_quick(&self, tile: [u32; 2]) -> bool {
+        self.quick_tile.is_some_and(|q| {
+            u64::from(tile[0]) * u64::from(tile[1]) > u64::from(q[0]) * u64::from(q[1])
+        })
+    }
+
+    /// This target with the quick tier's tile as its product tile (and no quick tier
+    /// of its own); `None` when it has no quick tier.
+    pub fn quick(&self) -> Option<Target> {
+        let tile = self.quick_tile?;
+        Some(Target {
+            matmul_tile: tile,
+            quick_tile: None,
+            ..self.clone()
+        })
+    }
+
     /// Mesa's software Vulkan driver (lavapipe), as on a headless CI machine.
     pub fn software_vulkan() -> Target {
         Target {
@@ -93,6 +123,7 @@ impl Target {
                 timestamps: true,
             },
             matmul_tile: [16, 16],
+            quick_tile: Some(QUICK_TILE),
             max_loop_iterations: LOOP_LIMIT,
         }
     }
@@ -105,6 +136,7 @@ impl Target {
             class: AdapterClass::DiscreteGpu,
             max_storage_buffers_per_shader_stage: 16,
             matmul_tile: [4, 4],
+            quick_tile: None,
             max_loop_iterations: u32::MAX as usize,
             ..Target::software_vulkan()
         }
@@ -122,6 +154,7 @@ impl Target {
             max_buffer_size: 256 << 20,
             features: TargetFeatures::default(),
             matmul_tile: [4, 4],
+            quick_tile: None,
             max_loop_iterations: LOOP_LIMIT,
         }
     }

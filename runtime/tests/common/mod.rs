@@ -28,6 +28,7 @@ impl ProgramBuilder {
                 schedule: Vec::new(),
                 state: Vec::new(),
                 stats: Default::default(),
+                quick: None,
             },
         }
     }
