@@ -481,6 +481,7 @@ output y = %2
 
 #[test]
 fn comments_free_spacing_and_any_value_names_are_accepted() {
+    // Value names are kept (as debug names); spacing is canonical; comments go.
     check(
         "# a comment line\n\
          \n\
@@ -489,12 +490,51 @@ fn comments_free_spacing_and_any_value_names_are_accepted() {
          output early = %x\n\
          %_z = add %y.1 ,%x : f32[2]\n\
          output late = %_z\n",
-        "%0 = input x : f32[2]\n\
-         %1 = exp %0 : f32[2]\n\
-         %2 = add %1, %0 : f32[2]\n\
-         output early = %0\n\
-         output late = %2\n",
+        "%x = input x : f32[2]\n\
+         %y.1 = exp %x : f32[2]\n\
+         %_z = add %y.1, %x : f32[2]\n\
+         output early = %x\n\
+         output late = %_z\n",
     );
+    // Positions are not names: `%7` prints as the value's index.
+    check(
+        "%7 = input x : f32[2]\n%3 = exp %7 : f32[2]\noutput y = %3\n",
+        "%0 = input x : f32[2]\n%1 = exp %0 : f32[2]\noutput y = %1\n",
+    );
+}
+
+#[test]
+fn value_names_survive_differentiation_and_duplicates_print_apart() {
+    use wgrad_compiler::autodiff::grad;
+    let f = parse(
+        "%x = input x : f32[3]\n%w = input w : f32[3]\n%h = mul %x, %w : f32[3]\n\
+         %t = tanh %h : f32[3]\n%loss = reduce_sum %t axes=[0] : f32[]\noutput loss = %loss\n",
+    )
+    .unwrap();
+    let df = grad(&f, None, &["w"]).unwrap();
+    let printed = print(&df);
+    for line in ["%h = mul %x, %w", "%t = tanh %h", "%loss = reduce_sum %t"] {
+        assert!(printed.contains(line), "`{line}` missing from\n{printed}");
+    }
+    assert_eq!(print(&parse(&printed).unwrap()), printed);
+
+    // An unrolled loop's body copies keep the body's names, told apart by a suffix.
+    let mut g = parse(
+        "%x = input x : f32[2]\n\
+         %l = loop %x trips=3 carried=1 {\n  %i = input i : i32[]\n  %c = input c : f32[2]\n  \
+         %n = exp %c : f32[2]\n  output c = %n\n} : (f32[2])\n\
+         %y = get %l index=0 : f32[2]\noutput y = %y\n",
+    )
+    .unwrap();
+    wgrad_compiler::passes::unroll::run_where(&mut g, |_, _| true).unwrap();
+    let printed = print(&g);
+    assert!(
+        printed.contains("%n = exp %x")
+            && printed.contains("%n.2 = exp %n :")
+            && printed.contains("%n.3 = exp %n.2"),
+        "{printed}"
+    );
+    assert_eq!(print(&parse(&printed).unwrap()), printed);
 }
 
 #[test]
@@ -868,7 +908,7 @@ fn dynamic_slices_and_updates_print_and_parse_back() {
         printed
     );
     assert!(
-        printed.contains("dynamic_slice %0, %1, %2 sizes=[1,4] : f32[1,4]"),
+        printed.contains("dynamic_slice %x, %i, %z sizes=[1,4] : f32[1,4]"),
         "{printed}"
     );
     let e = wgrad_compiler::ir::parse(

@@ -142,8 +142,38 @@ impl Builder {
         } else {
             self.side
         };
-        self.graph.nodes.push(Node { op, args, ty, side });
+        self.graph.nodes.push(Node {
+            op,
+            args,
+            ty,
+            side,
+            name: None,
+        });
         v
+    }
+
+    /// Gives `v` the debug name `name` ([`Node::name`]), as the parser does for
+    /// `%name`; a name that is empty, all digits (a printed position) or has characters
+    /// a value name cannot have is ignored.
+    pub fn set_name(&mut self, v: Value, name: &str) {
+        let valid = !name.is_empty()
+            && !name.bytes().all(|c| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'));
+        if let Some(node) = self.graph.nodes.get_mut(v.index())
+            && valid
+        {
+            node.name = Some(name.into());
+        }
+    }
+
+    /// Gives `v` the debug name of value `of` in `from`, if it has one: for a pass
+    /// that copies nodes into a new graph.
+    pub fn copy_name(&mut self, v: Value, from: &Graph, of: Value) {
+        if let Some(name) = from.nodes.get(of.index()).and_then(|n| n.name.as_deref()) {
+            self.set_name(v, name);
+        }
     }
 
     /// Appends `body` to the graph's regions for a loop pushed next, returning its handle.

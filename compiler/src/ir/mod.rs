@@ -19,7 +19,7 @@ pub use infer::infer;
 pub use interp::{Budget, Tensor, eval, eval_graph, eval_with};
 pub use op::{BinaryOp, CmpOp, DotDims, Op, OpClass, ReduceKind, Region, UnaryOp};
 pub use parse::parse;
-pub use print::print;
+pub use print::{labels, print};
 pub use types::{DType, Scalar, Type, fmt_shape, human_bytes};
 pub use verify::verify;
 
@@ -86,7 +86,7 @@ impl Side {
 }
 
 /// One operation and its result.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Node {
     /// The operation.
     pub op: Op,
@@ -96,6 +96,31 @@ pub struct Node {
     pub ty: NodeType,
     /// The side of differentiation it came from.
     pub side: Side,
+    /// The name the value had in the program text (`%h` is `h`), kept through the
+    /// transforms so that printed derivative programs and dumps use it. A debug name
+    /// only: it never changes what the program computes, nor whether two nodes or two
+    /// programs are equal.
+    pub name: Option<Box<str>>,
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        self.op == other.op
+            && self.args == other.args
+            && self.ty == other.ty
+            && self.side == other.side
+    }
+}
+
+impl Eq for Node {}
+
+impl std::hash::Hash for Node {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.op.hash(state);
+        self.args.hash(state);
+        self.ty.hash(state);
+        self.side.hash(state);
+    }
 }
 
 /// A program: nodes in topological order, named inputs and named outputs.

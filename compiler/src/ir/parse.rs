@@ -662,6 +662,7 @@ impl Parser {
             OpKind::Input => self.input(b)?,
             _ => self.op(b, kind, op_at, depth)?,
         };
+        b.set_name(v, &name);
         if let Some(scope) = self.scopes.last_mut() {
             scope.insert(name, (v, def.line));
         }

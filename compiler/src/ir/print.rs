@@ -1,16 +1,44 @@
 //! The printer: a [`Graph`] as readable text that [`parse`](crate::ir::parse()) reads back.
 //!
 //! Each node takes one line, `%n = op operands attributes : type`, in arena order, and the
-//! graph's outputs follow as `output name = %v` lines. Values are numbered by their arena
-//! index, so printing a parsed program renumbers it `%0, %1, ...` and
-//! `print(parse(print(g)))` equals `print(g)`. A loop prints its body inline, indented by
+//! graph's outputs follow as `output name = %v` lines. A value is printed by its debug name
+//! ([`Node::name`], the name it had in the program text, kept through the transforms) or,
+//! without one, by its arena index: `%h`, `%12`. Where two values share a name (the
+//! copies of an unrolled loop's body), the later ones get `.2`, `.3`, ... appended, so
+//! every label is unique and `print(parse(print(g)))` equals `print(g)`. A loop prints its body inline, indented by
 //! two spaces, whatever the body's index in [`Graph::regions`]. The printer never panics,
 //! even on a graph that breaks the IR invariants, because the verifier prints the IR
 //! around the bad value it reports.
 
 use super::op::{AttrValue, Op};
 use super::{Graph, Node, NodeType, Value};
+use std::collections::HashSet;
 use std::fmt::Write;
+
+/// The label each value of `graph` is printed with (without the `%`): its debug name,
+/// made unique by a `.k` suffix where an earlier value has it, or its arena index.
+/// Loop bodies label their own values.
+pub fn labels(graph: &Graph) -> Vec<String> {
+    let mut used: HashSet<&str> = HashSet::new();
+    let mut out: Vec<String> = Vec::with_capacity(graph.nodes.len());
+    let mut taken: HashSet<String> = HashSet::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let label = match node.name.as_deref() {
+            Some(name) if !used.contains(name) && !taken.contains(name) => {
+                used.insert(name);
+                name.to_string()
+            }
+            Some(name) => (2..)
+                .map(|k| format!("{name}.{k}"))
+                .find(|l| !taken.contains(l) && !used.contains(l.as_str()))
+                .unwrap_or_else(|| i.to_string()),
+            None => i.to_string(),
+        };
+        taken.insert(label.clone());
+        out.push(label);
+    }
+    out
+}
 
 /// The text form of `graph`, one line per node and per output, each ending in `\n`.
 pub fn print(graph: &Graph) -> String {
@@ -21,20 +49,37 @@ pub fn print(graph: &Graph) -> String {
 
 /// Appends `graph` at indentation `indent` (in spaces).
 fn write_graph(out: &mut String, graph: &Graph, indent: usize) {
+    let labels = labels(graph);
     for (i, node) in graph.nodes.iter().enumerate() {
-        write_node(out, graph, Value(i as u32), node, indent);
+        write_node(out, graph, &labels, Value(i as u32), node, indent);
     }
     for (name, v) in &graph.outputs {
         pad(out, indent);
         // Writing to a `String` cannot fail.
-        let _ = writeln!(out, "output {name} = {v}");
+        let _ = writeln!(out, "output {name} = {}", label(&labels, *v));
+    }
+}
+
+/// `%label` of `v`, or its index for a value out of range (a broken graph, which the
+/// verifier reports).
+fn label(labels: &[String], v: Value) -> String {
+    match labels.get(v.index()) {
+        Some(l) => format!("%{l}"),
+        None => v.to_string(),
     }
 }
 
 /// Appends the line (or, for a loop, the lines) of one node.
-fn write_node(out: &mut String, graph: &Graph, v: Value, node: &Node, indent: usize) {
+fn write_node(
+    out: &mut String,
+    graph: &Graph,
+    labels: &[String],
+    v: Value,
+    node: &Node,
+    indent: usize,
+) {
     pad(out, indent);
-    let _ = write!(out, "{v} = {}", node.op.name());
+    let _ = write!(out, "{} = {}", label(labels, v), node.op.name());
     match &node.op {
         Op::Input { index } => match graph.inputs.get(*index as usize) {
             Some((name, _)) => {
@@ -52,7 +97,7 @@ fn write_node(out: &mut String, graph: &Graph, v: Value, node: &Node, indent: us
     }
     for (k, a) in node.args.iter().enumerate() {
         let sep = if k == 0 { " " } else { ", " };
-        let _ = write!(out, "{sep}{a}");
+        let _ = write!(out, "{sep}{}", label(labels, *a));
     }
     for (key, value) in node.op.attributes() {
         let _ = write!(out, " {key}=");

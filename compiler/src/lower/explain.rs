@@ -31,6 +31,8 @@ pub enum Decision {
 pub struct Residency {
     /// The value in the compiled IR.
     pub value: Value,
+    /// How printed IR names it (`%h`, or `%12` without a name).
+    pub label: String,
     /// Its op's mnemonic.
     pub op: String,
     /// Its type.
@@ -42,7 +44,7 @@ pub struct Residency {
 impl fmt::Display for Residency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.ty.numel() * self.ty.dtype.size_bytes();
-        write!(f, "{} {} {}: ", self.value, self.op, self.ty)?;
+        write!(f, "{} {} {}: ", self.label, self.op, self.ty)?;
         match &self.decision {
             Decision::Kept(k) => write!(
                 f,
@@ -111,6 +113,7 @@ pub fn explain(
             }
         }
     }
+    let labels = crate::ir::labels(g);
     (0..n)
         .filter(|&i| {
             let node = &g.nodes[i];
@@ -123,6 +126,7 @@ pub fn explain(
         })
         .map(|i| Residency {
             value: Value(i as u32),
+            label: format!("%{}", labels[i]),
             op: g.nodes[i].op.name().to_string(),
             ty: g.ty(Value(i as u32)).clone(),
             decision: if !read_by[i].is_empty() {

@@ -212,11 +212,13 @@ fn compile_sided(graph: &Graph, options: &Options) -> Result<Compiled> {
     let clock = std::time::Instant::now();
     let plan = plan::plan(&g, &place, target)?;
     let (mut buffers, buffer_of) = memory::assign(&g, &place, &plan, target)?;
+    let labels = crate::ir::labels(&g);
     let cx = emit::Context {
         g: &g,
         place: &place,
         buffer_of: &buffer_of,
         target,
+        labels: &labels,
     };
     let generated = emit::kernels(&cx, &plan, &mut buffers)?;
     log::debug!(

@@ -504,10 +504,16 @@ fn matmul(
 
 impl Plan {
     /// The plan as text: one paragraph per kernel, with the decisions that shape it.
+    /// Values are named as printed IR names them.
     pub fn print(&self, g: &Graph) -> String {
         let mut s = String::new();
+        let labels = crate::ir::labels(g);
+        let label = |v: Value| match labels.get(v.index()) {
+            Some(l) => format!("%{l}"),
+            None => v.to_string(),
+        };
         let list = |vs: &mut dyn Iterator<Item = Value>| {
-            vs.map(|v| format!("{v} {}", g.node(v).op.name()))
+            vs.map(|v| format!("{} {}", label(v), g.node(v).op.name()))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -516,7 +522,7 @@ impl Plan {
             let _ = write!(
                 s,
                 "kernel {i}: {} {} {}",
-                k.root,
+                label(k.root),
                 root.op.name(),
                 g.ty(k.root)
             );
@@ -543,7 +549,11 @@ impl Plan {
                     } else {
                         "one stage".to_string()
                     };
-                    writeln!(s, ", reduction {reduction} of {trips} per output, {stages}")
+                    writeln!(
+                        s,
+                        ", reduction {} of {trips} per output, {stages}",
+                        label(*reduction)
+                    )
                 }
                 KernelKind::Matmul(m) => {
                     let _ = writeln!(s, ", tiled product {}", m.tiling);
@@ -560,12 +570,14 @@ impl Plan {
                         m.k_step()
                     );
                     if let Some((v, of)) = m.column_sum {
-                        let _ = writeln!(s, "  beside it: {v} reduce_sum of {of:?} over K");
+                        let _ =
+                            writeln!(s, "  beside it: {} reduce_sum of {of:?} over K", label(v));
                     }
                     if let Some(v) = m.total {
                         let _ = writeln!(
                             s,
-                            "  beside it: {v} reduce_sum of the whole result (one sum per invocation, then their fold)"
+                            "  beside it: {} reduce_sum of the whole result (one sum per invocation, then their fold)",
+                            label(v)
                         );
                     }
                     Ok(())

@@ -37,6 +37,7 @@ pub fn run(graph: &mut Graph) -> bool {
             args,
             ty,
             side,
+            name,
         } = node;
         if let Op::Loop { body, .. } = &mut op {
             let mut g = old_regions[body.0 as usize].take().unwrap_or_default();
@@ -48,7 +49,13 @@ pub fn run(graph: &mut Graph) -> bool {
         }
         let args = args.iter().map(|a| remap[a.index()]).collect();
         remap[i] = Value(graph.nodes.len() as u32);
-        graph.nodes.push(Node { op, args, ty, side });
+        graph.nodes.push(Node {
+            op,
+            args,
+            ty,
+            side,
+            name,
+        });
     }
     changed |= old_regions.iter().any(Option::is_some);
     for (_, v) in graph.inputs.iter_mut().chain(graph.outputs.iter_mut()) {

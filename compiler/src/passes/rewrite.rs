@@ -66,8 +66,14 @@ fn replace(graph: &mut Graph, v: Value, op: Op, args: Vec<Value>) -> bool {
     let tys: Vec<_> = args.iter().map(|a| &graph.node(*a).ty).collect();
     match infer(&graph.regions, &op, &tys) {
         Ok(ty) if ty == node.ty => {
-            let side = node.side;
-            graph.nodes[v.index()] = Node { op, args, ty, side };
+            let (side, name) = (node.side, node.name.clone());
+            graph.nodes[v.index()] = Node {
+                op,
+                args,
+                ty,
+                side,
+                name,
+            };
             true
         }
         _ => false,
@@ -142,6 +148,9 @@ pub fn rebuild(
         if b.graph().node(new).ty != node.ty {
             return None;
         }
+        if b.graph().node(new).name.is_none() && new.index() >= map.len() {
+            b.copy_name(new, g, v);
+        }
         map.push(new);
     }
     for (name, v) in &g.outputs {
@@ -161,17 +170,31 @@ pub fn rebuild_loops(
     let inputs = graph
         .inputs
         .iter()
-        .map(|(name, v)| b.input(name, graph.ty(*v).clone()))
+        .map(|(name, v)| {
+            let w = b.input(name, graph.ty(*v).clone())?;
+            b.copy_name(w, graph, *v);
+            Ok(w)
+        })
         .collect::<crate::error::Result<Vec<Value>>>()?;
     let mut map: Vec<Vec<Value>> = Vec::with_capacity(graph.len());
-    for node in &graph.nodes {
+    for (i, node) in graph.nodes.iter().enumerate() {
         b.set_side(node.side);
         let args: Vec<Value> = node.args.iter().map(|a| map[a.index()][0]).collect();
         let mapped = match &node.op {
             Op::Input { index } => vec![inputs[*index as usize]],
             Op::Loop { .. } => on_loop(&mut b, graph, node, &args)?,
-            Op::Get { index } => vec![map[node.args[0].index()][*index as usize]],
-            op => vec![b.push(op.clone(), &args)?],
+            Op::Get { index } => {
+                let v = map[node.args[0].index()][*index as usize];
+                if b.graph().node(v).name.is_none() {
+                    b.copy_name(v, graph, Value(i as u32));
+                }
+                vec![v]
+            }
+            op => {
+                let v = b.push(op.clone(), &args)?;
+                b.copy_name(v, graph, Value(i as u32));
+                vec![v]
+            }
         };
         map.push(mapped);
     }

@@ -56,7 +56,7 @@ pub fn unrolled_size(g: &Graph) -> usize {
 /// returns the values of `g`'s outputs.
 fn inline(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
     let mut map: Vec<Vec<Value>> = Vec::with_capacity(g.len());
-    for node in &g.nodes {
+    for (i, node) in g.nodes.iter().enumerate() {
         if b.graph().len() > MAX_UNROLLED_NODES {
             return Err(Error::Compile(format!(
                 "unrolling loops would create more than {MAX_UNROLLED_NODES} nodes"
@@ -72,7 +72,10 @@ fn inline(b: &mut Builder, g: &Graph, inputs: &[Value]) -> Result<Vec<Value>> {
             }
             op => {
                 b.set_side(node.side);
-                vec![b.push(op.clone(), &args)?]
+                let v = b.push(op.clone(), &args)?;
+                // Each iteration's copy keeps the body's name; printing tells them apart.
+                b.copy_name(v, g, Value(i as u32));
+                vec![v]
             }
         };
         map.push(mapped);

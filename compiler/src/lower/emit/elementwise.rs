@@ -90,12 +90,12 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, index: usize) -> Result<Kernel> {
         .values
         .iter()
         .filter(|v| **v != root)
-        .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
+        .map(|v| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
         .collect();
     let name = format!("{index:03}_{variant}_{}", node.op.name());
     let mut wgsl = format!(
-        "// Kernel {name}: computes %{} = {} : {}.\n",
-        root.0,
+        "// Kernel {name}: computes {} = {} : {}.\n",
+        cx.label(root),
         node.op.name(),
         ty
     );

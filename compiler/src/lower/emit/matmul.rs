@@ -12,7 +12,7 @@ use super::Context;
 use super::expr::{Emitter, fill};
 use super::reduce::{FinalStage, final_stage};
 use crate::error::{Error, Result};
-use crate::ir::{BinaryOp, DType, Graph, Op, ReduceKind, Type, UnaryOp, Value};
+use crate::ir::{BinaryOp, DType, Op, ReduceKind, Type, UnaryOp, Value};
 use crate::lower::plan::{KernelPlan, Load, MatmulPlan, Operand};
 use crate::lower::program::{Buffer, BufferId, BufferRole, Kernel, KernelBinding};
 use std::fmt::Write;
@@ -64,7 +64,7 @@ pub fn emit(
         TEMPLATE,
         &name,
         &[
-            ("HEADER", &header(g, k, m, &name)),
+            ("HEADER", &header(cx, k, m, &name)),
             ("A_BINDING", a_binding(m.a)),
             ("B_BINDING", &b_binding(m.b)),
             ("EPILOGUE", extras.text.trim_end()),
@@ -140,8 +140,8 @@ pub fn emit(
     let slots = gx * m.workgroup[0] * gy * m.workgroup[1];
     let name = format!("{:03}_reduce_final_reduce_sum", index + 1);
     let header = format!(
-        "// Kernel {name}: computes %{} = reduce_sum : {}, adding the {slots} sums of kernel {index:03}'s invocations in order.",
-        t.0,
+        "// Kernel {name}: computes {} = reduce_sum : {}, adding the {slots} sums of kernel {index:03}'s invocations in order.",
+        cx.label(t),
         g.ty(t),
     );
     let fold = final_stage(
@@ -538,25 +538,26 @@ fn column_sums(
 
 /// The comment at the top of the kernel: the product, its layout, what it computes
 /// beside it and its epilogue.
-fn header(g: &Graph, k: &KernelPlan, m: &MatmulPlan, name: &str) -> String {
+fn header(cx: &Context<'_>, k: &KernelPlan, m: &MatmulPlan, name: &str) -> String {
+    let g = cx.g;
     let (root, dot) = (k.root, m.dot);
     let mut header = format!(
-        "// Kernel {name}: computes %{} = dot : {} as {}.",
-        dot.0,
+        "// Kernel {name}: computes {} = dot : {} as {}.",
+        cx.label(dot),
         g.ty(dot),
         m.tiling
     );
     if let Some(s) = m.total {
         header.push_str(&format!(
-            "\n// Also sums its result for %{} = reduce_sum : {} (one sum per invocation, added by the next kernel).",
-            s.0,
+            "\n// Also sums its result for {} = reduce_sum : {} (one sum per invocation, added by the next kernel).",
+            cx.label(s),
             g.ty(s)
         ));
     }
     if let Some((s, of)) = m.column_sum {
         header.push_str(&format!(
-            "\n// Also computes %{} = reduce_sum of {} over K: {}.",
-            s.0,
+            "\n// Also computes {} = reduce_sum of {} over K: {}.",
+            cx.label(s),
             match of {
                 Operand::A => "A",
                 Operand::B => "B",
@@ -570,10 +571,10 @@ fn header(g: &Graph, k: &KernelPlan, m: &MatmulPlan, name: &str) -> String {
             .iter()
             .filter(|v| **v != root && **v != dot && m.column_sum.is_none_or(|(s, _)| s != **v))
             .filter(|v| m.total != Some(**v))
-            .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
+            .map(|v| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
             .chain(std::iter::once(format!(
-                "%{} {}",
-                root.0,
+                "{} {}",
+                cx.label(root),
                 g.node(root).op.name()
             )))
             .collect();

@@ -32,9 +32,20 @@ pub struct Context<'a> {
     pub buffer_of: &'a [Option<BufferId>],
     /// The target.
     pub target: &'a Target,
+    /// How each value is printed ([`labels`](crate::ir::labels)): kernel comments name
+    /// values as the IR dumps do.
+    pub labels: &'a [String],
 }
 
 impl Context<'_> {
+    /// `%label` of `v`, as printed IR shows it.
+    pub fn label(&self, v: Value) -> String {
+        match self.labels.get(v.index()) {
+            Some(l) => format!("%{l}"),
+            None => v.to_string(),
+        }
+    }
+
     /// The buffer holding `v`; an error (a compiler bug) when it has none.
     pub fn buffer(&self, v: Value) -> Result<BufferId> {
         self.buffer_of[v.index()].ok_or_else(|| Error::Internal(format!("{v} has no buffer")))

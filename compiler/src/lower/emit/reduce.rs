@@ -113,8 +113,8 @@ pub fn emit(
     // Stage 2: fold each output's partial results, in order.
     let name = format!("{:03}_reduce_final_{}", index + 1, node.op.name());
     let mut header = format!(
-        "// Kernel {name}: computes %{} = {} : {ty}, stage 2 of 2: folds {parts} partial results per output.",
-        red.0,
+        "// Kernel {name}: computes {} = {} : {ty}, stage 2 of 2: folds {parts} partial results per output.",
+        cx.label(red),
         node.op.name()
     );
     if root != red {
@@ -123,7 +123,7 @@ pub fn emit(
             .values
             .iter()
             .filter(|v| **v > red)
-            .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
+            .map(|v| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
             .collect();
         header.push_str(&format!("\n// Epilogue: {}.", after.join(", ")));
     }
@@ -167,11 +167,11 @@ fn first_header(cx: &Context<'_>, k: &KernelPlan, red: Value, parts: usize, name
         .values
         .iter()
         .filter(|v| **v != k.root && **v != red)
-        .map(|v| format!("%{} {}", v.0, g.node(*v).op.name()))
+        .map(|v| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
         .collect();
     let mut header = format!(
-        "// Kernel {name}: computes %{} = {} : {}",
-        red.0,
+        "// Kernel {name}: computes {} = {} : {}",
+        cx.label(red),
         g.node(red).op.name(),
         g.ty(red)
     );

@@ -158,7 +158,7 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Resu
         last + 1
     );
     let list = |vs: &mut dyn Iterator<Item = Value>| {
-        vs.map(|v| format!("%{} {}", v.0, g.node(v).op.name()))
+        vs.map(|v| format!("{} {}", cx.label(v), g.node(v).op.name()))
             .collect::<Vec<_>>()
             .join(", ")
     };
