@@ -20,7 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let rt = Runtime::new(&RuntimeOptions::default())?;
     let program = wgrad::compile(&df, &wgrad::Options::new(rt.target().clone()))?;
-    let mut exe = rt.load(&program)?;
+    // Loading is a future too: the pipelines are created on another thread.
+    let mut exe = futures::executor::block_on(rt.load_async(&program))?;
     println!("{} kernels on {}", program.kernels.len(), rt.adapter());
 
     // Four batches: the inputs with the first layer's weights scaled by 1, ½, ¼, ⅛.

@@ -156,7 +156,8 @@ fn a_program_whose_kernels_are_compiled_loads_in_one_tier() {
         return;
     }
     let program = wgrad::compile(&training_step(), &Options::new(rt.target().clone())).unwrap();
-    let mut first = rt.load(&program).unwrap();
+    // The async load path tiers the same way.
+    let mut first = futures::executor::block_on(rt.load_async(&program)).unwrap();
     assert_eq!(first.tier(), Tier::Quick);
     // Waiting before any run starts the final tier at once.
     first.wait_final_tier().unwrap();
@@ -164,6 +165,8 @@ fn a_program_whose_kernels_are_compiled_loads_in_one_tier() {
     drop(first);
     let second = rt.load(&program).unwrap();
     assert_eq!(second.tier(), Tier::Final);
+    let third = futures::executor::block_on(rt.load_async(&program)).unwrap();
+    assert_eq!(third.tier(), Tier::Final);
 }
 
 #[test]

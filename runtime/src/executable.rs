@@ -906,12 +906,17 @@ impl std::fmt::Debug for Executable<'_> {
 impl<'r> Executable<'r> {
     /// `program` loaded in one tier on the runtime's device.
     pub(crate) fn new(runtime: &'r Runtime, program: &Program) -> Result<Executable<'r>> {
-        Ok(Executable {
-            now: Loaded::new(runtime.gpu(), program)?,
+        Ok(Executable::single(Loaded::new(runtime.gpu(), program)?))
+    }
+
+    /// A program loaded in one tier.
+    pub(crate) fn single(now: Loaded) -> Executable<'r> {
+        Executable {
+            now,
             tier: Tier::Final,
             next: None,
             _runtime: std::marker::PhantomData,
-        })
+        }
     }
 
     /// `quick` loaded on `side`, and a thread that loads `program` on the runtime's
@@ -923,6 +928,16 @@ impl<'r> Executable<'r> {
         program: &Program,
     ) -> Result<Executable<'r>> {
         let now = Loaded::new(&side, quick)?;
+        Executable::with_quick_tier(runtime, now, quick, program)
+    }
+
+    /// `now`, a loaded quick tier, and the thread that loads `program` after it.
+    pub(crate) fn with_quick_tier(
+        runtime: &'r Runtime,
+        now: Loaded,
+        quick: &Program,
+        program: &Program,
+    ) -> Result<Executable<'r>> {
         let (start, started) = mpsc::channel::<Option<(wgpu::Device, wgpu::SubmissionIndex)>>();
         let (finished, done) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));

@@ -24,7 +24,7 @@ use wgrad_compiler::lower::{Kernel, Program, Target};
 
 use crate::adapter::{self, AdapterSummary};
 use crate::check::check_program;
-use crate::executable::Executable;
+use crate::executable::{Executable, Loaded};
 use crate::target::target_from_adapter;
 
 /// How a [`Runtime`] is set up.
@@ -284,6 +284,51 @@ impl Runtime {
             _ => {}
         }
         Executable::new(self, program)
+    }
+
+    /// Loads a program like [`Runtime::load`], as a future: the pipelines are created
+    /// on another thread, so an async service or event loop is not blocked meanwhile.
+    ///
+    /// ```
+    /// use wgrad_compiler::ir::parse;
+    /// use wgrad_compiler::lower::{Options, compile};
+    /// # let Some(rt) = wgrad_runtime::testing::runtime_or_skip() else { return Ok(()) };
+    /// let f = parse("%x = input x : f32[4]\n%y = exp %x : f32[4]\noutput y = %y\n")?;
+    /// let (program, _) = compile(&f, &Options::new(rt.target().clone()))?;
+    /// let exe = pollster::block_on(rt.load_async(&program))?;
+    /// # drop(exe);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn load_async(&self, program: &Program) -> Result<Executable<'_>> {
+        check_program(program, &self.main.limits)?;
+        let quick = match &program.quick {
+            Some(quick)
+                if self.options.tiers
+                    && self.target.quick_tile.is_some()
+                    && !self.main.all_dispatched(program) =>
+            {
+                self.side().ok().map(|side| (side, quick))
+            }
+            _ => None,
+        };
+        let (gpu, first) = match &quick {
+            Some((side, quick)) => (Arc::clone(side), Program::clone(quick)),
+            None => (Arc::clone(&self.main), program.clone()),
+        };
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        std::thread::Builder::new()
+            .name("wgrad load".into())
+            .spawn(move || {
+                let _ = sender.send(Loaded::new(&gpu, &first));
+            })
+            .map_err(|e| Error::Device(format!("cannot start a thread to load on: {e}")))?;
+        let loaded = receiver
+            .await
+            .map_err(|_| Error::Device("the loading thread stopped".to_string()))??;
+        match quick {
+            Some((_, quick)) => Executable::with_quick_tier(self, loaded, quick, program),
+            None => Ok(Executable::single(loaded)),
+        }
     }
 
     /// The number of distinct pipelines compiled so far on the runtime's device (not

@@ -519,6 +519,18 @@ fn async_runs_agree_with_blocking_runs() {
     // Invalid inputs fail at submission, before anything reaches the device.
     let e = exe.submit(&inputs(&[])).unwrap_err().to_string();
     assert!(e.contains("missing"), "{e}");
+    // Loaded asynchronously (its pipelines created on another thread), it runs the same.
+    let mut loaded = futures::executor::block_on(rt.load_async(&axpb())).unwrap();
+    assert_eq!(loaded.run(&given).unwrap(), blocking);
+    // A program the device cannot hold fails as `load` does.
+    let mut too_wide = axpb();
+    too_wide.kernels[0].workgroup_size = [4096, 1, 1];
+    let sync = rt.load(&too_wide).map(|_| ()).unwrap_err().to_string();
+    let asynchronous = futures::executor::block_on(rt.load_async(&too_wide))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(sync, asynchronous);
 }
 
 #[test]
