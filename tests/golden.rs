@@ -167,12 +167,13 @@ fn softmax_log_loss_row_kernel_and_weight_gradient_with_bias_gradient() {
     // The gradient of a linear layer under a softmax log-loss, W2's shape at a small
     // size with a bias: the product, one row kernel (max, sum of exponentials, the
     // targets' sum and each row's loss, then dz overwriting the logits), the loss's sum
-    // over rows, and xᵀ·dz with the bias gradient Σ_rows dz computed beside it.
+    // over rows, and xᵀ·dz with the bias gradient Σ_rows dz computed beside it. Rows of
+    // 72 classes: more columns than a row kernel computes a product for inline.
     let mut b = wgrad::Builder::new();
     let x = b.input("x", wgrad::Type::f32(&[6, 4])).unwrap();
-    let w = b.input("w", wgrad::Type::f32(&[4, 8])).unwrap();
-    let bias = b.input("b", wgrad::Type::f32(&[8])).unwrap();
-    let y = b.input("y", wgrad::Type::f32(&[6, 8])).unwrap();
+    let w = b.input("w", wgrad::Type::f32(&[4, 72])).unwrap();
+    let bias = b.input("b", wgrad::Type::f32(&[72])).unwrap();
+    let y = b.input("y", wgrad::Type::f32(&[6, 72])).unwrap();
     let z = b.linear(x, w, bias).unwrap();
     let loss = b.cross_entropy_dense(z, y).unwrap();
     b.output("loss", loss).unwrap();
@@ -190,6 +191,35 @@ fn softmax_log_loss_row_kernel_and_weight_gradient_with_bias_gradient() {
     let gpu = wgrad::compile(&d, &wgrad::Options::new(wgrad::Target::discrete_gpu())).unwrap();
     let row = gpu.kernels.iter().find(|k| k.variant == "row").unwrap();
     check(&format!("wgsl_logloss_gpu_{}", row.name), row.wgsl.clone());
+}
+
+#[test]
+fn a_small_loss_head_is_computed_inline_by_its_row_kernel() {
+    // A loss head of few classes (W7's: [32,128]·[128,10]): the row kernel of the
+    // softmax and its gradient computes the logits itself, each a loop over K in the
+    // tiled kernel's order, so the backward keeps nothing of the forward product; the
+    // weight gradient is still a tiled product.
+    let mut b = wgrad::Builder::new();
+    let h = b.input("h", wgrad::Type::f32(&[6, 12])).unwrap();
+    let v = b.input("v", wgrad::Type::f32(&[12, 5])).unwrap();
+    let c = b.input("c", wgrad::Type::f32(&[5])).unwrap();
+    let labels = b
+        .input("labels", wgrad::Type::new(wgrad::DType::I32, &[6]))
+        .unwrap();
+    let z = b.linear(h, v, c).unwrap();
+    let loss = b.cross_entropy(z, labels).unwrap();
+    b.output("loss", loss).unwrap();
+    let d = wgrad::grad(&b.finish().unwrap(), None, &["v", "c"]).unwrap();
+    let program = wgrad::compile(&d, &wgrad::Options::default()).unwrap();
+    let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
+    // The row kernel first (it computes the logits), one product: the weight gradient.
+    assert_eq!(variants[0], "row", "{variants:?}");
+    assert_eq!(program.stats.matmul_kernels, 1, "{variants:?}");
+    assert_eq!(program.stats.residual_bytes, 0, "{variants:?}");
+    check(
+        &format!("wgsl_loss_head_{}", program.kernels[0].name),
+        program.kernels[0].wgsl.clone(),
+    );
 }
 
 #[test]

@@ -286,8 +286,9 @@ fn a_row_group_that_would_feed_itself_through_another_kernel_is_not_merged() {
     // The row maximum m and e = exp(x - m) form a row kernel; e feeds a product d; the
     // row sum of (x - m) + d reads m and d. Merging that sum into m's kernel would make
     // the kernel both feed the product and wait for it, so it stays a kernel of its own.
+    // (Rows of 72: a product that wide is not computed inline by a row kernel.)
     let g = parse(
-        "%0 = input x : f32[4,8]\n%1 = input w : f32[8,8]\n%2 = reduce_max %0 axes=[1] : f32[4]\n%3 = broadcast %2 dims=[0] : f32[4,8]\n%4 = sub %0, %3 : f32[4,8]\n%5 = exp %4 : f32[4,8]\n%6 = dot %5, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,8]\n%7 = add %4, %6 : f32[4,8]\n%8 = reduce_sum %7 axes=[1] : f32[4]\noutput y = %8\n",
+        "%0 = input x : f32[4,72]\n%1 = input w : f32[72,72]\n%2 = reduce_max %0 axes=[1] : f32[4]\n%3 = broadcast %2 dims=[0] : f32[4,72]\n%4 = sub %0, %3 : f32[4,72]\n%5 = exp %4 : f32[4,72]\n%6 = dot %5, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,72]\n%7 = add %4, %6 : f32[4,72]\n%8 = reduce_sum %7 axes=[1] : f32[4]\noutput y = %8\n",
     );
     let p = compile(&g, Target::software_vulkan());
     assert_eq!(variants(&p), ["row", "matmul_tiled16x16", "reduce"]);
@@ -296,19 +297,20 @@ fn a_row_group_that_would_feed_itself_through_another_kernel_is_not_merged() {
 #[test]
 fn a_row_result_overwrites_an_operand_only_when_read_at_its_own_element() {
     // g = softmax(z) - y may overwrite z; with a transpose of z added it reads other
-    // rows of z, so it gets a buffer of its own.
+    // rows of z, so it gets a buffer of its own. (Rows of 72: z is a tiled product, not
+    // computed inline by the row kernel.)
     for (extra, in_place) in [("", true), ("transposed", false)] {
         let mut text = String::from(
-            "%0 = input a : f32[6,6]\n%1 = input b : f32[6,6]\n%2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[6,6]\n%3 = reduce_max %2 axes=[1] : f32[6]\n%4 = broadcast %3 dims=[0] : f32[6,6]\n%5 = sub %2, %4 : f32[6,6]\n%6 = exp %5 : f32[6,6]\n%7 = reduce_sum %6 axes=[1] : f32[6]\n%8 = broadcast %7 dims=[0] : f32[6,6]\n%9 = div %6, %8 : f32[6,6]\n",
+            "%0 = input a : f32[72,72]\n%1 = input b : f32[72,72]\n%2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[72,72]\n%3 = reduce_max %2 axes=[1] : f32[72]\n%4 = broadcast %3 dims=[0] : f32[72,72]\n%5 = sub %2, %4 : f32[72,72]\n%6 = exp %5 : f32[72,72]\n%7 = reduce_sum %6 axes=[1] : f32[72]\n%8 = broadcast %7 dims=[0] : f32[72,72]\n%9 = div %6, %8 : f32[72,72]\n",
         );
         if extra.is_empty() {
-            text.push_str("%10 = sub %9, %1 : f32[6,6]\n");
+            text.push_str("%10 = sub %9, %1 : f32[72,72]\n");
         } else {
-            text.push_str("%10 = transpose %2 perm=[1,0] : f32[6,6]\n%11 = add %9, %10 : f32[6,6]\n%12 = sub %11, %1 : f32[6,6]\n");
+            text.push_str("%10 = transpose %2 perm=[1,0] : f32[72,72]\n%11 = add %9, %10 : f32[72,72]\n%12 = sub %11, %1 : f32[72,72]\n");
         }
         let last = if extra.is_empty() { 10 } else { 12 };
         text.push_str(&format!(
-            "%{} = dot %0, %{last} lhs_batch=[] rhs_batch=[] lhs_contract=[0] rhs_contract=[0] : f32[6,6]\noutput g = %{}\n",
+            "%{} = dot %0, %{last} lhs_batch=[] rhs_batch=[] lhs_contract=[0] rhs_contract=[0] : f32[72,72]\noutput g = %{}\n",
             last + 1,
             last + 1
         ));

@@ -30,8 +30,37 @@ const FEW_ROWS: usize = 256;
 /// The longest single row grouped: `split_rows::ONE_ROW`.
 const ONE_ROW: usize = crate::passes::split_rows::ONE_ROW;
 
+/// The longest contraction a row kernel computes inline, per element.
+pub const INLINE_K: usize = 128;
+/// The longest row of an inline product (its columns).
+pub const INLINE_N: usize = 64;
+
+/// The rows of product `v` when a row kernel may compute it inline, each element as a
+/// loop over K: `[M, K] · [K, N]` with K ≤ [`INLINE_K`] and N ≤ [`INLINE_N`], in
+/// `f32`. A loss head's logits (W7: `[32, 128] · [128, 10]`) are computed this way by
+/// the row kernel of their softmax and its gradient, which then keeps nothing of the
+/// forward product for the backward: it recomputes the logits from the hidden state
+/// and the weights it reads anyway. Rows of `N` elements, one per row of `M`.
+pub fn inline_product(g: &Graph, v: Value) -> Option<Rows> {
+    let node = g.node(v);
+    let Op::Dot(d) = &node.op else { return None };
+    let (lt, rt, ty) = (g.ty(node.args[0]), g.ty(node.args[1]), g.ty(v));
+    let simple = d.lhs_batch.is_empty()
+        && d.rhs_batch.is_empty()
+        && lt.rank() == 2
+        && rt.rank() == 2
+        && d.lhs_contract[..] == [1]
+        && d.rhs_contract[..] == [0]
+        && ty.dtype == crate::ir::DType::F32;
+    (simple && lt.shape[1] <= INLINE_K && rt.shape[1] <= INLINE_N && ty.numel() > 0).then(|| Rows {
+        prefix: vec![ty.shape[0]],
+        len: ty.shape[1],
+    })
+}
+
 /// The rows a kernel may compute in a row kernel: those of its reductions (all along
-/// the last axis of the same rows), or `None` when it has none, or another loop.
+/// the last axis of the same rows) and of its inline product, or `None` when it has
+/// none, or another contraction or a loop.
 fn kernel_rows(g: &Graph, values: &[Value]) -> Option<Option<Rows>> {
     let mut rows: Option<Rows> = None;
     for &v in values {
@@ -47,7 +76,14 @@ fn kernel_rows(g: &Graph, values: &[Value]) -> Option<Option<Rows>> {
                     _ => rows = Some(r),
                 }
             }
-            OpClass::Contraction | OpClass::Loop => return None,
+            OpClass::Contraction => {
+                let r = inline_product(g, v)?;
+                match &rows {
+                    Some(known) if *known != r => return None,
+                    _ => rows = Some(r),
+                }
+            }
+            OpClass::Loop => return None,
             OpClass::Scatter => match &g.node(v).op {
                 Op::ScatterAdd { axis, .. } if g.ty(g.node(v).args[0]).shape[*axis] != 1 => {
                     return None;
@@ -168,7 +204,14 @@ pub fn group(g: &Graph, place: &mut [Placement], target: &Target) {
         let Some(&head) = members.iter().max() else {
             continue;
         };
-        if members.len() < 2 {
+        // A row kernel passes over rows for its reductions: products alone (with the
+        // elementwise work between them) stay kernels of their own.
+        let reduces = members.iter().any(|&m| {
+            values[m]
+                .iter()
+                .any(|v| g.node(*v).op.class() == OpClass::Reduction)
+        });
+        if members.len() < 2 || !reduces {
             continue;
         }
         for m in members {
@@ -201,6 +244,22 @@ fn legal(
         .all(|&m| reads_locally(g, &values[m], &is_member, rows))
     {
         return false;
+    }
+    // An inline product reads its operands from buffers (or re-indexes them): none is
+    // computed by another member, which would nest one product's loop in another's.
+    let computed_by_other = |m: usize, a: &Value| {
+        members
+            .iter()
+            .any(|&o| o != m && values[o].binary_search(a).is_ok())
+    };
+    for &m in members {
+        for &v in &values[m] {
+            if matches!(g.node(v).op, Op::Dot(_))
+                && g.node(v).args.iter().any(|a| computed_by_other(m, a))
+            {
+                return false;
+            }
+        }
     }
     // Buffers bound: everything loaded from outside, plus one per member at most.
     let mut loaded = std::collections::HashSet::new();

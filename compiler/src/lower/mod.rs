@@ -22,7 +22,7 @@ mod emit;
 mod explain;
 mod fuse;
 mod fuse_products;
-mod fuse_rows;
+pub(crate) mod fuse_rows;
 mod loops;
 mod memory;
 mod placement;

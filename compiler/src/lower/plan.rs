@@ -270,10 +270,17 @@ fn kind(
     let beside = values
         .iter()
         .any(|v| place[v.index()] == Placement::Also(root));
+    // A product computed beside the root, or fused into a value computed beside it,
+    // belongs to a row kernel, which computes it inline.
+    let inline = |v: Value| match place[v.index()] {
+        Placement::Also(r) => r == root,
+        Placement::Fused(u) => place[u.index()] == Placement::Also(root),
+        _ => false,
+    };
     let dot = values
         .iter()
         .copied()
-        .find(|v| matches!(g.node(*v).op, Op::Dot(_)) && place[v.index()] != Placement::Also(root));
+        .find(|v| matches!(g.node(*v).op, Op::Dot(_)) && !inline(*v));
     if beside && dot.is_none() {
         return row(g, place, root, values, target).map(|r| r.map(KernelKind::Row));
     }
@@ -371,7 +378,17 @@ fn row(
     // leave every other lane idle: W4's gradient at N = 16,384 runs about twice as fast
     // shared), or its passes over the row (at most one per reduction, and one more)
     // could run more loop iterations than one invocation may.
-    let too_long = (reductions + 1).saturating_mul(rows.len) > target.max_loop_iterations;
+    // An inline product loops over its K for every element it computes.
+    let inner = computed
+        .iter()
+        .filter(|v| matches!(g.node(**v).op, Op::Dot(_)))
+        .map(|&d| g.ty(g.node(d).args[0]).shape[1])
+        .max()
+        .unwrap_or(1);
+    let too_long = (reductions + 1)
+        .saturating_mul(rows.len)
+        .saturating_mul(inner)
+        > target.max_loop_iterations;
     let fits = reductions * ROW_THREADS * 4 <= WORKGROUP_MEMORY;
     let share = target.class != AdapterClass::Cpu || too_long || rows.count() == 1;
     let threads = if fits && share {

@@ -387,6 +387,9 @@ impl<'a> Emitter<'a> {
                 Some(name) => Ok(Step::Done(name.clone())),
                 None => Ok(Step::Need(x[0], self.reindexed(v, coords))),
             },
+            Op::Dot(dims) if crate::lower::fuse_rows::inline_product(g, v).is_some() => {
+                self.inline_dot(v, dims, coords).map(Step::Done)
+            }
             Op::Input { .. }
             | Op::Reduce { .. }
             | Op::Dot(_)
@@ -422,6 +425,30 @@ impl<'a> Emitter<'a> {
             | Op::DynamicSlice { .. }
             | Op::DynamicUpdateSlice => self.index_step(v, coords, got),
         }
+    }
+
+    /// Product `v` at `coords`, computed here by a loop over K (a row kernel's inline
+    /// product, [`inline_product`](crate::lower::fuse_rows::inline_product)): one `fma`
+    /// per step in K's order, as the tiled kernel accumulates each element, so the
+    /// result is the same to the bit. Its operands are read from their buffers, or
+    /// computed at each step when they are cheap re-indexings (a transpose).
+    fn inline_dot(&mut self, v: Value, dims: &DotDims, coords: &[String]) -> Result<String> {
+        let g = self.g;
+        let (l, r) = (g.node(v).args[0], g.node(v).args[1]);
+        let trips = g.ty(l).shape[dims.lhs_contract[0]];
+        let acc = self.fresh("dot");
+        let k = self.fresh("k");
+        self.line(format!("var {acc}: f32 = 0.0f;"));
+        let saved = self.open(format!(
+            "for (var {k}: u32 = 0u; {k} < {trips}u; {k} = {k} + 1u)"
+        ));
+        let (lc, rc) = dot_operand_coords(dims, 2, 2, coords, std::slice::from_ref(&k));
+        let a = self.at(l, &lc)?;
+        let b = self.at(r, &rc)?;
+        self.line(format!("{acc} = fma({a}, {b}, {acc});"));
+        self.close(saved);
+        self.ops += 2 * trips as u64;
+        Ok(acc)
     }
 
     /// The expression of an elementwise op from its operands' expressions.
