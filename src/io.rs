@@ -77,6 +77,12 @@ fn write_atomically(
     Ok(())
 }
 
+/// Writes `text` to `path` as [`write_npy`] writes arrays: to a temporary file in the
+/// same directory, then renamed over `path`, so nothing is ever half-written.
+pub fn write_text(path: impl AsRef<Path>, text: &str) -> Result<()> {
+    write_atomically(path.as_ref(), |w| w.write_all(text.as_bytes()))
+}
+
 // ---- .npy ---------------------------------------------------------------------------
 
 /// Reads the `.npy` file at `path`.

@@ -40,6 +40,7 @@ pub mod dump;
 pub mod fuzz;
 pub mod io;
 pub mod json;
+pub mod tune;
 
 pub use wgrad_compiler as compiler;
 pub use wgrad_compiler::autodiff::{

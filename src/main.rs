@@ -117,6 +117,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the product tiles of programs on this adapter and write its tuning file,
+    /// which every later run reads (`wgrad adapter` shows whether one applies)
+    Tune {
+        /// Programs whose products to tune (default: the gradients of W1, W2 and W3a,
+        /// and a 1024³ product).
+        files: Vec<String>,
+        /// Tune the gradients of the programs with respect to these comma-separated
+        /// inputs.
+        #[arg(long, value_delimiter = ',')]
+        wrt: Option<Vec<String>>,
+        /// Stop measuring after this many seconds (shapes not reached keep the preset).
+        #[arg(long, default_value_t = 30.0)]
+        budget: f64,
+        /// Where to write the tuning file (default: this adapter's in the user's cache
+        /// directory, which the runtime reads; `WGRAD_TUNING_FILE` overrides both).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the adapter the runtime chooses (honouring WGPU_BACKEND and
     /// WGPU_ADAPTER_NAME) and the target it describes.
     Adapter,
@@ -325,6 +343,95 @@ fn run(command: Command) -> Result<Output, String> {
                 s.allocated_bytes
             )))
         }
+        Command::Tune {
+            files,
+            wrt,
+            budget,
+            out,
+        } => {
+            if !(budget.is_finite() && budget > 0.0) {
+                return Err(format!(
+                    "--budget must be a positive number of seconds, got {budget}"
+                ));
+            }
+            let mut programs = Vec::new();
+            for file in &files {
+                let mut g = load(file)?;
+                if let Some(wrt) = &wrt {
+                    let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
+                    g = wgrad::grad(&g, None, &wrt).map_err(|e| format!("{file}: {e}"))?;
+                }
+                programs.push((file.clone(), g));
+            }
+            if programs.is_empty() {
+                programs = wgrad::tune::default_programs().map_err(user)?;
+            }
+            let rt = Runtime::new(&RuntimeOptions {
+                timestamps: true,
+                tiers: false,
+                ..RuntimeOptions::default()
+            })
+            .map_err(user)?;
+            let path = match out.or_else(|| rt.tuning_file().map(PathBuf::from)) {
+                Some(path) => path,
+                None => return Err("no cache directory for the tuning file (set XDG_CACHE_HOME or HOME, or give --out)".to_string()),
+            };
+            eprintln!(
+                "tuning the products of {} program{} on {} (budget {budget} s)…",
+                programs.len(),
+                if programs.len() == 1 { "" } else { "s" },
+                rt.adapter()
+            );
+            let started = std::time::Instant::now();
+            let options = wgrad::tune::TuneOptions {
+                budget: std::time::Duration::from_secs_f64(budget),
+                ..Default::default()
+            };
+            let report = wgrad::tune::tune(&rt, &programs, &options, |line| eprintln!("  {line}"))
+                .map_err(user)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
+            }
+            wgrad::io::write_text(&path, &report.file.print()).map_err(user)?;
+            let skipped = report.variants.iter().filter(|v| v.2.is_err()).count();
+            let mut text = format!(
+                "wrote {}: {} product tile{} measured in {:.1} s ({}){}\n",
+                path.display(),
+                report.file.products.len(),
+                if report.file.products.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                started.elapsed().as_secs_f64(),
+                if report.timestamps {
+                    "kernel times from timestamp queries"
+                } else {
+                    "wall clock per run"
+                },
+                if skipped > 0 {
+                    format!("; {skipped} variants skipped")
+                } else {
+                    String::new()
+                }
+            );
+            if !report.not_reached.is_empty() {
+                text.push_str(&format!(
+                    "the budget ended before {} product shape{}; they keep the preset tile\n",
+                    report.not_reached.len(),
+                    if report.not_reached.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
+                ));
+            }
+            for (t, tile, comment) in &report.file.products {
+                text.push_str(&format!("  {t}: {}x{} ({comment})\n", tile[0], tile[1]));
+            }
+            Ok(Output::Text(text))
+        }
         Command::Adapter => {
             let rt = Runtime::new(&RuntimeOptions::default()).map_err(user)?;
             let t = rt.target();
@@ -337,14 +444,15 @@ fn run(command: Command) -> Result<Output, String> {
             };
             Ok(Output::Text(format!(
                 "{}\ntarget: class {}, {} storage buffers per stage, {} invocations per workgroup, \
-                 {} bytes per storage binding, matmul tile {}x{}{quick}\n",
+                 {} bytes per storage binding, matmul tile {}x{}{quick}\n{}\n",
                 rt.adapter(),
                 t.class.name(),
                 t.max_storage_buffers_per_shader_stage,
                 t.max_compute_invocations_per_workgroup,
                 t.max_storage_buffer_binding_size,
                 t.matmul_tile[0],
-                t.matmul_tile[1]
+                t.matmul_tile[1],
+                tuned_lines(&rt)
             )))
         }
         Command::Print { file } => Ok(Output::Text(wgrad::print(&load(&file)?))),
@@ -412,6 +520,15 @@ fn disabled(without: &[String]) -> Result<Optimizations, String> {
 }
 
 /// The message of a user error, whether the compiler or the runtime reported it.
+/// What `wgrad adapter` says of the tuning file: whether one applies, and its tiles.
+fn tuned_lines(rt: &Runtime) -> String {
+    let mut s = rt.tuning_status().to_string();
+    for (t, tile) in &rt.target().tuning.products {
+        s.push_str(&format!("\n  {t}: {}x{}", tile[0], tile[1]));
+    }
+    s
+}
+
 fn user(e: impl Into<Error>) -> String {
     e.into().to_string()
 }

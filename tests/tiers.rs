@@ -77,7 +77,10 @@ fn set_parameters(exe: &mut wgrad::Executable<'_>) {
 }
 
 fn tiered_runtime() -> Option<Runtime> {
-    runtime_with_options_or_skip(&RuntimeOptions::default())
+    runtime_with_options_or_skip(&RuntimeOptions {
+        tuning: wgrad::runtime::TuningSource::Off,
+        ..RuntimeOptions::default()
+    })
 }
 
 #[test]

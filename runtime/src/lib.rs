@@ -77,9 +77,10 @@ mod executable;
 mod runtime;
 mod target;
 pub mod testing;
+pub mod tuning;
 
 pub use adapter::{AdapterSummary, skip_display_device_selection};
 pub use error::{Error, Result};
 pub use executable::{Executable, PendingRun, Tier};
-pub use runtime::{Runtime, RuntimeOptions};
+pub use runtime::{Runtime, RuntimeOptions, TuningSource};
 pub use target::target_from_adapter;

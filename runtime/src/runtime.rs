@@ -41,6 +41,22 @@ pub struct RuntimeOptions {
     /// program run once never compiles its own kernels. On by default; off, every
     /// kernel is compiled during the first run.
     pub tiers: bool,
+    /// Which tuning file to read (`wgrad tune` writes it).
+    pub tuning: TuningSource,
+}
+
+/// Where a [`Runtime`] takes its product tiles from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TuningSource {
+    /// The file `WGRAD_TUNING_FILE` names, or else the adapter's in the user's cache
+    /// directory ([`default_tuning_file`](crate::tuning::default_tuning_file)).
+    #[default]
+    Default,
+    /// This file.
+    File(std::path::PathBuf),
+    /// None: the preset's tiles (tests that check generated kernels use this, so that
+    /// a tuning file on the machine does not change them).
+    Off,
 }
 
 impl Default for RuntimeOptions {
@@ -48,6 +64,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             timestamps: false,
             tiers: true,
+            tuning: TuningSource::Default,
         }
     }
 }
@@ -151,6 +168,8 @@ pub struct Runtime {
     summary: AdapterSummary,
     target: Target,
     options: RuntimeOptions,
+    /// The tuning file consulted, and what became of it.
+    tuning: (Option<std::path::PathBuf>, String),
 }
 
 impl std::fmt::Debug for Runtime {
@@ -220,6 +239,23 @@ impl Runtime {
         target.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
         target.max_buffer_size = limits.max_buffer_size;
         target.features.timestamps = timestamps.is_some();
+        let (path, (tuning, status)) = match &options.tuning {
+            TuningSource::Off => (
+                None,
+                (Default::default(), "tuning off: preset tiles".to_string()),
+            ),
+            source => {
+                let explicit = match source {
+                    TuningSource::File(p) => Some(p.as_path()),
+                    _ => None,
+                };
+                let path = crate::tuning::tuning_file_for(explicit, &summary);
+                let read = crate::tuning::read_tuning(path.as_deref(), &summary);
+                (path, read)
+            }
+        };
+        log::info!("wgrad: {status}");
+        target.tuning = tuning;
 
         Ok(Runtime {
             main: Arc::new(main),
@@ -229,7 +265,19 @@ impl Runtime {
             summary,
             target,
             options: options.clone(),
+            tuning: (path, status),
         })
+    }
+
+    /// The tuning file this runtime consulted (whether or not it exists).
+    pub fn tuning_file(&self) -> Option<&std::path::Path> {
+        self.tuning.0.as_deref()
+    }
+
+    /// What became of the tuning file: how many product tiles it gave, or why it was
+    /// absent or ignored.
+    pub fn tuning_status(&self) -> &str {
+        &self.tuning.1
     }
 
     /// The target this runtime's device satisfies: compile programs for it.

@@ -45,6 +45,7 @@ pub fn target_from_adapter(adapter: &wgpu::Adapter) -> Target {
         },
         matmul_tile: preset.matmul_tile,
         quick_tile: preset.quick_tile,
+        tuning: Default::default(),
         max_loop_iterations,
     }
 }

@@ -13,10 +13,12 @@ use crate::runtime::{Runtime, RuntimeOptions};
 
 static ANNOUNCE: Once = Once::new();
 
-/// A runtime that loads every program in one tier (the default options, with
-/// [`RuntimeOptions::tiers`] off), or `None` (after printing `skipping: no adapter`)
+/// A runtime that loads every program in one tier and reads no tuning file (the
+/// default options, with [`RuntimeOptions::tiers`] off and
+/// [`TuningSource::Off`](crate::TuningSource::Off)), or `None` (after printing `skipping: no adapter`)
 /// when this machine has no adapter. A test that checks a program's results checks its
-/// own kernels from the first run on, not a quick tier's.
+/// own kernels from the first run on, not a quick tier's, and the preset's tiles
+/// whatever tuning file the machine has.
 ///
 /// # Panics
 ///
@@ -25,6 +27,7 @@ static ANNOUNCE: Once = Once::new();
 pub fn runtime_or_skip() -> Option<Runtime> {
     runtime_with_options_or_skip(&RuntimeOptions {
         tiers: false,
+        tuning: crate::runtime::TuningSource::Off,
         ..RuntimeOptions::default()
     })
 }
@@ -52,6 +55,6 @@ pub fn runtime_with_options_or_skip(options: &RuntimeOptions) -> Option<Runtime>
 }
 
 /// Whether the `CI` environment variable says this is a CI run.
-fn on_ci() -> bool {
+pub fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }

@@ -8,8 +8,9 @@ use super::placement::{Placement, depends_on, kernel_values, reading_kernel};
 use super::target::{SPLIT_REDUCTION, Target};
 use crate::ir::{DType, Graph, Op, OpClass, Value};
 
-/// The shape of a product the tiled kernel computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The shape of a product the tiled kernel computes (also what a tuning file keys a
+/// tile by).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tiling {
     /// A is stored `[K, M]` rather than `[M, K]`.
     pub a_transposed: bool,
@@ -88,18 +89,19 @@ pub fn tileable(
         rt.shape[nb + 1]
     };
     let batch: usize = lt.shape[..nb].iter().product();
-    let [tm, tn] = target.matmul_tile.map(|t| t.max(1) as usize);
-    let [wx, wy] = target.matmul_workgroup().map(|w| w as usize);
-    let max = target.max_compute_workgroups_per_dimension as usize;
-    let fits = n.div_ceil(wx * tn) <= max && m.div_ceil(wy * tm) <= max && batch <= max;
-    (m * n * batch > 0 && k > 0 && fits).then_some(Tiling {
+    let tiling = Tiling {
         a_transposed,
         b_transposed,
         m,
         n,
         k,
         batch,
-    })
+    };
+    let [tm, tn] = target.product_tile(&tiling).0.map(|t| t.max(1) as usize);
+    let [wx, wy] = target.matmul_workgroup().map(|w| w as usize);
+    let max = target.max_compute_workgroups_per_dimension as usize;
+    let fits = n.div_ceil(wx * tn) <= max && m.div_ceil(wy * tm) <= max && batch <= max;
+    (m * n * batch > 0 && k > 0 && fits).then_some(tiling)
 }
 
 /// Whether a product may compute its operand `v` as it loads it (a prologue), instead

@@ -29,6 +29,7 @@ mod placement;
 mod plan;
 mod program;
 mod target;
+mod tuning;
 mod validate;
 
 pub use explain::{Decision, Residency};
@@ -39,8 +40,10 @@ pub use program::{
     Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats, Step,
 };
 pub use target::{
-    AdapterClass, LOOP_LIMIT, QUICK_TILE, REDUCTION_CHUNK, SPLIT_REDUCTION, Target, TargetFeatures,
+    AdapterClass, LOOP_LIMIT, PRODUCT_TILES, QUICK_TILE, REDUCTION_CHUNK, SPLIT_REDUCTION, Target,
+    TargetFeatures, Tuning,
 };
+pub use tuning::TuningFile;
 pub use validate::validate_wgsl;
 
 use crate::error::{Error, Result};

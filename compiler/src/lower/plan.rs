@@ -152,6 +152,8 @@ pub struct MatmulPlan {
     pub tiling: Tiling,
     /// Result elements per invocation, `[rows, columns]`.
     pub tile: [usize; 2],
+    /// Whether the tile comes from the target's tuning file rather than its preset.
+    pub tuned: bool,
     /// Invocations per workgroup, `[x, y]` (columns and rows of tiles).
     pub workgroup: [usize; 2],
     /// How A is read.
@@ -446,7 +448,8 @@ fn matmul(
     if root != dot && (ct.dtype != DType::F32 || ct.shape != [m, n]) {
         return None;
     }
-    let [tm, tn] = target.matmul_tile.map(|t| t.max(1) as usize);
+    let (tile, tuned) = target.product_tile(&tiling);
+    let [tm, tn] = tile.map(|t| t.max(1) as usize);
     // B's rows as vec4 (B row-major).
     let vec4 = !b_transposed && !inline_b && n % 4 == 0 && tn % 4 == 0;
     // Both operands contiguous along K (A row-major, B transposed): four steps of K at
@@ -510,6 +513,7 @@ fn matmul(
         dot,
         tiling,
         tile: [tm, tn],
+        tuned,
         workgroup: target.matmul_workgroup().map(|w| w as usize),
         a,
         b,
@@ -576,9 +580,10 @@ impl Plan {
                     let _ = writeln!(s, ", tiled product {}", m.tiling);
                     let _ = writeln!(
                         s,
-                        "  tile {}×{}, workgroup {}×{}, grid {:?}; A {}, B {}; K step {}",
+                        "  tile {}×{} ({}), workgroup {}×{}, grid {:?}; A {}, B {}; K step {}",
                         m.tile[0],
                         m.tile[1],
+                        if m.tuned { "tuning file" } else { "preset" },
                         m.workgroup[0],
                         m.workgroup[1],
                         m.grid(),

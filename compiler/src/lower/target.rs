@@ -8,6 +8,7 @@
 //! every kernel needs (dispatch grids, binding counts, reduction stages, the product
 //! kernel's workgroup) is here too, so each is decided in one place.
 
+use super::fuse_products::Tiling;
 use crate::error::{Error, Result};
 
 /// The broad class of an adapter, which decides kernel variants.
@@ -76,6 +77,9 @@ pub struct Target {
     /// ([`Program::quick`](super::Program::quick)), and the runtime runs that tier
     /// while the larger tiles compile. `None` where pipelines compile up front.
     pub quick_tile: Option<[u32; 2]>,
+    /// Product tiles measured on this adapter (`wgrad tune`), which override
+    /// `matmul_tile` for the product shapes they name; empty without a tuning file.
+    pub tuning: Tuning,
     /// The most iterations one shader invocation's loops may run, a limit of the
     /// driver rather than the API: [`LOOP_LIMIT`] on llvmpipe (and, conservatively,
     /// on other CPU adapters and in the portable preset), `u32::MAX` where no driver
@@ -87,7 +91,29 @@ pub struct Target {
 /// first dispatch ([`Target::quick_tile`]).
 pub const QUICK_TILE: [u32; 2] = [4, 4];
 
+/// The register tiles a tiled product may use, `[rows, cols]`: the tuning space of
+/// products (`wgrad tune` measures each).
+pub const PRODUCT_TILES: [[u32; 2]; 6] = [[4, 4], [4, 8], [8, 8], [8, 16], [16, 8], [16, 16]];
+
+/// Product tiles chosen by measurement on one adapter, by product shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tuning {
+    /// Where they were read from (a tuning file's path), for reports.
+    pub source: String,
+    /// Each tuned product shape and its tile, one of [`PRODUCT_TILES`].
+    pub products: Vec<(Tiling, [u32; 2])>,
+}
+
 impl Target {
+    /// The register tile for a product of shape `tiling`, and whether it comes from the
+    /// tuning file (otherwise it is the preset's `matmul_tile`).
+    pub fn product_tile(&self, tiling: &Tiling) -> ([u32; 2], bool) {
+        match self.tuning.products.iter().find(|(t, _)| t == tiling) {
+            Some((_, tile)) => (*tile, true),
+            None => (self.matmul_tile, false),
+        }
+    }
+
     /// Whether a product tile is larger than the quick tier's, so that a program using
     /// it gets a quick tier.
     pub fn slower_to_compile_than_quick(&self, tile: [u32; 2]) -> bool {
@@ -103,6 +129,7 @@ impl Target {
         Some(Target {
             matmul_tile: tile,
             quick_tile: None,
+            tuning: Tuning::default(),
             ..self.clone()
         })
     }
@@ -124,6 +151,7 @@ impl Target {
             },
             matmul_tile: [16, 16],
             quick_tile: Some(QUICK_TILE),
+            tuning: Tuning::default(),
             max_loop_iterations: LOOP_LIMIT,
         }
     }
@@ -155,6 +183,7 @@ impl Target {
             features: TargetFeatures::default(),
             matmul_tile: [4, 4],
             quick_tile: None,
+            tuning: Tuning::default(),
             max_loop_iterations: LOOP_LIMIT,
         }
     }

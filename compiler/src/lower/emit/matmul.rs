@@ -547,6 +547,12 @@ fn header(cx: &Context<'_>, k: &KernelPlan, m: &MatmulPlan, name: &str) -> Strin
         g.ty(dot),
         m.tiling
     );
+    if m.tuned {
+        header.push_str(&format!(
+            "\n// Tile {}x{} from the tuning file.",
+            m.tile[0], m.tile[1]
+        ));
+    }
     if let Some(s) = m.total {
         header.push_str(&format!(
             "\n// Also sums its result for {} = reduce_sum : {} (one sum per invocation, added by the next kernel).",

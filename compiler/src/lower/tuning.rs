@@ -1,0 +1,281 @@
+//! The tuning file: the product tiles `wgrad tune` measured fastest on one adapter, as
+//! plain text a person can read and diff.
+//!
+//! ```text
+//! # wgrad tuning file: product tiles measured on this adapter by `wgrad tune`.
+//! adapter = llvmpipe (LLVM 15.0.6, 256 bits)
+//! driver = llvmpipe
+//! driver_info = Mesa 22.3.6 (LLVM 15.0.6)
+//! product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms, 16x16 7.9 ms
+//! ```
+//!
+//! The three keys say which adapter, driver and driver version the measurements hold
+//! for: a file written elsewhere does not apply ([`TuningFile::applies_to`]). Each
+//! `product` line names a product shape as [`Tiling`] does and its tile, one of
+//! [`PRODUCT_TILES`]; what follows `#` is a comment (the times measured).
+
+use super::fuse_products::Tiling;
+use super::target::{PRODUCT_TILES, Tuning};
+use std::fmt::Write;
+
+/// A parsed tuning file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TuningFile {
+    /// The adapter's name.
+    pub adapter: String,
+    /// The driver's name.
+    pub driver: String,
+    /// The driver's version and build.
+    pub driver_info: String,
+    /// Each product shape and its tile, with the comment written after it.
+    pub products: Vec<(Tiling, [u32; 2], String)>,
+}
+
+impl TuningFile {
+    /// Parses a tuning file. Fails with `line N: what is wrong` at the first line that
+    /// is not a key, a product line, a comment or blank, at a tile outside
+    /// [`PRODUCT_TILES`] (a variant this version does not have), and when a key is
+    /// missing.
+    pub fn parse(text: &str) -> Result<TuningFile, String> {
+        let mut file = TuningFile::default();
+        let (mut adapter, mut driver, mut info) = (false, false, false);
+        for (i, line) in text.lines().enumerate() {
+            let at = |m: String| format!("line {}: {m}", i + 1);
+            let (code, comment) = match line.split_once('#') {
+                Some((c, rest)) => (c.trim(), rest.trim()),
+                None => (line.trim(), ""),
+            };
+            if code.is_empty() {
+                continue;
+            }
+            if let Some(rest) = code.strip_prefix("product ") {
+                let (tiling, tile) = product(rest).map_err(at)?;
+                if !PRODUCT_TILES.contains(&tile) {
+                    return Err(at(format!(
+                        "tile {}x{} is not a variant of this version (tiles: {})",
+                        tile[0],
+                        tile[1],
+                        tiles()
+                    )));
+                }
+                file.products.push((tiling, tile, comment.to_string()));
+                continue;
+            }
+            let Some((key, value)) = code.split_once('=') else {
+                return Err(at(format!(
+                    "expected `key = value` or `product …`, got `{code}`"
+                )));
+            };
+            let value = value.trim().to_string();
+            match key.trim() {
+                "adapter" => (file.adapter, adapter) = (value, true),
+                "driver" => (file.driver, driver) = (value, true),
+                "driver_info" => (file.driver_info, info) = (value, true),
+                other => return Err(at(format!("unknown key `{other}`"))),
+            }
+        }
+        for (seen, key) in [
+            (adapter, "adapter"),
+            (driver, "driver"),
+            (info, "driver_info"),
+        ] {
+            if !seen {
+                return Err(format!("no `{key} = …` line"));
+            }
+        }
+        Ok(file)
+    }
+
+    /// The file's text, which [`TuningFile::parse`] reads back.
+    pub fn print(&self) -> String {
+        let mut s = String::from(
+            "# wgrad tuning file: product tiles measured on this adapter by `wgrad tune`.\n",
+        );
+        let _ = writeln!(s, "adapter = {}", self.adapter);
+        let _ = writeln!(s, "driver = {}", self.driver);
+        let _ = writeln!(s, "driver_info = {}", self.driver_info);
+        for (t, tile, comment) in &self.products {
+            let layout = |transposed: bool| if transposed { "transposed" } else { "row" };
+            let _ = write!(
+                s,
+                "product batch={} m={} k={} n={} a={} b={} tile={}x{}",
+                t.batch,
+                t.m,
+                t.k,
+                t.n,
+                layout(t.a_transposed),
+                layout(t.b_transposed),
+                tile[0],
+                tile[1]
+            );
+            if comment.is_empty() {
+                s.push('\n');
+            } else {
+                let _ = writeln!(s, "  # {comment}");
+            }
+        }
+        s
+    }
+
+    /// `Ok` when the file was measured on this adapter, driver and driver version;
+    /// otherwise what differs.
+    pub fn applies_to(&self, adapter: &str, driver: &str, driver_info: &str) -> Result<(), String> {
+        for (what, ours, theirs) in [
+            ("adapter", adapter, &self.adapter),
+            ("driver", driver, &self.driver),
+            ("driver version", driver_info, &self.driver_info),
+        ] {
+            if ours != theirs {
+                return Err(format!(
+                    "it was measured on {what} `{theirs}`, this is `{ours}`"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tiles as a target's [`Tuning`], read from `source`.
+    pub fn tuning(&self, source: &str) -> Tuning {
+        Tuning {
+            source: source.to_string(),
+            products: self
+                .products
+                .iter()
+                .map(|(t, tile, _)| (*t, *tile))
+                .collect(),
+        }
+    }
+}
+
+/// The tiles of [`PRODUCT_TILES`], as `4x4, 4x8, …`.
+fn tiles() -> String {
+    PRODUCT_TILES
+        .iter()
+        .map(|[r, c]| format!("{r}x{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A product line after `product `: `batch=1 m=… k=… n=… a=row b=row tile=RxC`.
+fn product(rest: &str) -> Result<(Tiling, [u32; 2]), String> {
+    let mut t = Tiling {
+        a_transposed: false,
+        b_transposed: false,
+        m: 0,
+        n: 0,
+        k: 0,
+        batch: 0,
+    };
+    let mut tile = None;
+    let mut seen = Vec::new();
+    for field in rest.split_whitespace() {
+        let Some((key, value)) = field.split_once('=') else {
+            return Err(format!("expected `key=value`, got `{field}`"));
+        };
+        let number = || {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("`{key}` must be a positive integer, got `{value}`"))
+        };
+        let layout = || match value {
+            "row" => Ok(false),
+            "transposed" => Ok(true),
+            _ => Err(format!(
+                "`{key}` must be `row` or `transposed`, got `{value}`"
+            )),
+        };
+        match key {
+            "batch" => t.batch = number()?,
+            "m" => t.m = number()?,
+            "k" => t.k = number()?,
+            "n" => t.n = number()?,
+            "a" => t.a_transposed = layout()?,
+            "b" => t.b_transposed = layout()?,
+            "tile" => {
+                let parsed = value
+                    .split_once('x')
+                    .and_then(|(r, c)| Some([r.parse().ok()?, c.parse().ok()?]));
+                tile =
+                    Some(parsed.ok_or_else(|| format!("`tile` must be like 16x8, got `{value}`"))?);
+            }
+            other => return Err(format!("unknown field `{other}`")),
+        }
+        seen.push(key);
+    }
+    for key in ["batch", "m", "k", "n", "a", "b", "tile"] {
+        if !seen.contains(&key) {
+            return Err(format!("the product has no `{key}=`"));
+        }
+    }
+    Ok((t, tile.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# a comment\n\
+        adapter = llvmpipe (LLVM 15.0.6, 256 bits)\n\
+        driver = llvmpipe\n\
+        driver_info = Mesa 22.3.6 (LLVM 15.0.6)\n\
+        product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms\n\
+        product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4\n";
+
+    #[test]
+    fn a_tuning_file_parses_prints_and_parses_back() {
+        let f = TuningFile::parse(FILE).unwrap();
+        assert_eq!(f.adapter, "llvmpipe (LLVM 15.0.6, 256 bits)");
+        assert_eq!(f.products.len(), 2);
+        assert_eq!(f.products[0].1, [16, 8]);
+        assert_eq!(f.products[0].2, "16x8 7.1 ms");
+        assert!(f.products[1].0.a_transposed && f.products[1].0.b_transposed);
+        assert_eq!(TuningFile::parse(&f.print()).unwrap(), f);
+        assert!(
+            f.applies_to(
+                "llvmpipe (LLVM 15.0.6, 256 bits)",
+                "llvmpipe",
+                "Mesa 22.3.6 (LLVM 15.0.6)"
+            )
+            .is_ok()
+        );
+        let e = f
+            .applies_to("llvmpipe (LLVM 15.0.6, 256 bits)", "llvmpipe", "Mesa 23.0")
+            .unwrap_err();
+        assert!(
+            e.contains("driver version `Mesa 22.3.6 (LLVM 15.0.6)`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_tuning_file_is_an_error_naming_the_line() {
+        for (text, expect) in [
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nproduct batch=1 m=2 k=3 n=4 a=row b=row tile=3x5\n",
+                "line 4: tile 3x5 is not a variant",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nproduct batch=1 m=2 k=3 a=row b=row tile=4x4\n",
+                "line 4: the product has no `n=`",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nproduct batch=1 m=-2 k=3 n=4 a=row b=row tile=4x4\n",
+                "line 4: `m` must be a positive integer",
+            ),
+            (
+                "adapter = a\ndriver = b\nproduct batch=1 m=2 k=3 n=4 a=row b=row tile=4x4\n",
+                "no `driver_info = …` line",
+            ),
+            (
+                "adapter = a\n\u{0}\u{1}garbage\n",
+                "line 2: expected `key = value`",
+            ),
+            ("colour = blue\n", "line 1: unknown key `colour`"),
+        ] {
+            let e = TuningFile::parse(text).unwrap_err();
+            assert!(e.contains(expect), "{e}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Measuring product tiles on the adapter in use (`wgrad tune`).
+//!
+//! For every tiled product of the given programs (by default the gradients of
+//! workloads W1, W2 and W3a and a 1024³ product), largest first, each tile of the
+//! tuning space ([`PRODUCT_TILES`]) is compiled into a program of that product alone,
+//! run once (drivers that compile at the first dispatch do it then), and timed: the
+//! product kernel's time from timestamp queries where the adapter has them, the wall
+//! clock around a run otherwise, the median of a few runs. The fastest tile of each
+//! shape goes into a [`TuningFile`] for this adapter, which every later
+//! [`Runtime`] reads when it opens its device. A variant that fails to compile, to
+//! validate or to fit the adapter's limits is skipped and reported. Measuring stops
+//! at the time budget; shapes it did not reach keep the preset.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::lower::{KernelKind, PRODUCT_TILES, Tiling, Tuning, TuningFile};
+use crate::{Builder, DType, Graph, Options, Runtime, Tensor, Type};
+
+/// How `tune` measures.
+#[derive(Clone, Debug)]
+pub struct TuneOptions {
+    /// Stop measuring after this long (the shapes not reached keep the preset).
+    pub budget: Duration,
+    /// Timed runs per variant (after one untimed run).
+    pub runs: usize,
+}
+
+impl Default for TuneOptions {
+    fn default() -> TuneOptions {
+        TuneOptions {
+            budget: Duration::from_secs(30),
+            runs: 3,
+        }
+    }
+}
+
+/// What `tune` measured.
+#[derive(Clone, Debug, Default)]
+pub struct TuneReport {
+    /// The tuning file to write: the fastest tile of every shape measured.
+    pub file: TuningFile,
+    /// Every variant measured: the shape, the tile, and its milliseconds or why it was
+    /// skipped.
+    pub variants: Vec<(Tiling, [u32; 2], Result<f64, String>)>,
+    /// Shapes the budget did not reach.
+    pub not_reached: Vec<Tiling>,
+    /// Whether the times are the kernel's own (timestamp queries) or wall clock.
+    pub timestamps: bool,
+}
+
+/// The programs tuned when none are given: the gradients of W1, W2 and W3a, and a
+/// 1024³ product.
+pub fn default_programs() -> crate::Result<Vec<(String, Graph)>> {
+    let parse = |text: &str| {
+        crate::parse(text).map_err(|e| crate::Error::from(wgrad_compiler::Error::from(e)))
+    };
+    let w1 = parse(include_str!("../examples/programs/w1.wg"))?;
+    let w2 = parse(include_str!("../examples/programs/w2.wg"))?;
+    let w3a = parse(include_str!("../examples/programs/w3a.wg"))?;
+    Ok(vec![
+        (
+            "W1 gradient".into(),
+            crate::grad(&w1, None, &["w1", "b1", "w2", "b2", "w3", "b3"])?,
+        ),
+        ("W2 gradient".into(), crate::grad(&w2, None, &["w"])?),
+        ("W3a gradient".into(), crate::grad(&w3a, None, &["w"])?),
+        ("matmul 1024³".into(), product_graph(&square(1024))?),
+    ])
+}
+
+/// A `[m, k] · [k, n]` product with both operands row-major.
+fn square(n: usize) -> Tiling {
+    Tiling {
+        a_transposed: false,
+        b_transposed: false,
+        m: n,
+        n,
+        k: n,
+        batch: 1,
+    }
+}
+
+/// The tiled products of `programs` compiled for `options`, largest first.
+pub fn products(programs: &[(String, Graph)], options: &Options) -> crate::Result<Vec<Tiling>> {
+    let mut shapes = BTreeSet::new();
+    for (_, g) in programs {
+        let (_, report) = crate::lower::compile(g, options)?;
+        let plans =
+            std::iter::once(&report.plan).chain(report.pieces.iter().map(|p| &p.report.plan));
+        for plan in plans {
+            for k in &plan.kernels {
+                if let KernelKind::Matmul(m) = &k.kind {
+                    shapes.insert(m.tiling);
+                }
+            }
+        }
+    }
+    let mut shapes: Vec<Tiling> = shapes.into_iter().collect();
+    shapes.sort_by_key(|t| std::cmp::Reverse(t.batch * t.m * t.n * t.k));
+    Ok(shapes)
+}
+
+/// A program computing one product of shape `t` from inputs `a` and `b`.
+fn product_graph(t: &Tiling) -> crate::Result<Graph> {
+    let mut b = Builder::new();
+    let batch: Vec<usize> = if t.batch > 1 {
+        vec![t.batch]
+    } else {
+        Vec::new()
+    };
+    let nb = batch.len();
+    let shape = |x: usize, y: usize| [batch.clone(), vec![x, y]].concat();
+    let a_shape = if t.a_transposed {
+        shape(t.k, t.m)
+    } else {
+        shape(t.m, t.k)
+    };
+    let b_shape = if t.b_transposed {
+        shape(t.n, t.k)
+    } else {
+        shape(t.k, t.n)
+    };
+    let a = b.input("a", Type::f32(&a_shape))?;
+    let bb = b.input("b", Type::f32(&b_shape))?;
+    let dims = crate::ir::DotDims {
+        lhs_batch: (0..nb).collect(),
+        rhs_batch: (0..nb).collect(),
+        lhs_contract: vec![if t.a_transposed { nb } else { nb + 1 }],
+        rhs_contract: vec![if t.b_transposed { nb + 1 } else { nb }],
+    };
+    let c = b.push(crate::ir::Op::Dot(dims), &[a, bb])?;
+    b.output("c", c)?;
+    Ok(b.finish()?)
+}
+
+/// Deterministic inputs in [-1, 1) for `g`.
+fn inputs(g: &Graph) -> crate::Result<HashMap<String, Tensor>> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = HashMap::new();
+    for (name, v) in g.inputs() {
+        let ty = g.ty(*v).clone();
+        let data = (0..ty.numel())
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                match ty.dtype {
+                    DType::F32 => ((state >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0,
+                    _ => 0.0,
+                }
+            })
+            .collect();
+        out.insert(name.clone(), Tensor::new(ty, data)?);
+    }
+    Ok(out)
+}
+
+/// Measures every tile of every product of `programs` on `rt` (which should load in
+/// one tier and time kernels: `RuntimeOptions { tiers: false, timestamps: true, .. }`),
+/// calling `progress` with a line per variant.
+pub fn tune(
+    rt: &Runtime,
+    programs: &[(String, Graph)],
+    options: &TuneOptions,
+    mut progress: impl FnMut(&str),
+) -> crate::Result<TuneReport> {
+    let start = Instant::now();
+    let mut base = rt.target().clone();
+    base.tuning = Tuning::default();
+    base.quick_tile = None;
+    let shapes = products(programs, &Options::new(base.clone()))?;
+    let timestamps = base.features.timestamps;
+    let adapter = rt.adapter();
+    let mut report = TuneReport {
+        file: TuningFile {
+            adapter: adapter.name.clone(),
+            driver: adapter.driver.clone(),
+            driver_info: adapter.driver_info.clone(),
+            products: Vec::new(),
+        },
+        timestamps,
+        ..TuneReport::default()
+    };
+    let mut longest = Duration::ZERO;
+    for (i, shape) in shapes.iter().enumerate() {
+        if start.elapsed() + longest >= options.budget {
+            report.not_reached.extend_from_slice(&shapes[i..]);
+            break;
+        }
+        let g = product_graph(shape)?;
+        let ins = inputs(&g)?;
+        let mut best: Option<([u32; 2], f64)> = None;
+        let mut times = Vec::new();
+        for tile in PRODUCT_TILES {
+            // A variant is started only when the longest one so far would still end
+            // within the budget.
+            if start.elapsed() + longest >= options.budget {
+                break;
+            }
+            let began = Instant::now();
+            let measured = measure(rt, &base, &g, &ins, shape, tile, options.runs);
+            longest = longest.max(began.elapsed());
+            let line = match &measured {
+                Ok(ms) => format!("{shape}: tile {}x{} {ms:.3} ms", tile[0], tile[1]),
+                Err(e) => format!("{shape}: tile {}x{} skipped: {e}", tile[0], tile[1]),
+            };
+            progress(&line);
+            if let Ok(ms) = measured {
+                times.push((tile, ms));
+                if best.is_none_or(|(_, b)| ms < b) {
+                    best = Some((tile, ms));
+                }
+            }
+            report.variants.push((*shape, tile, measured));
+        }
+        if let Some((tile, _)) = best {
+            times.sort_by(|x, y| x.1.total_cmp(&y.1));
+            let comment = times
+                .iter()
+                .map(|(t, ms)| format!("{}x{} {ms:.3} ms", t[0], t[1]))
+                .collect::<Vec<_>>()
+                .join(", ");
+            report.file.products.push((*shape, tile, comment));
+        }
+    }
+    Ok(report)
+}
+
+/// The median time of product `shape` with `tile`, in milliseconds, or why the
+/// variant cannot run.
+fn measure(
+    rt: &Runtime,
+    base: &crate::Target,
+    g: &Graph,
+    ins: &HashMap<String, Tensor>,
+    shape: &Tiling,
+    tile: [u32; 2],
+    runs: usize,
+) -> Result<f64, String> {
+    let mut target = base.clone();
+    target.tuning.products = vec![(*shape, tile)];
+    let program = crate::compile(g, &Options::new(target)).map_err(|e| e.to_string())?;
+    let variant = format!("matmul_tiled{}x{}", tile[0], tile[1]);
+    if !program.kernels.iter().any(|k| k.variant == variant) {
+        return Err(format!("the product does not compile to {variant}"));
+    }
+    let mut exe = rt.load(&program).map_err(|e| e.to_string())?;
+    exe.run(ins).map_err(|e| e.to_string())?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        if base.features.timestamps {
+            let (_, kernels) = exe.run_profiled(ins).map_err(|e| e.to_string())?;
+            let ns: u64 = kernels.iter().map(|(_, ns)| ns).sum();
+            times.push(ns as f64 / 1e6);
+        } else {
+            let t = Instant::now();
+            exe.run(ins).map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}

@@ -1,0 +1,201 @@
+//! Tuning: `wgrad tune` measures product tiles on the adapter and writes a tuning file;
+//! the runtime reads it and compiles those products with the tiles it names; a file
+//! that is corrupt, from another adapter or driver version, or names a tile this
+//! version does not have is ignored with a warning naming it, never a wrong result.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use wgrad::lower::{Tiling, TuningFile};
+use wgrad::runtime::testing::runtime_with_options_or_skip;
+use wgrad::{Options, RuntimeOptions, Target, Tensor, Type};
+
+const PRODUCT: &str = "%a = input a : f32[64,96]\n%b = input b : f32[96,80]\n\
+    %c = dot %a, %b lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[64,80]\n\
+    %t = tanh %c : f32[64,80]\noutput t = %t\n";
+
+fn shape() -> Tiling {
+    Tiling {
+        a_transposed: false,
+        b_transposed: false,
+        m: 64,
+        n: 80,
+        k: 96,
+        batch: 1,
+    }
+}
+
+/// A tuning file for `rt`'s adapter giving the product of [`PRODUCT`] `tile`.
+fn file_for(rt: &wgrad::Runtime, tile: [u32; 2]) -> TuningFile {
+    TuningFile {
+        adapter: rt.adapter().name.clone(),
+        driver: rt.adapter().driver.clone(),
+        driver_info: rt.adapter().driver_info.clone(),
+        products: vec![(shape(), tile, String::new())],
+    }
+}
+
+fn runtime_reading(path: &Path) -> Option<wgrad::Runtime> {
+    runtime_with_options_or_skip(&RuntimeOptions {
+        tiers: false,
+        tuning: wgrad::runtime::TuningSource::File(path.to_path_buf()),
+        ..RuntimeOptions::default()
+    })
+}
+
+#[test]
+fn a_tuned_tile_replaces_the_preset_for_its_shape_only() {
+    let mut target = Target::software_vulkan();
+    target.tuning.products = vec![(shape(), [8, 16])];
+    let g = wgrad::parse(PRODUCT).unwrap();
+    let p = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
+    assert_eq!(p.kernels[0].variant, "matmul_tiled8x16");
+    assert!(p.kernels[0].wgsl.contains("Tile 8x16 from the tuning file"));
+    // Another shape keeps the preset, and the quick tier its own tile.
+    let other = wgrad::parse(
+        &PRODUCT
+            .replace("f32[96,80]", "f32[96,88]")
+            .replace("f32[64,80]", "f32[64,88]"),
+    )
+    .unwrap();
+    let q = wgrad::compile(&other, &Options::new(target.clone())).unwrap();
+    assert_eq!(q.kernels[0].variant, "matmul_tiled16x16");
+    assert!(!q.kernels[0].wgsl.contains("tuning file"));
+    let quick = p.quick.as_ref().expect("a quick tier");
+    assert_eq!(quick.kernels[0].variant, "matmul_tiled4x4");
+}
+
+#[test]
+fn the_runtime_reads_the_tuning_file_and_runs_the_tuned_tile_correctly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuning.txt");
+    // Learn the adapter's name first, with no file at that path.
+    let Some(probe) = runtime_reading(&path) else {
+        return;
+    };
+    assert!(
+        probe.tuning_status().contains("no tuning file"),
+        "{}",
+        probe.tuning_status()
+    );
+    std::fs::write(&path, file_for(&probe, [16, 8]).print()).unwrap();
+    drop(probe);
+
+    let rt = runtime_reading(&path).unwrap();
+    assert_eq!(rt.target().tuning.products, vec![(shape(), [16, 8])]);
+    assert!(
+        rt.tuning_status().contains("1 product tile"),
+        "{}",
+        rt.tuning_status()
+    );
+    let g = wgrad::parse(PRODUCT).unwrap();
+    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+    assert_eq!(program.kernels[0].variant, "matmul_tiled16x8");
+    let a = Tensor::new(
+        Type::f32(&[64, 96]),
+        (0..64 * 96)
+            .map(|i| ((i % 13) as f64 - 6.0) / 8.0)
+            .collect(),
+    )
+    .unwrap();
+    let b = Tensor::new(
+        Type::f32(&[96, 80]),
+        (0..96 * 80)
+            .map(|i| ((i % 7) as f64 - 3.0) / 16.0)
+            .collect(),
+    )
+    .unwrap();
+    let ins = HashMap::from([("a".to_string(), a), ("b".to_string(), b)]);
+    let gpu = rt.load(&program).unwrap().run(&ins).unwrap();
+    let reference = wgrad::eval(&g, &ins).unwrap();
+    for (x, y) in gpu[0].1.data.iter().zip(&reference[0].1.data) {
+        assert!((x - y).abs() <= 1e-5 + 1e-5 * y.abs(), "{x} vs {y}");
+    }
+}
+
+#[test]
+fn a_bad_tuning_file_is_ignored_with_a_warning_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuning.txt");
+    let Some(probe) = runtime_reading(&path) else {
+        return;
+    };
+    let good = file_for(&probe, [16, 8]);
+    drop(probe);
+    let mut other_driver = good.clone();
+    other_driver.driver_info = "Mesa 99.0".into();
+    for (text, expect) in [
+        ("not a tuning file\n\u{1}\n".to_string(), "ignored: line 1"),
+        (
+            other_driver.print(),
+            "ignored: it was measured on driver version `Mesa 99.0`",
+        ),
+        (
+            good.print().replace("tile=16x8", "tile=3x3"),
+            "ignored: line 5: tile 3x3 is not a variant",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let rt = runtime_reading(&path).unwrap();
+        assert!(
+            rt.tuning_status().contains(expect),
+            "{}",
+            rt.tuning_status()
+        );
+        assert!(rt.tuning_status().contains(&path.display().to_string()));
+        assert!(rt.target().tuning.products.is_empty());
+        // The preset applies.
+        let p = wgrad::compile(
+            &wgrad::parse(PRODUCT).unwrap(),
+            &Options::new(rt.target().clone()),
+        )
+        .unwrap();
+        assert_eq!(p.kernels[0].variant, "matmul_tiled16x16");
+    }
+}
+
+#[test]
+fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = dir.path().join("p.wg");
+    std::fs::write(&prog, PRODUCT).unwrap();
+    let out = dir.path().join("sub/tuning.txt");
+    let tune_with = |budget: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wgrad"))
+            .args(["tune", prog.to_str().unwrap(), "--budget", budget])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let tune = tune_with("20");
+    let stdout = String::from_utf8_lossy(&tune.stdout);
+    let stderr = String::from_utf8_lossy(&tune.stderr);
+    if stderr.contains("no adapter") && !wgrad::runtime::testing::on_ci() {
+        eprintln!("skipping: no adapter");
+        return;
+    }
+    assert!(tune.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 product tile"), "{stdout}");
+    // One line of progress per tile of the tuning space.
+    assert_eq!(
+        stderr.matches("1×[64×96]·[96×80]: tile").count(),
+        6,
+        "{stderr}"
+    );
+    let file = TuningFile::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(file.products.len(), 1);
+    assert_eq!(file.products[0].0, shape());
+
+    let adapter = Command::new(env!("CARGO_BIN_EXE_wgrad"))
+        .arg("adapter")
+        .env("WGRAD_TUNING_FILE", &out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&adapter.stdout);
+    assert!(text.contains("1 product tile"), "{text}");
+    assert!(text.contains("1×[64×96]·[96×80]"), "{text}");
+
+    let bad = tune_with("0");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--budget must be a positive number"));
+}
