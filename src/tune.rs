@@ -2,10 +2,13 @@
 //!
 //! For every tiled product of the given programs (by default the gradients of
 //! workloads W1, W2 and W3a and a 1024³ product), largest first, each tile of the
-//! tuning space ([`PRODUCT_TILES`]) is compiled into a program of that product alone,
-//! run once (drivers that compile at the first dispatch do it then), and timed: the
-//! product kernel's time from timestamp queries where the adapter has them, the wall
-//! clock around a run otherwise, the median of a few runs. The fastest tile of each
+//! tuning space ([`PRODUCT_TILES`]) is measured in the program itself, with the
+//! program's other products at the preset tile: the program is compiled with that
+//! tile for that shape, run once (drivers that compile at the first dispatch do it
+//! then), and timed: the kernels of that shape (with whatever they fuse: epilogues,
+//! prologues, sums beside the product) from timestamp queries where the adapter has
+//! them, the wall clock around a run otherwise, the median of a few runs. A shape that
+//! several programs share is measured in the first. The fastest tile of each
 //! shape goes into a [`TuningFile`] for this adapter, which every later
 //! [`Runtime`] reads when it opens its device. A variant that fails to compile, to
 //! validate or to fit the adapter's limits is skipped and reported. Measuring stops
@@ -81,28 +84,34 @@ fn square(n: usize) -> Tiling {
     }
 }
 
-/// The tiled products of `programs` compiled for `options`, largest first.
-pub fn products(programs: &[(String, Graph)], options: &Options) -> crate::Result<Vec<Tiling>> {
-    let mut shapes = BTreeSet::new();
-    for (_, g) in programs {
+/// The tiled products of `programs` compiled for `options`, largest first, each with
+/// the index of the first program that has it.
+pub fn products(
+    programs: &[(String, Graph)],
+    options: &Options,
+) -> crate::Result<Vec<(Tiling, usize)>> {
+    let mut shapes: Vec<(Tiling, usize)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, (_, g)) in programs.iter().enumerate() {
         let (_, report) = crate::lower::compile(g, options)?;
         let plans =
             std::iter::once(&report.plan).chain(report.pieces.iter().map(|p| &p.report.plan));
         for plan in plans {
             for k in &plan.kernels {
-                if let KernelKind::Matmul(m) = &k.kind {
-                    shapes.insert(m.tiling);
+                if let KernelKind::Matmul(m) = &k.kind
+                    && seen.insert(m.tiling)
+                {
+                    shapes.push((m.tiling, i));
                 }
             }
         }
     }
-    let mut shapes: Vec<Tiling> = shapes.into_iter().collect();
-    shapes.sort_by_key(|t| std::cmp::Reverse(t.batch * t.m * t.n * t.k));
+    shapes.sort_by_key(|(t, _)| std::cmp::Reverse(t.batch * t.m * t.n * t.k));
     Ok(shapes)
 }
 
 /// A program computing one product of shape `t` from inputs `a` and `b`.
-fn product_graph(t: &Tiling) -> crate::Result<Graph> {
+pub fn product_graph(t: &Tiling) -> crate::Result<Graph> {
     let mut b = Builder::new();
     let batch: Vec<usize> = if t.batch > 1 {
         vec![t.batch]
@@ -181,13 +190,18 @@ pub fn tune(
         ..TuneReport::default()
     };
     let mut longest = Duration::ZERO;
-    for (i, shape) in shapes.iter().enumerate() {
+    let program_inputs: Vec<HashMap<String, Tensor>> = programs
+        .iter()
+        .map(|(_, g)| inputs(g))
+        .collect::<crate::Result<_>>()?;
+    for (i, (shape, p)) in shapes.iter().enumerate() {
         if start.elapsed() + longest >= options.budget {
-            report.not_reached.extend_from_slice(&shapes[i..]);
+            report
+                .not_reached
+                .extend(shapes[i..].iter().map(|(t, _)| *t));
             break;
         }
-        let g = product_graph(shape)?;
-        let ins = inputs(&g)?;
+        let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
         let mut best: Option<([u32; 2], f64)> = None;
         let mut times = Vec::new();
         for tile in PRODUCT_TILES {
@@ -197,7 +211,7 @@ pub fn tune(
                 break;
             }
             let began = Instant::now();
-            let measured = measure(rt, &base, &g, &ins, shape, tile, options.runs);
+            let measured = measure(rt, &base, g, ins, shape, tile, options.runs);
             longest = longest.max(began.elapsed());
             let line = match &measured {
                 Ok(ms) => format!("{shape}: tile {}x{} {ms:.3} ms", tile[0], tile[1]),
@@ -225,8 +239,9 @@ pub fn tune(
     Ok(report)
 }
 
-/// The median time of product `shape` with `tile`, in milliseconds, or why the
-/// variant cannot run.
+/// The median time of the kernels of product `shape` in program `g` with `tile`, in
+/// milliseconds (of the whole run, without timestamps), or why the variant cannot
+/// run.
 fn measure(
     rt: &Runtime,
     base: &crate::Target,
@@ -240,7 +255,17 @@ fn measure(
     target.tuning.products = vec![(*shape, tile)];
     let program = crate::compile(g, &Options::new(target)).map_err(|e| e.to_string())?;
     let variant = format!("matmul_tiled{}x{}", tile[0], tile[1]);
-    if !program.kernels.iter().any(|k| k.variant == variant) {
+    // The product's kernels name its shape in their first line (`… as 1×[M×K]·[K×N].`).
+    let mark = format!(" as {shape}.");
+    let ours: Vec<&str> = program
+        .kernels
+        .iter()
+        .filter(|k| {
+            k.variant == variant && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
+        })
+        .map(|k| k.name.as_str())
+        .collect();
+    if ours.is_empty() {
         return Err(format!("the product does not compile to {variant}"));
     }
     let mut exe = rt.load(&program).map_err(|e| e.to_string())?;
@@ -249,7 +274,11 @@ fn measure(
     for _ in 0..runs.max(1) {
         if base.features.timestamps {
             let (_, kernels) = exe.run_profiled(ins).map_err(|e| e.to_string())?;
-            let ns: u64 = kernels.iter().map(|(_, ns)| ns).sum();
+            let ns: u64 = kernels
+                .iter()
+                .filter(|(name, _)| ours.contains(&name.as_str()))
+                .map(|(_, ns)| ns)
+                .sum();
             times.push(ns as f64 / 1e6);
         } else {
             let t = Instant::now();
