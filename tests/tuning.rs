@@ -199,3 +199,35 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--budget must be a positive number"));
 }
+
+#[test]
+fn a_product_inside_a_loop_on_the_device_is_timed_with_its_loop() {
+    // A loop of 100 steps stays a loop on the device, timed as one step: the product
+    // inside it is measured with the loop, never as zero.
+    let g = wgrad::parse(
+        "%h = input h : f32[4,8]\n%w = input w : f32[8,8]\n\
+         %l = loop %h, %w trips=100 carried=1 {\n  %i = input i : i32[]\n  %c = input c : f32[4,8]\n  \
+         %x = input x : f32[8,8]\n  %p = dot %c, %x lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,8]\n  \
+         %t = tanh %p : f32[4,8]\n  output c = %t\n} : (f32[4,8])\n\
+         %y = get %l index=0 : f32[4,8]\noutput y = %y\n",
+    )
+    .unwrap();
+    let Some(rt) = runtime_with_options_or_skip(&RuntimeOptions {
+        tiers: false,
+        timestamps: true,
+        tuning: wgrad::runtime::TuningSource::Off,
+    }) else {
+        return;
+    };
+    let options = wgrad::tune::TuneOptions {
+        budget: std::time::Duration::from_secs(20),
+        runs: 1,
+    };
+    let report = wgrad::tune::tune(&rt, &[("loop".into(), g)], &options, |_| {}).unwrap();
+    assert!(!report.variants.is_empty());
+    for (shape, tile, ms) in &report.variants {
+        let ms = ms.as_ref().unwrap();
+        assert!(*ms > 0.0, "{shape} {tile:?}: {ms} ms");
+    }
+    assert_eq!(report.file.products.len(), 1);
+}
