@@ -111,7 +111,7 @@ pub fn products(
 }
 
 /// A program computing one product of shape `t` from inputs `a` and `b`.
-pub fn product_graph(t: &Tiling) -> crate::Result<Graph> {
+fn product_graph(t: &Tiling) -> crate::Result<Graph> {
     let mut b = Builder::new();
     let batch: Vec<usize> = if t.batch > 1 {
         vec![t.batch]

@@ -919,19 +919,9 @@ impl<'r> Executable<'r> {
         }
     }
 
-    /// `quick` loaded on `side`, and a thread that loads `program` on the runtime's
-    /// device and dispatches each of its kernels once, so that the driver compiles them.
-    pub(crate) fn tiered(
-        runtime: &'r Runtime,
-        side: Arc<Gpu>,
-        quick: &Program,
-        program: &Program,
-    ) -> Result<Executable<'r>> {
-        let now = Loaded::new(&side, quick)?;
-        Executable::with_quick_tier(runtime, now, quick, program)
-    }
-
-    /// `now`, a loaded quick tier, and the thread that loads `program` after it.
+    /// `now`, the loaded quick tier, and a thread that loads `program` on the
+    /// runtime's device and dispatches each of its kernels once, so that the driver
+    /// compiles them.
     pub(crate) fn with_quick_tier(
         runtime: &'r Runtime,
         now: Loaded,
@@ -1063,19 +1053,12 @@ impl<'r> Executable<'r> {
     pub fn submit(&mut self, inputs: &HashMap<String, Tensor>) -> Result<PendingRun<'r>> {
         self.switch(false)?;
         let pending = self.now.submit(inputs)?;
-        if let Some(next) = &mut self.next {
-            next.runs += 1;
-            if next.runs >= 2
-                && let Some(start) = next.start.take()
-            {
-                // The final tier starts compiling once this run is done on the quick one.
-                let after = pending
-                    .submission
-                    .clone()
-                    .map(|s| (self.now.gpu.device().clone(), s));
-                let _ = start.send(after);
-            }
-        }
+        // The final tier starts compiling once this run is done on the quick one.
+        let after = pending
+            .submission
+            .clone()
+            .map(|s| (self.now.gpu.device().clone(), s));
+        self.count_run(after);
         Ok(pending)
     }
 
@@ -1094,15 +1077,21 @@ impl<'r> Executable<'r> {
     ) -> Result<(Vec<(String, Tensor)>, Vec<(String, u64)>)> {
         self.switch(false)?;
         let out = self.now.run_profiled(inputs);
+        self.count_run(None);
+        out
+    }
+
+    /// Counts a run on the quick tier; the second starts the final tier's thread, at
+    /// once or after submission `after` on the quick tier's device.
+    fn count_run(&mut self, after: Option<(wgpu::Device, wgpu::SubmissionIndex)>) {
         if let Some(next) = &mut self.next {
             next.runs += 1;
             if next.runs >= 2
                 && let Some(start) = next.start.take()
             {
-                let _ = start.send(None);
+                let _ = start.send(after);
             }
         }
-        out
     }
 
     /// Uploads one input, e.g. the initial value of a parameter.

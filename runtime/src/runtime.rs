@@ -239,21 +239,7 @@ impl Runtime {
         target.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
         target.max_buffer_size = limits.max_buffer_size;
         target.features.timestamps = timestamps.is_some();
-        let (path, (tuning, status)) = match &options.tuning {
-            TuningSource::Off => (
-                None,
-                (Default::default(), "tuning off: preset tiles".to_string()),
-            ),
-            source => {
-                let explicit = match source {
-                    TuningSource::File(p) => Some(p.as_path()),
-                    _ => None,
-                };
-                let path = crate::tuning::tuning_file_for(explicit, &summary);
-                let read = crate::tuning::read_tuning(path.as_deref(), &summary);
-                (path, read)
-            }
-        };
+        let (path, tuning, status) = crate::tuning::resolve(&options.tuning, &summary);
         log::info!("wgrad: {status}");
         target.tuning = tuning;
 
@@ -315,23 +301,13 @@ impl Runtime {
     /// ```
     pub fn load(&self, program: &Program) -> Result<Executable<'_>> {
         check_program(program, &self.main.limits)?;
-        match &program.quick {
-            Some(quick)
-                if self.options.tiers
-                    && self.target.quick_tile.is_some()
-                    && !self.main.all_dispatched(program) =>
-            {
-                match self.side() {
-                    Ok(side) => return Executable::tiered(self, side, quick, program),
-                    Err(e) => log::warn!(
-                        "wgrad: loading `{}` in one tier: no second device ({e})",
-                        program.kernels.first().map_or("", |k| k.name.as_str())
-                    ),
-                }
+        match self.quick_tier(program) {
+            Some((side, quick)) => {
+                let now = Loaded::new(&side, quick)?;
+                Executable::with_quick_tier(self, now, quick, program)
             }
-            _ => {}
+            None => Executable::new(self, program),
         }
-        Executable::new(self, program)
     }
 
     /// Loads a program like [`Runtime::load`], as a future: the pipelines are created
@@ -349,18 +325,9 @@ impl Runtime {
     /// ```
     pub async fn load_async(&self, program: &Program) -> Result<Executable<'_>> {
         check_program(program, &self.main.limits)?;
-        let quick = match &program.quick {
-            Some(quick)
-                if self.options.tiers
-                    && self.target.quick_tile.is_some()
-                    && !self.main.all_dispatched(program) =>
-            {
-                self.side().ok().map(|side| (side, quick))
-            }
-            _ => None,
-        };
+        let quick = self.quick_tier(program);
         let (gpu, first) = match &quick {
-            Some((side, quick)) => (Arc::clone(side), Program::clone(quick)),
+            Some((side, quick)) => (Arc::clone(side), (*quick).clone()),
             None => (Arc::clone(&self.main), program.clone()),
         };
         let (sender, receiver) = futures::channel::oneshot::channel();
@@ -388,6 +355,30 @@ impl Runtime {
     /// The runtime's device.
     pub(crate) fn gpu(&self) -> &Arc<Gpu> {
         &self.main
+    }
+
+    /// The device and program of `program`'s quick tier when it loads in two tiers:
+    /// tiers are on, the adapter compiles kernels at their first dispatch, the program
+    /// has a quick tier and some of its own kernels are not compiled yet. Without a
+    /// second device it loads in one tier, with a warning.
+    fn quick_tier<'p>(&self, program: &'p Program) -> Option<(Arc<Gpu>, &'p Program)> {
+        let quick = program.quick.as_deref()?;
+        if !self.options.tiers
+            || self.target.quick_tile.is_none()
+            || self.main.all_dispatched(program)
+        {
+            return None;
+        }
+        match self.side() {
+            Ok(side) => Some((side, quick)),
+            Err(e) => {
+                log::warn!(
+                    "wgrad: loading `{}` in one tier: no second device ({e})",
+                    program.kernels.first().map_or("", |k| k.name.as_str())
+                );
+                None
+            }
+        }
     }
 
     /// The second device, for quick tiers, opened now if it is not yet.

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::adapter::AdapterSummary;
+use crate::runtime::TuningSource;
 use wgrad_compiler::lower::{Tuning, TuningFile};
 
 /// The environment variable that overrides where the tuning file is.
@@ -45,7 +46,7 @@ pub fn default_tuning_file(adapter: &AdapterSummary) -> Option<PathBuf> {
 }
 
 /// The tuning file a runtime reads: `explicit` (from
-/// [`TuningSource::File`](crate::TuningSource::File)), else
+/// [`TuningSource::File`]), else
 /// [`TUNING_FILE_VAR`], else [`default_tuning_file`].
 pub fn tuning_file_for(explicit: Option<&Path>, adapter: &AdapterSummary) -> Option<PathBuf> {
     explicit
@@ -56,6 +57,28 @@ pub fn tuning_file_for(explicit: Option<&Path>, adapter: &AdapterSummary) -> Opt
                 .map(PathBuf::from)
         })
         .or_else(|| default_tuning_file(adapter))
+}
+
+/// The tuning file `source` names for `adapter` (none when tuning is off), its tiles
+/// and what became of it.
+pub(crate) fn resolve(
+    source: &TuningSource,
+    adapter: &AdapterSummary,
+) -> (Option<PathBuf>, Tuning, String) {
+    let explicit = match source {
+        TuningSource::Off => {
+            return (
+                None,
+                Tuning::default(),
+                "tuning off: preset tiles".to_string(),
+            );
+        }
+        TuningSource::File(p) => Some(p.as_path()),
+        TuningSource::Default => None,
+    };
+    let path = tuning_file_for(explicit, adapter);
+    let (tuning, status) = read_tuning(path.as_deref(), adapter);
+    (path, tuning, status)
 }
 
 /// Reads the tuning file at `path` for `adapter`: its tiles, and a line saying what

@@ -19,18 +19,14 @@ use std::fmt::Write;
 /// made unique by a `.k` suffix where an earlier value has it, or its arena index.
 /// Loop bodies label their own values.
 pub fn labels(graph: &Graph) -> Vec<String> {
-    let mut used: HashSet<&str> = HashSet::new();
     let mut out: Vec<String> = Vec::with_capacity(graph.nodes.len());
     let mut taken: HashSet<String> = HashSet::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         let label = match node.name.as_deref() {
-            Some(name) if !used.contains(name) && !taken.contains(name) => {
-                used.insert(name);
-                name.to_string()
-            }
+            Some(name) if !taken.contains(name) => name.to_string(),
             Some(name) => (2..)
                 .map(|k| format!("{name}.{k}"))
-                .find(|l| !taken.contains(l) && !used.contains(l.as_str()))
+                .find(|l| !taken.contains(l))
                 .unwrap_or_else(|| i.to_string()),
             None => i.to_string(),
         };
