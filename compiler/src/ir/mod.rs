@@ -16,7 +16,7 @@ mod verify;
 
 pub use builder::Builder;
 pub use infer::infer;
-pub use interp::{Budget, Tensor, eval, eval_graph, eval_with};
+pub use interp::{Budget, Rounding, Tensor, eval, eval_graph, eval_rounded, eval_with};
 pub use op::{BinaryOp, CmpOp, DotDims, Op, OpClass, ReduceKind, Region, UnaryOp};
 pub use parse::parse;
 pub use print::{labels, print};
