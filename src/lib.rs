@@ -50,7 +50,7 @@ pub use wgrad_compiler::ir::{
     Builder, DType, Graph, Tensor, Type, Value, eval, parse, print, verify,
 };
 pub use wgrad_compiler::lower::{Options, Program, Target};
-pub use wgrad_compiler::{autodiff, ir, lower, passes};
+pub use wgrad_compiler::{autodiff, batch, ir, lower, passes};
 pub use wgrad_runtime as runtime;
 pub use wgrad_runtime::{Error, Executable, PendingRun, Result, Runtime, RuntimeOptions, Tier};
 

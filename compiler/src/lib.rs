@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod autodiff;
+pub mod batch;
 pub mod error;
 pub mod ir;
 pub mod lower;

@@ -434,7 +434,7 @@ fn resolve_wrt(graph: &Graph, wrt: &[&str]) -> Result<Vec<Value>> {
 }
 
 /// `name`, or `name` with its first component repeated until no entry of `list` has it.
-fn fresh(list: &[(String, Value)], name: &str) -> String {
+pub(crate) fn fresh(list: &[(String, Value)], name: &str) -> String {
     let prefix = name.split('.').next().unwrap_or(name);
     let mut name = name.to_string();
     while list.iter().any(|(n, _)| *n == name) {
