@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wgrad::batch;
 use wgrad::json::Precision;
 use wgrad::passes::Optimizations;
 use wgrad::{Error, Graph, Options, Runtime, RuntimeOptions, Target, Tensor, json};
@@ -50,6 +51,14 @@ enum Command {
         /// The output to differentiate (default: the only output).
         #[arg(long)]
         of: Option<String>,
+        /// Take K tangents at once: each `tan.<w>` is `[K, …w]` and `tan.<of>` is
+        /// `[K, …of]`, row i along the i-th tangents.
+        #[arg(long, value_name = "K", conflicts_with = "order")]
+        directions: Option<usize>,
+        /// Derivatives of every order up to K along one tangent `tan.<w>` (one `--wrt`
+        /// input): outputs `d1.<of>` … `dK.<of>`.
+        #[arg(long, value_name = "K")]
+        order: Option<usize>,
     },
     /// Print the program extended with an input `ct.<of>` and outputs `grad.<w>` for
     /// every float input: the vector-Jacobian product.
@@ -59,6 +68,50 @@ enum Command {
         /// The output to differentiate (default: the only output).
         #[arg(long)]
         of: Option<String>,
+        /// Take K cotangents at once: `ct.<of>` is `[K, …of]` and each `grad.<w>` is
+        /// `[K, …w]`.
+        #[arg(long, value_name = "K")]
+        directions: Option<usize>,
+    },
+    /// Print the program extended with the output `jac.<w>` of type `[…of, …w]`: the
+    /// Jacobian, as one batched program (the mode used is printed on stderr).
+    Jacobian {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// The input to differentiate with respect to.
+        #[arg(long)]
+        wrt: String,
+        /// The output to differentiate (default: the only output).
+        #[arg(long)]
+        of: Option<String>,
+        /// Forward mode (one JVP per input element), reverse mode (one VJP per output
+        /// element), or whichever needs fewer.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "forward", "reverse"])]
+        mode: String,
+    },
+    /// Print the program extended with `grad.<w>` and `hessian.<w>` of type `[…w, …w]`:
+    /// the Hessian of a scalar output, forward over reverse, as one program.
+    Hessian {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// The input to differentiate with respect to.
+        #[arg(long)]
+        wrt: String,
+        /// The output to differentiate (default: the only output).
+        #[arg(long)]
+        of: Option<String>,
+    },
+    /// Print the program over a batch: the inputs `--over` gain a leading axis of extent
+    /// `--size`, and so does every output that depends on them.
+    Vmap {
+        /// The program file (`-` reads standard input).
+        file: String,
+        /// Comma-separated inputs that differ per example.
+        #[arg(long, value_delimiter = ',', required = true)]
+        over: Vec<String>,
+        /// The number of examples.
+        #[arg(long)]
+        size: usize,
     },
     /// Run the program (or, with `--wrt`, its gradient) on the f64 reference
     /// interpreter and print every output as JSON.
@@ -237,17 +290,71 @@ fn run(command: Command) -> Result<Output, String> {
             let d = wgrad::grad(&g, of.as_deref(), &wrt).map_err(user)?;
             Ok(Output::Text(wgrad::print(&d)))
         }
-        Command::Jvp { file, wrt, of } => {
+        Command::Jvp {
+            file,
+            wrt,
+            of,
+            directions,
+            order,
+        } => {
             let g = load(&file)?;
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-            let d = wgrad::jvp(&g, of.as_deref(), &wrt).map_err(user)?;
+            let d = match (directions, order) {
+                (Some(k), _) => batch::jvp_directions(&g, of.as_deref(), &wrt, k),
+                (None, Some(k)) => match wrt.as_slice() {
+                    [w] => batch::directional(&g, of.as_deref(), w, k),
+                    _ => return Err("--order takes one --wrt input".into()),
+                },
+                (None, None) => wgrad::jvp(&g, of.as_deref(), &wrt),
+            }
+            .map_err(user)?;
             Ok(Output::Text(wgrad::print(&d)))
         }
-        Command::Vjp { file, of } => {
+        Command::Vjp {
+            file,
+            of,
+            directions,
+        } => {
             let g = load(&file)?;
             let names = wgrad::float_inputs(&g);
             let wrt: Vec<&str> = names.iter().map(String::as_str).collect();
-            let d = wgrad::vjp(&g, of.as_deref(), &wrt).map_err(user)?;
+            let d = match directions {
+                Some(k) => batch::vjp_directions(&g, of.as_deref(), &wrt, k),
+                None => wgrad::vjp(&g, of.as_deref(), &wrt),
+            }
+            .map_err(user)?;
+            Ok(Output::Text(wgrad::print(&d)))
+        }
+        Command::Jacobian {
+            file,
+            wrt,
+            of,
+            mode,
+        } => {
+            let g = load(&file)?;
+            let mode = match mode.as_str() {
+                "forward" => batch::JacobianMode::Forward,
+                "reverse" => batch::JacobianMode::Reverse,
+                _ => batch::JacobianMode::Auto,
+            };
+            let d = batch::jacobian(&g, of.as_deref(), &wrt, mode).map_err(user)?;
+            eprintln!(
+                "{}: {} mode, {} directions in one program",
+                d.output,
+                d.mode.name(),
+                d.directions
+            );
+            Ok(Output::Text(wgrad::print(&d.graph)))
+        }
+        Command::Hessian { file, wrt, of } => {
+            let g = load(&file)?;
+            let d = batch::hessian(&g, of.as_deref(), &wrt).map_err(user)?;
+            Ok(Output::Text(wgrad::print(&d.graph)))
+        }
+        Command::Vmap { file, over, size } => {
+            let g = load(&file)?;
+            let over: Vec<&str> = over.iter().map(String::as_str).collect();
+            let d = batch::vmap(&g, &over, size).map_err(user)?;
             Ok(Output::Text(wgrad::print(&d)))
         }
         Command::Eval {

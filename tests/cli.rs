@@ -786,3 +786,105 @@ fn a_headless_machine_gets_no_display_warnings() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
 }
+
+#[test]
+fn batched_derivatives_on_the_command_line() {
+    let w5 = prog("w5.wg");
+    // The Hessian: value, gradient and Hessian, one program the other commands accept.
+    let h = ok(&["hessian", &w5, "--wrt", "x"], "");
+    assert!(
+        h.contains("output hessian.x = ") && h.contains("output grad.x = "),
+        "{h}"
+    );
+    let x = r#"{"x": {"shape": [4], "dtype": "f32", "data": [0.5, -1.0, 1.5, 0.25]}}"#;
+    let xs = write_temp("hessian_x.json", x);
+    let out = json(&ok(&["eval", "-", "--inputs", &xs], &h));
+    assert_eq!(out["hessian.x"]["shape"], serde_json::json!([4, 4]));
+    // Its diagonal against the Hessian-vector products along basis vectors.
+    let hvp = ok(
+        &["jvp", "-", "--of", "grad.x", "--wrt", "x"],
+        &ok(&["grad", &w5, "--wrt", "x"], ""),
+    );
+    for j in 0..4 {
+        let mut e = [0.0; 4];
+        e[j] = 1.0;
+        let ins = format!(
+            r#"{{"x": {{"shape": [4], "dtype": "f32", "data": [0.5, -1.0, 1.5, 0.25]}}, "tan.x": {{"shape": [4], "dtype": "f32", "data": {e:?}}}}}"#
+        );
+        let ins = write_temp(&format!("hvp_{j}.json"), &ins);
+        let col = json(&ok(&["eval", "-", "--inputs", &ins], &hvp));
+        let want = col["tan.grad.x"]["data"][j].as_f64().unwrap();
+        let got = out["hessian.x"]["data"][j * 4 + j].as_f64().unwrap();
+        assert!((want - got).abs() < 1e-12, "{want} vs {got}");
+    }
+    // k tangents at once, and derivatives of every order along one tangent.
+    let jk = ok(&["jvp", &w5, "--wrt", "x", "--directions", "3"], "");
+    assert!(jk.contains("input tan.x : f32[3,4]"), "{jk}");
+    assert!(jk.contains("output tan.f = "), "{jk}");
+    let d4 = ok(&["jvp", &w5, "--wrt", "x", "--order", "4"], "");
+    for k in 1..=4 {
+        assert!(d4.contains(&format!("output d{k}.f = ")), "{d4}");
+    }
+    assert_eq!(d4.matches(" = input ").count(), 2, "{d4}");
+    let vk = ok(&["vjp", &w5, "--directions", "2"], "");
+    assert!(
+        vk.contains("input ct.f : f32[2]") && vk.contains("output grad.x = "),
+        "{vk}"
+    );
+    // The Jacobian says which mode it took.
+    let out = wgrad(&["jacobian", &w5, "--wrt", "x"], "");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jac.x: reverse mode, 1 directions"), "{err}");
+    let v = ok(&["vmap", &w5, "--over", "x", "--size", "5"], "");
+    assert!(
+        v.contains("input x : f32[5,4]") && v.contains(": f32[5]\noutput f"),
+        "{v}"
+    );
+    // Mistakes.
+    fails(
+        &["vmap", &w5, "--over", "y", "--size", "2"],
+        "",
+        1,
+        &["no input named `y`"],
+    );
+    fails(
+        &["vmap", &w5, "--over", "x", "--size", "0"],
+        "",
+        1,
+        &["size 0"],
+    );
+    fails(
+        &["jvp", &w5, "--wrt", "x", "--order", "0"],
+        "",
+        1,
+        &["at least 1"],
+    );
+    fails(
+        &[
+            "jvp",
+            &w5,
+            "--wrt",
+            "x",
+            "--order",
+            "2",
+            "--directions",
+            "2",
+        ],
+        "",
+        2,
+        &["cannot be used with"],
+    );
+    fails(
+        &["hessian", &w5, "--wrt", "q"],
+        "",
+        1,
+        &["no input named `q`"],
+    );
+    fails(
+        &["jacobian", &w5, "--wrt", "x", "--mode", "sideways"],
+        "",
+        2,
+        &["sideways"],
+    );
+}
