@@ -10,11 +10,13 @@
 //   {{WG}}        invocations per workgroup
 //   {{ROW}}       invocations per row of the dispatch grid (2-D grids for big outputs)
 //   {{COUNT}}     invocations that do work
-//   {{T}}         the accumulator's type, {{INIT}} its initial value
 //   {{PROLOGUE}}  coordinates of this invocation's output and the run `start..end`
-//   {{BODY}}      reads element `r` (fused producers inlined) and folds it into `acc`
+//   {{ACCUMULATORS}} one `var acc…` per reduction, at its initial value (siblings,
+//                 reductions of the same domain, each have their own)
+//   {{BODY}}      reads element `r` (fused producers inlined, computed once for every
+//                 sibling) and folds it into each accumulator
 //   {{EPILOGUE}}  elementwise work on the result fused after the loop (may be empty)
-//   {{STORE}}     the value stored: `acc`, or the epilogue's result
+//   {{STORES}}    each result stored at `i`: an accumulator, or the epilogue's result
 {{HEADER}}
 {{BINDINGS}}
 
@@ -25,9 +27,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
 {{PROLOGUE}}
-    var acc: {{T}} = {{INIT}};
+{{ACCUMULATORS}}
     for (var r: u32 = start; r < end; r = r + 1u) {
 {{BODY}}
     }
-{{EPILOGUE}}    b0[i] = {{STORE}};
+{{EPILOGUE}}{{STORES}}
 }

@@ -438,11 +438,20 @@ fn long_reductions_run_in_two_deterministic_stages() {
     b.output("s", s).unwrap();
     b.output("m", m).unwrap();
     let g = b.finish().unwrap();
-    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
-    let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
-    // exp(x)·x is cheap elementwise work on an input: each reduction recomputes it.
+    let variants = |options: &Options| -> Vec<String> {
+        let program = wgrad::compile(&g, options).unwrap();
+        program.kernels.iter().map(|k| k.variant.clone()).collect()
+    };
+    // The sum and the max are siblings: one first stage computes exp(x)·x once per
+    // element for both, one final stage folds both.
+    let options = Options::new(rt.target().clone());
+    assert_eq!(variants(&options), ["reduce_partial", "reduce_final"]);
+    // Without sibling fusion, exp(x)·x is cheap elementwise work on an input: each
+    // reduction recomputes it in its own pair of kernels.
+    let mut apart = options.clone();
+    apart.optimizations = apart.optimizations.without("siblings").unwrap();
     assert_eq!(
-        variants,
+        variants(&apart),
         [
             "reduce_partial",
             "reduce_final",
@@ -453,6 +462,7 @@ fn long_reductions_run_in_two_deterministic_stages() {
     let mut rng = Rng::new(2);
     let ins = inputs(vec![("x", rng.tensor(&[100, 100], -1.0, 1.0))]);
     assert_gpu_matches(rt, &g, &ins);
+    common::gpu::assert_gpu_matches_with(rt, &apart, &g, &ins);
 }
 
 #[test]
@@ -862,4 +872,22 @@ fn a_cancelling_derivative_is_held_to_the_rounding_it_amplifies() {
     assert!(s < tol / 4.0, "{s} vs {tol}");
     let Some(rt) = rt() else { return };
     assert_gpu_matches(rt, &d, &ins);
+}
+
+#[test]
+fn a_function_and_four_derivatives_in_one_pair_of_kernels_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    let n = 1 << 16;
+    let text = format!(
+        "%x = input x : f32[{n}]\n%t = tanh %x : f32[{n}]\n%s = sin %x : f32[{n}]\n%p = mul %t, %s : f32[{n}]\n%f = reduce_sum %p axes=[0] : f32[]\noutput f = %f\n"
+    );
+    let g = wgrad::batch::directional(&wgrad::parse(&text).unwrap(), None, "x", 4).unwrap();
+    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+    assert_eq!(program.stats.kernels, 2);
+    let mut rng = Rng::new(7);
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[n], -2.0, 2.0)),
+        ("tan.x", rng.tensor(&[n], -1.0, 1.0)),
+    ]);
+    assert_gpu_matches(rt, &g, &ins);
 }

@@ -720,3 +720,67 @@ fn products_that_contract_nothing_lower() {
     ]);
     common::gpu::assert_gpu_matches(&rt, &dg, &ins);
 }
+
+/// W5, `f(x) = Σ tanh(x)·sin(x)` over `f32[n]`, with `f` and its directional
+/// derivatives of orders 1 to 4 along one tangent as outputs: five sums over the same
+/// elements.
+fn w5_every_order(n: usize) -> Graph {
+    let text = format!(
+        "%x = input x : f32[{n}]\n%t = tanh %x : f32[{n}]\n%s = sin %x : f32[{n}]\n%p = mul %t, %s : f32[{n}]\n%f = reduce_sum %p axes=[0] : f32[]\noutput f = %f\n"
+    );
+    wgrad::batch::directional(&parse(&text), None, "x", 4).unwrap()
+}
+
+#[test]
+fn sibling_reductions_share_one_pair_of_kernels() {
+    // W5 at N = 2^20 with f and d1…d4 as outputs: one first stage computing every
+    // shared value once per element and folding five sums, one final stage.
+    let g = w5_every_order(1 << 20);
+    assert_eq!(g.outputs().len(), 5);
+    let p = compile(&g, Target::software_vulkan());
+    assert_eq!(variants(&p), ["reduce_partial", "reduce_final"]);
+    assert!(
+        p.stats.temp_bytes <= 1 << 20,
+        "{} temporary bytes",
+        p.stats.temp_bytes
+    );
+    // Without it: each sum a pair of kernels, and the shared values stored between.
+    let mut options = Options::new(Target::software_vulkan());
+    options.optimizations = options.optimizations.without("siblings").unwrap();
+    let apart = wgrad::compile(&g, &options).unwrap();
+    assert!(apart.stats.kernels >= 10, "{} kernels", apart.stats.kernels);
+    assert!(
+        apart.stats.temp_bytes > 16 << 20,
+        "{}",
+        apart.stats.temp_bytes
+    );
+}
+
+#[test]
+fn a_reduction_that_reads_another_is_not_its_sibling() {
+    // The variance's sum reads the mean's: they run in order, never in one kernel. The
+    // sum of exp(x) is independent of both, and joins one of them.
+    let g = parse(
+        "%x = input x : f32[65536]\n%s = reduce_sum %x axes=[0] : f32[]\n%c = constant 0.0000152587890625 : f32[]\n%m = mul %s, %c : f32[]\n%mb = broadcast %m dims=[] : f32[65536]\n%d = sub %x, %mb : f32[65536]\n%q = mul %d, %d : f32[65536]\n%v = reduce_sum %q axes=[0] : f32[]\n%e = exp %x : f32[65536]\n%z = reduce_sum %e axes=[0] : f32[]\noutput v = %v\noutput z = %z\noutput s = %s\n",
+    );
+    let p = compile(&g, Target::software_vulkan());
+    let heads: Vec<&str> = p
+        .kernels
+        .iter()
+        .map(|k| k.wgsl.lines().next().unwrap())
+        .collect();
+    assert_eq!(p.stats.kernels, 4, "{heads:#?}");
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.contains("%z, %v") || h.contains("%z, %s")),
+        "{heads:#?}"
+    );
+    assert!(
+        !heads.iter().any(|h| h.contains("%v") && h.contains("%s")),
+        "{heads:#?}"
+    );
+    let s_done = heads.iter().rposition(|h| h.contains("%s")).unwrap();
+    let v_starts = heads.iter().position(|h| h.contains("%v")).unwrap();
+    assert!(s_done < v_starts, "{heads:#?}");
+}

@@ -16,6 +16,9 @@
 //! its weight gradient. Kernels then run in an order that respects what each reads
 //! (`placement::kernel_order`), which is no longer the order of their roots.
 //!
+//! Last, reductions of one domain that do not depend on each other become one kernel
+//! with several results (`fuse_siblings`).
+//!
 //! A kernel that would bind more storage buffers than the target allows is split
 //! before any kernel is written ([`place_within_limits`]).
 
@@ -91,6 +94,9 @@ pub fn place(
         super::fuse_rows::group(g, &mut place, target);
         fuse_products::fuse_column_sums(g, &mut place, target);
         fuse_products::fuse_product_sums(g, &mut place, target);
+        if enabled.siblings {
+            super::fuse_siblings::group(g, &mut place, split, target);
+        }
     }
     place
 }

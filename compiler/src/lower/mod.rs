@@ -23,6 +23,7 @@ mod explain;
 mod fuse;
 mod fuse_products;
 pub(crate) mod fuse_rows;
+mod fuse_siblings;
 mod loops;
 mod memory;
 mod placement;

@@ -69,10 +69,14 @@ pub enum KernelKind {
         trips: usize,
     },
     /// A reduction (with elementwise work on its result fused after the loop when the
-    /// root is not the reduction itself).
+    /// root is not the reduction itself), and its siblings: reductions of the same
+    /// domain computed in the same loop, each into its own accumulator.
     Reduce {
         /// The reduction.
         reduction: Value,
+        /// The other reductions of the same domain it computes, in arena order
+        /// (`fuse_siblings`); empty for a reduction of its own.
+        siblings: Vec<Value>,
         /// Elements folded into each output.
         trips: usize,
         /// Runs of [`REDUCTION_CHUNK`] per output in a first stage (then a second stage
@@ -272,6 +276,37 @@ fn kind(
     let beside = values
         .iter()
         .any(|v| place[v.index()] == Placement::Also(root));
+    let also = |v: &&Value| place[v.index()] == Placement::Also(root);
+    // Sibling reductions: reductions of the root's domain beside it, which nothing in
+    // the kernel reads (a row kernel's reductions feed each other).
+    let same_domain = |v: Value| match (&g.node(v).op, &g.node(root).op) {
+        (Op::Reduce { axes: a, .. }, Op::Reduce { axes: b, .. }) => {
+            a == b && g.ty(g.node(v).args[0]) == g.ty(g.node(root).args[0])
+        }
+        _ => false,
+    };
+    let siblings = beside
+        && values.iter().filter(also).all(|v| same_domain(*v))
+        && !values.iter().any(|v| {
+            g.node(*v)
+                .args
+                .iter()
+                .any(|a| *a == root || place[a.index()] == Placement::Also(root))
+        });
+    if let Op::Reduce { axes, .. } = &g.node(root).op
+        && siblings
+    {
+        // Sibling reductions (`fuse_siblings`): one loop, several accumulators.
+        let src = &g.ty(g.node(root).args[0]).shape;
+        let trips: usize = axes.iter().map(|&a| src[a]).product();
+        let parts = target.reduction_parts(trips, g.ty(root).numel());
+        return Ok(Some(KernelKind::Reduce {
+            reduction: root,
+            siblings: values.iter().filter(also).copied().collect(),
+            trips,
+            parts,
+        }));
+    }
     // A product computed beside the root, or fused into a value computed beside it,
     // belongs to a row kernel, which computes it inline.
     let inline = |v: Value| match place[v.index()] {
@@ -310,6 +345,7 @@ fn kind(
         let parts = target.reduction_parts(trips, g.ty(red).numel());
         return Ok(Some(KernelKind::Reduce {
             reduction: red,
+            siblings: Vec::new(),
             trips,
             parts,
         }));
@@ -560,6 +596,7 @@ impl Plan {
                 }
                 KernelKind::Reduce {
                     reduction,
+                    siblings,
                     trips,
                     parts,
                 } => {
@@ -570,9 +607,13 @@ impl Plan {
                     } else {
                         "one stage".to_string()
                     };
+                    let with: String = siblings
+                        .iter()
+                        .map(|v| format!(", {}", label(*v)))
+                        .collect();
                     writeln!(
                         s,
-                        ", reduction {} of {trips} per output, {stages}",
+                        ", reduction {}{with} of {trips} per output, {stages}",
                         label(*reduction)
                     )
                 }

@@ -49,6 +49,9 @@ pub struct Optimizations {
     /// Elementwise work fused into the products and reductions that produce or consume
     /// it (matmul prologues and epilogues, reduction epilogues).
     pub fusion: bool,
+    /// Reductions of one domain that do not depend on each other computed by one
+    /// kernel with several results, their shared elementwise work once per element.
+    pub siblings: bool,
     /// Cheap elementwise values recomputed by each reader instead of stored.
     pub rematerialize: bool,
     /// Temporaries sharing buffers when their lifetimes do not overlap.
@@ -70,18 +73,20 @@ impl Optimizations {
         licm: true,
         loop_to_map: true,
         fusion: true,
+        siblings: true,
         rematerialize: true,
         reuse_buffers: true,
     };
 
     /// The name of each optimization, as `without` takes it.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "simplify",
         "logloss",
         "factor",
         "licm",
         "loop_to_map",
         "fusion",
+        "siblings",
         "rematerialize",
         "reuse_buffers",
     ];
@@ -96,6 +101,7 @@ impl Optimizations {
             "licm" => o.licm = false,
             "loop_to_map" => o.loop_to_map = false,
             "fusion" => o.fusion = false,
+            "siblings" => o.siblings = false,
             "rematerialize" => o.rematerialize = false,
             "reuse_buffers" => o.reuse_buffers = false,
             _ => return None,

@@ -10,7 +10,7 @@
 
 use super::Context;
 use super::expr::{Emitter, fill};
-use super::reduce::{FinalStage, final_stage};
+use super::reduce::{FinalFold, FinalStage, final_stage};
 use crate::error::{Error, Result};
 use crate::ir::{BinaryOp, DType, Op, ReduceKind, Type, UnaryOp, Value};
 use crate::lower::plan::{KernelPlan, Load, MatmulPlan, Operand};
@@ -149,11 +149,13 @@ pub fn emit(
         FinalStage {
             name,
             header,
-            kind: ReduceKind::Sum,
-            dtype: DType::F32,
+            folds: vec![FinalFold {
+                kind: ReduceKind::Sum,
+                dtype: DType::F32,
+                out: (cx.buffer(t)?, g.ty(t)),
+                partials: (partials, &Type::f32(&[slots])),
+            }],
             shape: &g.ty(t).shape,
-            out: (cx.buffer(t)?, g.ty(t)),
-            partials: (partials, &Type::f32(&[slots])),
             parts: slots,
             epilogue: None,
         },

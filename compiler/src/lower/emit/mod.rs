@@ -67,8 +67,11 @@ pub fn kernels(
             | KernelKind::Contraction { .. }
             | KernelKind::Scatter { .. } => vec![elementwise::emit(cx, k, index)?],
             KernelKind::Reduce {
-                reduction, parts, ..
-            } => reduce::emit(cx, k, *reduction, *parts, index, buffers)?,
+                reduction,
+                siblings,
+                parts,
+                ..
+            } => reduce::emit(cx, k, *reduction, siblings, *parts, index, buffers)?,
             KernelKind::Matmul(m) => matmul::emit(cx, k, m, index, buffers)?,
             KernelKind::Row(r) => vec![row::emit(cx, k, r, index)?],
         };

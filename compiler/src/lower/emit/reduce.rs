@@ -14,20 +14,22 @@ use crate::lower::target::REDUCTION_CHUNK;
 
 const TEMPLATE: &str = include_str!("../../../../shaders/reduce.wgsl");
 
-/// The kernels of plan `k`, a reduction `red` in `parts` runs per output (one stage
-/// when `parts` is 1), numbered from `index`. The partial results of a first stage get
-/// a scratch buffer appended to `buffers`.
+/// The kernels of plan `k`, a reduction `red` and its `siblings` (reductions of the
+/// same domain, each with its own accumulator and result) in `parts` runs per output
+/// (one stage when `parts` is 1), numbered from `index`. The partial results of a first
+/// stage get a scratch buffer per reduction appended to `buffers`.
 pub fn emit(
     cx: &Context<'_>,
     k: &KernelPlan,
     red: Value,
+    siblings: &[Value],
     parts: usize,
     index: usize,
     buffers: &mut Vec<Buffer>,
 ) -> Result<Vec<Kernel>> {
     let (g, root) = (cx.g, k.root);
     let node = g.node(red);
-    let Op::Reduce { kind, axes } = &node.op else {
+    let Op::Reduce { axes, .. } = &node.op else {
         return Err(Error::Compile(format!("{red} is not a reduction")));
     };
     let ty = g.ty(red).clone();
@@ -35,24 +37,46 @@ pub fn emit(
     let src = g.ty(node.args[0]).shape.clone();
     let reduced: Vec<usize> = axes.iter().map(|&a| src[a]).collect();
     let trips: usize = reduced.iter().product();
-    let out_buffer = cx.buffer(root)?;
-    let out_ty = g.ty(root).clone();
-
-    // Stage 1 (or the only stage): fold runs of the fused operand.
-    let (stage_buffer, stage_ty) = if parts > 1 {
-        let scratch = Type::new(ty.dtype, &[outputs, parts]);
-        buffers.push(Buffer {
-            bytes: (scratch.numel() * 4) as u64,
-            ty: scratch.clone(),
-            role: BufferRole::Computed,
+    let members: Vec<Value> = std::iter::once(red)
+        .chain(siblings.iter().copied())
+        .collect();
+    let mut folds = Vec::with_capacity(members.len());
+    for (m, &v) in members.iter().enumerate() {
+        let Op::Reduce { kind, .. } = &g.node(v).op else {
+            return Err(Error::Compile(format!("{v} is not a reduction")));
+        };
+        // The head stores its root (itself, or its epilogue's result).
+        let stored = if m == 0 { root } else { v };
+        let out = (cx.buffer(stored)?, g.ty(stored).clone());
+        let dtype = g.ty(v).dtype;
+        let stage = if parts > 1 {
+            let scratch = Type::new(dtype, &[outputs, parts]);
+            buffers.push(Buffer {
+                bytes: (scratch.numel() * 4) as u64,
+                ty: scratch.clone(),
+                role: BufferRole::Computed,
+            });
+            (BufferId(buffers.len() as u32 - 1), scratch)
+        } else {
+            out.clone()
+        };
+        folds.push(Fold {
+            value: v,
+            kind: *kind,
+            dtype,
+            acc: accumulator(m),
+            out,
+            stage,
         });
-        (BufferId(buffers.len() as u32 - 1), scratch)
-    } else {
-        (out_buffer, out_ty.clone())
-    };
+    }
+
+    // Stage 1 (or the only stage): fold runs of the fused operands.
     let count = outputs * parts;
     let mut e = Emitter::new(g, cx.place, cx.buffer_of);
-    e.bind(stage_buffer, &stage_ty, true);
+    let targets: Vec<String> = folds
+        .iter()
+        .map(|f| e.bind(f.stage.0, &f.stage.1, true))
+        .collect();
     if parts > 1 {
         e.line(format!("let o: u32 = i / {parts}u;"));
         e.line(format!(
@@ -67,28 +91,32 @@ pub fn emit(
         e.line(format!("let end: u32 = {trips}u;"));
     }
     let coords = e.unravel("o", &ty.shape, "c");
-    let (init, fold) = reduce_parts(&mut e, *kind, ty.dtype);
+    let accumulators = declare(&mut e, &folds);
     let prologue = e.take_lines();
     e.set_indent(2);
     let rc = e.unravel("r", &reduced, "q");
     let full = operand_coords(src.len(), axes, &coords, &rc);
     e.ops = 0;
-    let x = e.at(node.args[0], &full)?;
-    e.line(fold("acc", &x));
-    let ops = e.ops + 1;
+    for f in &folds {
+        let x = e.at(g.node(f.value).args[0], &full)?;
+        let (_, fold) = reduce_parts(&mut e, f.kind, f.dtype);
+        e.line(fold(&f.acc, &x));
+    }
+    let ops = e.ops + folds.len() as u64;
     let body = e.take_lines();
     let (epilogue, store, epilogue_ops) = if parts == 1 {
         finish(&mut e, root, red, &coords)?
     } else {
         (String::new(), "acc".to_string(), 0)
     };
+    let stores = stores(&targets, &folds, &store);
     let variant = if parts > 1 {
         "reduce_partial"
     } else {
         "reduce"
     };
     let name = format!("{index:03}_{variant}_{}", node.op.name());
-    let header = first_header(cx, k, red, parts, &name);
+    let header = first_header(cx, k, &members, parts, &name);
     let first = stage(
         cx,
         &e,
@@ -96,13 +124,12 @@ pub fn emit(
             name,
             variant,
             header,
-            t: wgsl_type(ty.dtype),
-            init: &init,
+            accumulators,
             count,
             prologue,
             body,
             epilogue,
-            store,
+            stores,
             flops: (outputs * trips) as u64 * ops + outputs as u64 * epilogue_ops,
         },
     )?;
@@ -113,10 +140,17 @@ pub fn emit(
     // Stage 2: fold each output's partial results, in order.
     let name = format!("{:03}_reduce_final_{}", index + 1, node.op.name());
     let mut header = format!(
-        "// Kernel {name}: computes {} = {} : {ty}, stage 2 of 2: folds {parts} partial results per output.",
-        cx.label(red),
+        "// Kernel {name}: computes {} = {} : {ty}",
+        members
+            .iter()
+            .map(|v| cx.label(*v))
+            .collect::<Vec<_>>()
+            .join(", "),
         node.op.name()
     );
+    header.push_str(&format!(
+        ", stage 2 of 2: folds {parts} partial results per output."
+    ));
     if root != red {
         // The work after the loop: the fused values that read the reduction's result.
         let after: Vec<String> = k
@@ -132,16 +166,82 @@ pub fn emit(
         FinalStage {
             name,
             header,
-            kind: *kind,
-            dtype: ty.dtype,
+            folds: folds
+                .iter()
+                .map(|f| FinalFold {
+                    kind: f.kind,
+                    dtype: f.dtype,
+                    out: (f.out.0, &f.out.1),
+                    partials: (f.stage.0, &f.stage.1),
+                })
+                .collect(),
             shape: &ty.shape,
-            out: (out_buffer, &out_ty),
-            partials: (stage_buffer, &stage_ty),
             parts,
             epilogue: (root != red).then_some((root, red)),
         },
     )?;
     Ok(vec![first, last])
+}
+
+/// One reduction of a reduction kernel: its accumulator, its result and the buffer
+/// its first stage writes (the result itself for one stage).
+struct Fold {
+    value: Value,
+    kind: ReduceKind,
+    dtype: DType,
+    acc: String,
+    out: (BufferId, Type),
+    stage: (BufferId, Type),
+}
+
+/// The accumulator of the `m`-th reduction of a kernel: `acc` for the first, as a
+/// kernel with one reduction has always named it.
+fn accumulator(m: usize) -> String {
+    match m {
+        0 => "acc".to_string(),
+        m => format!("acc_{m}"),
+    }
+}
+
+/// One `var` per accumulator, at its initial value.
+fn declare(e: &mut Emitter<'_>, folds: &[Fold]) -> String {
+    folds
+        .iter()
+        .map(|f| {
+            let (init, _) = reduce_parts(e, f.kind, f.dtype);
+            format!("    var {}: {} = {init};", f.acc, wgsl_type(f.dtype))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The stores after the loop: the first result is `first` (its accumulator or its
+/// epilogue's result), every other its accumulator.
+fn stores<T>(targets: &[String], folds: &[T], first: &str) -> String
+where
+    T: HasAcc,
+{
+    targets
+        .iter()
+        .zip(folds)
+        .enumerate()
+        .map(|(m, (b, f))| {
+            let v = if m == 0 { first } else { f.acc() };
+            format!("    {b}[i] = {v};")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What [`stores`] needs of a fold: its accumulator's name.
+trait HasAcc {
+    fn acc(&self) -> &str;
+}
+
+impl HasAcc for Fold {
+    fn acc(&self) -> &str {
+        &self.acc
+    }
 }
 
 /// The coordinates of a reduction's operand: the output's `kept` coordinates on the
@@ -161,17 +261,28 @@ fn operand_coords(rank: usize, axes: &[usize], kept: &[String], folded: &[String
 }
 
 /// The comment at the top of a reduction's first (or only) stage.
-fn first_header(cx: &Context<'_>, k: &KernelPlan, red: Value, parts: usize, name: &str) -> String {
+fn first_header(
+    cx: &Context<'_>,
+    k: &KernelPlan,
+    members: &[Value],
+    parts: usize,
+    name: &str,
+) -> String {
     let g = cx.g;
+    let red = members[0];
     let fused: Vec<String> = k
         .values
         .iter()
-        .filter(|v| **v != k.root && **v != red)
+        .filter(|v| **v != k.root && !members.contains(v))
         .map(|v| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
         .collect();
     let mut header = format!(
         "// Kernel {name}: computes {} = {} : {}",
-        cx.label(red),
+        members
+            .iter()
+            .map(|v| cx.label(*v))
+            .collect::<Vec<_>>()
+            .join(", "),
         g.node(red).op.name(),
         g.ty(red)
     );
@@ -211,26 +322,34 @@ fn finish(
     Ok((e.take_lines(), value, e.ops))
 }
 
-/// A kernel folding, for every output, `parts` partial results in order.
+/// A kernel folding, for every output, `parts` partial results in order, for one
+/// reduction or several of one shape.
 pub struct FinalStage<'a> {
     /// The kernel's name.
     pub name: String,
     /// The comment at its top.
     pub header: String,
+    /// The reductions folded, each into its own result.
+    pub folds: Vec<FinalFold<'a>>,
+    /// The shape of each reduction's result.
+    pub shape: &'a [usize],
+    /// Partial results per output.
+    pub parts: usize,
+    /// Elementwise work on the first result (its root and the reduction it reads), if
+    /// any.
+    pub epilogue: Option<(Value, Value)>,
+}
+
+/// One reduction of a [`FinalStage`].
+pub struct FinalFold<'a> {
     /// The fold.
     pub kind: ReduceKind,
     /// The accumulator's dtype.
     pub dtype: DType,
-    /// The shape of the reduction's result.
-    pub shape: &'a [usize],
     /// The buffer stored, and its type.
     pub out: (BufferId, &'a Type),
     /// The partial results, `parts` per output, and their type.
     pub partials: (BufferId, &'a Type),
-    /// Partial results per output.
-    pub parts: usize,
-    /// Elementwise work on the result (its root and the reduction it reads), if any.
-    pub epilogue: Option<(Value, Value)>,
 }
 
 /// The second stage of a reduction: one invocation per output folds its partial
@@ -239,20 +358,42 @@ pub fn final_stage(cx: &Context<'_>, s: FinalStage<'_>) -> Result<Kernel> {
     let outputs: usize = s.shape.iter().product();
     let parts = s.parts;
     let mut e = Emitter::new(cx.g, cx.place, cx.buffer_of);
-    e.bind(s.out.0, s.out.1, true);
-    e.bind(s.partials.0, s.partials.1, false);
+    let targets: Vec<String> = s
+        .folds
+        .iter()
+        .map(|f| e.bind(f.out.0, f.out.1, true))
+        .collect();
+    let sources: Vec<String> = s
+        .folds
+        .iter()
+        .map(|f| e.bind(f.partials.0, f.partials.1, false))
+        .collect();
+    let accs: Vec<Acc> = (0..s.folds.len()).map(|m| Acc(accumulator(m))).collect();
     let coords = e.unravel("i", s.shape, "c");
     e.line("let start: u32 = 0u;");
     e.line(format!("let end: u32 = {parts}u;"));
-    let (init, fold) = reduce_parts(&mut e, s.kind, s.dtype);
+    let accumulators = s
+        .folds
+        .iter()
+        .zip(&accs)
+        .map(|(f, a)| {
+            let (init, _) = reduce_parts(&mut e, f.kind, f.dtype);
+            format!("    var {}: {} = {init};", a.0, wgsl_type(f.dtype))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let prologue = e.take_lines();
     e.set_indent(2);
-    e.line(fold("acc", &format!("b1[i * {parts}u + r]")));
+    for ((f, a), src) in s.folds.iter().zip(&accs).zip(&sources) {
+        let (_, fold) = reduce_parts(&mut e, f.kind, f.dtype);
+        e.line(fold(&a.0, &format!("{src}[i * {parts}u + r]")));
+    }
     let body = e.take_lines();
     let (epilogue, store, epilogue_ops) = match s.epilogue {
         Some((root, red)) => finish(&mut e, root, red, &coords)?,
         None => (String::new(), "acc".to_string(), 0),
     };
+    let stores = stores(&targets, &accs, &store);
     stage(
         cx,
         &e,
@@ -260,16 +401,24 @@ pub fn final_stage(cx: &Context<'_>, s: FinalStage<'_>) -> Result<Kernel> {
             name: s.name,
             variant: "reduce_final",
             header: s.header,
-            t: wgsl_type(s.dtype),
-            init: &init,
+            accumulators,
             count: outputs,
             prologue,
             body,
             epilogue,
-            store,
-            flops: (outputs * parts) as u64 + outputs as u64 * epilogue_ops,
+            stores,
+            flops: (outputs * parts * s.folds.len()) as u64 + outputs as u64 * epilogue_ops,
         },
     )
+}
+
+/// An accumulator's name, for [`stores`].
+struct Acc(String);
+
+impl HasAcc for Acc {
+    fn acc(&self) -> &str {
+        &self.0
+    }
 }
 
 /// What distinguishes one stage of a reduction.
@@ -277,13 +426,12 @@ struct Stage<'a> {
     name: String,
     variant: &'a str,
     header: String,
-    t: &'a str,
-    init: &'a str,
+    accumulators: String,
     count: usize,
     prologue: String,
     body: String,
     epilogue: String,
-    store: String,
+    stores: String,
     flops: u64,
 }
 
@@ -307,12 +455,11 @@ fn stage(cx: &Context<'_>, e: &Emitter<'_>, p: Stage<'_>) -> Result<Kernel> {
             ("WG", &wg.to_string()),
             ("ROW", &(gx * wg as usize).to_string()),
             ("COUNT", &p.count.to_string()),
-            ("T", p.t),
-            ("INIT", p.init),
             ("PROLOGUE", &p.prologue),
+            ("ACCUMULATORS", &p.accumulators),
             ("BODY", &p.body),
             ("EPILOGUE", &epilogue),
-            ("STORE", &p.store),
+            ("STORES", &p.stores),
         ],
     )?;
     Ok(Kernel {
