@@ -819,9 +819,9 @@ fn a_loss_summed_by_the_product_that_computes_it_matches_the_interpreter() {
 
 #[test]
 fn a_gradient_split_to_fit_few_bindings_matches_the_interpreter() {
-    // The gradient of a chain of 60 ops reads more forward values than the portable
-    // preset's 8 storage buffers: its kernels are split to fit, and still compute the
-    // same gradient.
+    // The gradient of a chain of 60 ops, computed apart from its loss, reads more
+    // forward values than the portable preset's 8 storage buffers: its kernels are
+    // split to fit, and still compute the same gradient.
     let Some(rt) = rt() else { return };
     let mut b = Builder::new();
     let x = b.input("x", Type::f32(&[64])).unwrap();
@@ -839,11 +839,23 @@ fn a_gradient_split_to_fit_few_bindings_matches_the_interpreter() {
     b.output("loss", loss).unwrap();
     let g = wgrad::grad(&b.finish().unwrap(), None, &["x"]).unwrap();
     let target = wgrad::Target::portable();
-    let program = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
+    // With sibling fusion the derivative is computed beside the loss's sum from x
+    // alone, reading one buffer; without it, the forward values it reads are stored,
+    // and the kernel reading them must be split.
+    let mut apart = Options::new(target.clone());
+    apart.optimizations = apart.optimizations.without("siblings").unwrap();
+    let program = wgrad::compile(&g, &apart).unwrap();
     assert!(program.kernels.len() > 2, "the gradient is split");
     assert!(program.max_bindings() <= target.max_storage_buffers_per_shader_stage);
     let mut rng = Rng::new(11);
     let ins = inputs(vec![("x", rng.tensor(&[64], -1.0, 1.0))]);
+    common::gpu::assert_gpu_matches_with(rt, &apart, &g, &ins);
+    let together = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
+    assert!(
+        together.kernels.len() <= 2,
+        "{} kernels",
+        together.kernels.len()
+    );
     assert_gpu_matches_for(rt, &target, &g, &ins);
 }
 
@@ -890,4 +902,29 @@ fn a_function_and_four_derivatives_in_one_pair_of_kernels_match_the_interpreter(
         ("tan.x", rng.tensor(&[n], -1.0, 1.0)),
     ]);
     assert_gpu_matches(rt, &g, &ins);
+}
+
+#[test]
+fn an_elementwise_gradient_beside_its_loss_matches_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[256])).unwrap();
+    let mut v = x;
+    for i in 0..40 {
+        v = match i % 4 {
+            0 => b.tanh(v),
+            1 => b.sin(v),
+            2 => b.exp(v),
+            _ => b.cos(v),
+        }
+        .unwrap();
+    }
+    let loss = b.sum_all(v).unwrap();
+    b.output("loss", loss).unwrap();
+    let d = wgrad::grad(&b.finish().unwrap(), None, &["x"]).unwrap();
+    let program = wgrad::compile(&d, &Options::new(rt.target().clone())).unwrap();
+    assert_eq!(program.stats.residual_bytes, 0);
+    let mut rng = Rng::new(40);
+    let ins = inputs(vec![("x", rng.tensor(&[256], -1.0, 1.0))]);
+    assert_gpu_matches(rt, &d, &ins);
 }

@@ -172,24 +172,24 @@ fn statistics_of_a_small_gradient_match_a_hand_count() {
     // loss = Σ tanh(x·W), x[2,3], W[3,4], gradient with respect to W. By hand:
     //   k0 t = tanh(x·W) (primal matmul, tanh as its epilogue)
     //                                    reads x 24 B, W 48 B, writes t 32 B
-    //   k1 loss = Σ t (primal)           reads t, writes loss 4 B
-    //   k2 g = 1 - t·t (adjoint)         reads t, writes g 32 B (a product's operand)
-    //   k3 dW = xᵀ·g (adjoint matmul)    reads x, g, writes dW 48 B
-    // flops: (2·2·4·3 + 8) + 8 + 2·8 + 2·3·4·2 = 128; bytes moved: 104 + 36 + 64 + 104.
+    //   k1 loss = Σ t (primal), and beside it, element by element in the same loop,
+    //      g = 1 - t·t (adjoint)         reads t, writes loss 4 B and g 32 B
+    //   k2 dW = xᵀ·g (adjoint matmul)    reads x, g, writes dW 48 B
+    // flops: (2·2·4·3 + 8) + 8 + 2·8 + 2·3·4·2 = 128; bytes moved: 104 + 68 + 104.
     // Residuals: only t is written by a primal kernel and read by an adjoint one: 32 B.
-    // Memory: t lives k0..k2, before dW is first written (k3), so it lives in dW's
-    // memory; g lives k2..k3 in a buffer of its own, the only temporary: 32 B.
-    // Peak: inputs 72 B always, plus at k2 dW's memory (holding t), g and loss, and at
-    // k3 dW, g and loss: 156 B.
+    // Memory: t lives k0..k1, before dW is first written (k2), so it lives in dW's
+    // memory; g lives k1..k2 in a buffer of its own, the only temporary: 32 B.
+    // Peak: inputs 72 B always, plus at k1 dW's memory (holding t), g and loss, and at
+    // k2 dW, g and loss: 156 B.
     let g = parse(
         "%0 = input x : f32[2,3]\n%1 = input w : f32[3,4]\n%2 = dot %0, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[2,4]\n%3 = tanh %2 : f32[2,4]\n%4 = reduce_sum %3 axes=[0,1] : f32[]\noutput loss = %4\n",
     );
     let d = wgrad::grad(&g, None, &["w"]).unwrap();
     let p = compile(&d, Target::software_vulkan());
     let s = &p.stats;
-    assert_eq!((s.kernels, s.matmul_kernels), (4, 2));
+    assert_eq!((s.kernels, s.matmul_kernels), (3, 2));
     assert_eq!(s.flops, 128);
-    assert_eq!(s.bytes_moved, 308);
+    assert_eq!(s.bytes_moved, 276);
     assert_eq!(s.residual_bytes, 32);
     assert_eq!(s.temp_bytes, 32);
     assert_eq!(s.peak_bytes, 156);
@@ -197,7 +197,7 @@ fn statistics_of_a_small_gradient_match_a_hand_count() {
     assert_eq!(p.buffers.len(), 5);
     let t = p.kernels[0].bindings[0].buffer;
     assert_eq!(
-        p.kernels[3].bindings[0].buffer, t,
+        p.kernels[2].bindings[0].buffer, t,
         "dW is written where t was"
     );
 }
@@ -783,4 +783,45 @@ fn a_reduction_that_reads_another_is_not_its_sibling() {
     let s_done = heads.iter().rposition(|h| h.contains("%s")).unwrap();
     let v_starts = heads.iter().position(|h| h.contains("%v")).unwrap();
     assert!(s_done < v_starts, "{heads:#?}");
+}
+
+/// `Σ f₁(f₂(…f_n(x)))` over `f32[256]`, the `f` cycling through tanh, sin, exp, cos.
+fn cycling_chain(n: usize) -> Graph {
+    let ops = ["tanh", "sin", "exp", "cos"];
+    let mut text = "%x = input x : f32[256]\n".to_string();
+    let mut prev = "%x".to_string();
+    for i in 0..n {
+        text.push_str(&format!("%v{i} = {} {prev} : f32[256]\n", ops[i % 4]));
+        prev = format!("%v{i}");
+    }
+    text.push_str(&format!(
+        "%l = reduce_sum {prev} axes=[0] : f32[]\noutput loss = %l\n"
+    ));
+    parse(&text)
+}
+
+#[test]
+fn an_elementwise_gradient_is_computed_beside_its_loss_with_nothing_stored() {
+    // 40 ops: the forward values, the derivative and the loss's sum in one loop, each
+    // forward value in registers from its computation to its derivative's.
+    let d = wgrad::grad(&cycling_chain(40), None, &["x"]).unwrap();
+    let p = compile(&d, Target::software_vulkan());
+    assert!(p.stats.kernels <= 2, "{} kernels", p.stats.kernels);
+    assert_eq!(p.stats.residual_bytes, 0);
+    assert_eq!(p.stats.temp_bytes, 0);
+    assert!(
+        p.kernels[0]
+            .wgsl
+            .contains("Also stores, element by element")
+    );
+    // Without sibling fusion the forward values are stored every few ops.
+    let mut options = Options::new(Target::software_vulkan());
+    options.optimizations = options.optimizations.without("siblings").unwrap();
+    let apart = wgrad::compile(&d, &options).unwrap();
+    assert!(apart.stats.kernels >= 10 && apart.stats.residual_bytes > 0);
+    // Past `MAX_KERNEL_VALUES` (512) values the rest stays as it was placed: a very
+    // long chain keeps its kernel compilable, at the cost of its stored values.
+    let long = wgrad::grad(&cycling_chain(400), None, &["x"]).unwrap();
+    let p = compile(&long, Target::software_vulkan());
+    assert!(p.max_bindings() <= 32);
 }

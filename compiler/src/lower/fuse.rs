@@ -63,8 +63,21 @@ pub fn place_within_limits(
             log::debug!("placement within the binding limit: {round} rounds");
             return Ok(place);
         };
-        let cuts = splits_within(g, &place, &readers, &counts, limit);
+        // An elementwise result computed beside a reduction (`fuse_siblings`) leaves
+        // the reduction's kernel first: that restores the kernels it had alone, which
+        // the cuts below know how to split.
         let mut changed = false;
+        for &(root, _) in &over {
+            for (i, p) in place.iter().enumerate() {
+                if *p == Placement::Also(root) && g.nodes[i].op.class() == OpClass::Elementwise {
+                    changed |= !std::mem::replace(&mut split[i], true);
+                }
+            }
+        }
+        if changed {
+            continue;
+        }
+        let cuts = splits_within(g, &place, &readers, &counts, limit);
         for v in cuts {
             changed |= !std::mem::replace(&mut split[v.index()], true);
         }

@@ -70,12 +70,15 @@ pub enum KernelKind {
     },
     /// A reduction (with elementwise work on its result fused after the loop when the
     /// root is not the reduction itself), and its siblings: reductions of the same
-    /// domain computed in the same loop, each into its own accumulator.
+    /// domain computed in the same loop, each into its own accumulator, and
+    /// elementwise results over the reduced operand's elements, each stored as the
+    /// loop visits its element.
     Reduce {
         /// The reduction.
         reduction: Value,
-        /// The other reductions of the same domain it computes, in arena order
-        /// (`fuse_siblings`); empty for a reduction of its own.
+        /// The other reductions of the same domain, and the elementwise results over
+        /// its operand's elements, that it computes (`fuse_siblings`); empty for a
+        /// reduction of its own.
         siblings: Vec<Value>,
         /// Elements folded into each output.
         trips: usize,
@@ -277,11 +280,16 @@ fn kind(
         .iter()
         .any(|v| place[v.index()] == Placement::Also(root));
     let also = |v: &&Value| place[v.index()] == Placement::Also(root);
-    // Sibling reductions: reductions of the root's domain beside it, which nothing in
-    // the kernel reads (a row kernel's reductions feed each other).
+    // Sibling reductions: reductions of the root's domain beside it
+    // (or elementwise results over its operand's elements, stored as the loop visits
+    // them), which nothing in the kernel reads (a row kernel's reductions feed each
+    // other).
     let same_domain = |v: Value| match (&g.node(v).op, &g.node(root).op) {
         (Op::Reduce { axes: a, .. }, Op::Reduce { axes: b, .. }) => {
             a == b && g.ty(g.node(v).args[0]) == g.ty(g.node(root).args[0])
+        }
+        (op, Op::Reduce { .. }) if op.class() == OpClass::Elementwise => {
+            g.ty(v).shape == g.ty(g.node(root).args[0]).shape
         }
         _ => false,
     };
@@ -457,7 +465,7 @@ fn matmul(
     dot: Value,
     target: &Target,
 ) -> Option<MatmulPlan> {
-    let stored = |v: Value| matches!(place[v.index()], Placement::Input | Placement::Root);
+    let stored = |v: Value| place[v.index()].is_stored();
     // An operand computed as it is loaded (its prologue) rather than read.
     let inline = |v: Value| {
         prologue_operand(g, v)

@@ -8,6 +8,7 @@ use super::Context;
 use super::expr::{Emitter, fill, reduce_parts, wgsl_type};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Op, ReduceKind, Type, Value};
+use crate::lower::placement::Placement;
 use crate::lower::plan::KernelPlan;
 use crate::lower::program::{Buffer, BufferId, BufferRole, Kernel};
 use crate::lower::target::REDUCTION_CHUNK;
@@ -37,9 +38,11 @@ pub fn emit(
     let src = g.ty(node.args[0]).shape.clone();
     let reduced: Vec<usize> = axes.iter().map(|&a| src[a]).collect();
     let trips: usize = reduced.iter().product();
-    let members: Vec<Value> = std::iter::once(red)
-        .chain(siblings.iter().copied())
-        .collect();
+    // Reductions fold into accumulators; elementwise siblings are stored per element.
+    let (reductions, elementwise): (Vec<Value>, Vec<Value>) = siblings
+        .iter()
+        .partition(|v| matches!(g.node(**v).op, Op::Reduce { .. }));
+    let members: Vec<Value> = std::iter::once(red).chain(reductions).collect();
     let mut folds = Vec::with_capacity(members.len());
     for (m, &v) in members.iter().enumerate() {
         let Op::Reduce { kind, .. } = &g.node(v).op else {
@@ -77,6 +80,10 @@ pub fn emit(
         .iter()
         .map(|f| e.bind(f.stage.0, &f.stage.1, true))
         .collect();
+    let beside: Vec<(Value, String)> = elementwise
+        .iter()
+        .map(|&v| Ok((v, e.bind(cx.buffer(v)?, g.ty(v), true))))
+        .collect::<Result<_>>()?;
     if parts > 1 {
         e.line(format!("let o: u32 = i / {parts}u;"));
         e.line(format!(
@@ -102,6 +109,14 @@ pub fn emit(
         let (_, fold) = reduce_parts(&mut e, f.kind, f.dtype);
         e.line(fold(&f.acc, &x));
     }
+    if !beside.is_empty() {
+        let index = e.linear(&full, &src);
+        let at = e.let_("u32", index);
+        for (v, b) in &beside {
+            let x = e.root_expr(*v, &full)?;
+            e.store(b, &at, g.ty(*v).dtype, &x);
+        }
+    }
     let ops = e.ops + folds.len() as u64;
     let body = e.take_lines();
     let (epilogue, store, epilogue_ops) = if parts == 1 {
@@ -116,7 +131,17 @@ pub fn emit(
         "reduce"
     };
     let name = format!("{index:03}_{variant}_{}", node.op.name());
-    let header = first_header(cx, k, &members, parts, &name);
+    let mut header = first_header(cx, k, &members, parts, &name);
+    if !beside.is_empty() {
+        let stored: Vec<String> = beside
+            .iter()
+            .map(|(v, _)| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
+            .collect();
+        header.push_str(&format!(
+            "\n// Also stores, element by element in the same loop: {}.",
+            stored.join(", ")
+        ));
+    }
     let first = stage(
         cx,
         &e,
@@ -273,7 +298,7 @@ fn first_header(
     let fused: Vec<String> = k
         .values
         .iter()
-        .filter(|v| **v != k.root && !members.contains(v))
+        .filter(|v| **v != k.root && !members.contains(v) && fused(cx, **v))
         .map(|v| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
         .collect();
     let mut header = format!(
@@ -296,6 +321,11 @@ fn first_header(
         header.push_str(&format!("\n// Fused: {}.", fused.join(", ")));
     }
     header
+}
+
+/// Whether `v` is computed inside another value's expression, not a result of its own.
+fn fused(cx: &Context<'_>, v: Value) -> bool {
+    matches!(cx.place[v.index()], Placement::Fused(_))
 }
 
 /// The statements after the loop and the value stored: the accumulator, or the
