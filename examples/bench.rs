@@ -436,7 +436,7 @@ fn measure(
 /// same machine state; returns the median forward and grad times (ms) and the median of
 /// the per-pair ratios grad / forward.
 fn paired(
-    forward: &Graph,
+    (forward, forward_inputs): (&Graph, &Inputs),
     grad: &Graph,
     inputs: &Inputs,
     s: &Settings,
@@ -451,7 +451,7 @@ fn paired(
     let mut fe = rt.load(&fp)?;
     let mut ge = rt.load(&gp)?;
     for _ in 0..s.warmup.max(1) {
-        fe.run(inputs)?;
+        fe.run(forward_inputs)?;
         ge.run(inputs)?;
     }
     let (mut ft, mut gt, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -461,7 +461,7 @@ fn paired(
             break;
         }
         let t = Instant::now();
-        std::hint::black_box(fe.run(inputs)?);
+        std::hint::black_box(fe.run(forward_inputs)?);
         let f = ms(t);
         let t = Instant::now();
         std::hint::black_box(ge.run(inputs)?);
@@ -533,6 +533,27 @@ fn w7(rng: &mut StdRng) -> BoxResult<(Graph, Vec<&'static str>, Inputs)> {
         Tensor::new(Type::new(DType::I32, &[B]), label_data)?,
     );
     Ok((graph, vec!["u", "w", "b", "v", "c"], inputs))
+}
+
+/// W5 at `n` elements: `f(x) = Σ tanh(x)·sin(x)`; the program of `f` and its
+/// directional derivatives of orders 1 to 4 along `tan.x` (five sums, siblings); the
+/// 4th derivative alone; and their inputs.
+fn w5(rng: &mut StdRng, n: usize) -> BoxResult<(Graph, Graph, Graph, Inputs)> {
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[n]))?;
+    let t = b.tanh(x)?;
+    let s = b.sin(x)?;
+    let p = b.mul(t, s)?;
+    let f = b.sum_all(p)?;
+    b.output("f", f)?;
+    let forward = b.finish()?;
+    let every = wgrad::batch::directional(&forward, None, "x", 4)?;
+    let mut fourth = every.clone();
+    fourth.retain_outputs(|name| name == "d4.f");
+    let mut inputs = Inputs::new();
+    inputs.insert("x".into(), normal(rng, &[n], 1.0));
+    inputs.insert("tan.x".into(), normal(rng, &[n], 1.0));
+    Ok((forward, every, fourth, inputs))
 }
 
 /// A chain of `n` elementwise ops over `x: f32[256]` (tanh, sin, a product with `x`,
@@ -704,6 +725,35 @@ fn main() -> BoxResult<()> {
         }
     }
 
+    if wanted("W5") {
+        let (forward, every, fourth, inputs) = w5(&mut rng, 1 << 20)?;
+        let mut x_only = inputs.clone();
+        x_only.remove("tan.x");
+        results.push(measure(
+            "W5 f, N=2^20",
+            &forward,
+            &x_only,
+            &s,
+            None,
+            &mut no_extra,
+        )?);
+        let programs = [
+            ("W5 f and d1…d4 along one tangent", &every),
+            ("W5 d4 alone", &fourth),
+        ];
+        for (label, g) in programs {
+            results.push(measure(label, g, &inputs, &s, None, &mut no_extra)?);
+        }
+        if !args.no_paired {
+            for (label, g) in programs {
+                let (fm, dm, r) = paired((&forward, &x_only), g, &inputs, &s)?;
+                println!(
+                    "{label}: interleaved with f: f {fm:.2} ms, it {dm:.2} ms (medians), median of paired ratios = {r:.2}"
+                );
+            }
+        }
+    }
+
     if wanted("matmul 1024³") {
         let (graph, inputs) = matmul(&mut rng)?;
         let n = 1024usize;
@@ -790,7 +840,7 @@ fn main() -> BoxResult<()> {
         }
         if wanted(&g) && wanted(&f) && !args.no_paired {
             let (fm, gm, r) = paired(
-                forward,
+                (forward, inputs),
                 &wgrad::autodiff::grad_with(forward, None, wrt, &s.optimizations)?,
                 inputs,
                 &s,
