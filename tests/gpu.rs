@@ -928,3 +928,103 @@ fn an_elementwise_gradient_beside_its_loss_matches_the_interpreter() {
     let ins = inputs(vec![("x", rng.tensor(&[256], -1.0, 1.0))]);
     assert_gpu_matches(rt, &d, &ins);
 }
+
+#[test]
+fn lgamma_and_digamma_hold_their_documented_accuracy() {
+    // On (0, 1e4] and at negative non-integers, within 4e-6·(1 + |exact|) of the f64
+    // values; at the poles lgamma is +inf and digamma NaN, on both sides.
+    let Some(rt) = rt() else { return };
+    let mut xs: Vec<f64> = (1..=400).map(|k| k as f64 * 0.025).collect(); // (0, 10]
+    xs.extend((1..=200).map(|k| 10.0 * 1.04f64.powi(k))); // (10, 1e4]
+    xs.extend([-0.5, -1.5, -2.25, -3.7, 1e-3, 0.999, 1.001, 1.999, 2.001]);
+    let xs: Vec<f64> = xs
+        .into_iter()
+        .filter(|x| *x <= 1e4)
+        .map(|x| x as f32 as f64)
+        .collect();
+    let n = xs.len();
+    let mut b = Builder::new();
+    let x = b.input("x", Type::f32(&[n])).unwrap();
+    let l = b.lgamma(x).unwrap();
+    let d = b.digamma(x).unwrap();
+    b.output("l", l).unwrap();
+    b.output("d", d).unwrap();
+    let g = b.finish().unwrap();
+    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+    let mut exe = rt.load(&program).unwrap();
+    let ins = inputs(vec![(
+        "x",
+        Tensor::new(Type::f32(&[n]), xs.clone()).unwrap(),
+    )]);
+    let got = exe.run(&ins).unwrap();
+    let exact_values = wgrad::eval(&g, &ins).unwrap();
+    let mut worst: f64 = 0.0;
+    for (k, &xv) in xs.iter().enumerate() {
+        for j in 0..2 {
+            let exact = exact_values[j].1.data[k];
+            let err = (got[j].1.data[k] - exact).abs() / (1.0 + exact.abs());
+            worst = worst.max(err);
+            assert!(
+                err <= 4e-6,
+                "{}({xv}) = {} on the device, {exact} exact",
+                got[j].0,
+                got[j].1.data[k]
+            );
+        }
+    }
+    eprintln!("worst error of lgamma and digamma, relative to 1 + |exact|: {worst:.2e}");
+    let poles = inputs(vec![(
+        "x",
+        Tensor::new(Type::f32(&[n]), (0..n).map(|k| -((k % 4) as f64)).collect()).unwrap(),
+    )]);
+    let got = exe.run(&poles).unwrap();
+    assert!(got[0].1.data.iter().all(|v| *v == f64::INFINITY));
+    assert!(got[1].1.data.iter().all(|v| v.is_nan()));
+    let want = wgrad::eval(&g, &poles).unwrap();
+    assert!(want[0].1.data.iter().all(|v| *v == f64::INFINITY));
+    assert!(want[1].1.data.iter().all(|v| v.is_nan()));
+}
+
+#[test]
+fn dense_literals_and_triangular_factors_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    let g = wgrad::parse(
+        "%x = input x : f32[2,3]\n%t = constant [[1, -0.5, inf], [2, 3, -0]] : f32[2,3]\n%y = mul %x, %t : f32[2,3]\n%i = constant [2, -2147483648, 0] : i32[3]\n%u = constant [[true, false, true]] : bool[1,3]\n%d = input diag : f32[4,3]\n%l = input lower : f32[4,3]\noutput y = %y\noutput i = %i\noutput u = %u\noutput d = %d\noutput l = %l\n",
+    )
+    .unwrap();
+    let mut b = Builder::from_graph(g);
+    let (d, l) = (
+        b.graph().input("diag").unwrap(),
+        b.graph().input("lower").unwrap(),
+    );
+    let q = b.lower_triangular(d, l).unwrap();
+    b.output("q", q).unwrap();
+    let g = b.finish().unwrap();
+    let mut rng = Rng::new(3);
+    let ins = inputs(vec![
+        ("x", rng.tensor(&[2, 3], 0.5, 1.0)),
+        ("diag", rng.tensor(&[4, 3], -1.0, 1.0)),
+        ("lower", rng.tensor(&[4, 3], -1.0, 1.0)),
+    ]);
+    let got = assert_gpu_matches(rt, &g, &ins);
+    // Q[k] = [[d0, 0, 0], [l0, d1, 0], [l1, l2, d2]]: the lower entries column by column.
+    let q = &got.iter().find(|(n, _)| n == "q").unwrap().1;
+    assert_eq!(q.ty, Type::f32(&[4, 3, 3]));
+    let (dg, lw) = (&ins["diag"].data, &ins["lower"].data);
+    let f = |x: f64| x as f32 as f64;
+    for k in 0..4 {
+        let want = [
+            dg[3 * k],
+            0.0,
+            0.0,
+            lw[3 * k],
+            dg[3 * k + 1],
+            0.0,
+            lw[3 * k + 1],
+            lw[3 * k + 2],
+            dg[3 * k + 2],
+        ];
+        let row: Vec<f64> = q.data[9 * k..9 * k + 9].to_vec();
+        assert_eq!(row, want.map(f).to_vec(), "component {k}");
+    }
+}

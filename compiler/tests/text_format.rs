@@ -918,3 +918,96 @@ fn dynamic_slices_and_updates_print_and_parse_back() {
     .to_string();
     assert!(e.contains("one start index per axis"), "{e}");
 }
+
+#[test]
+fn dense_literals_round_trip_nested_as_their_shape() {
+    check(
+        "%t = constant [[1, 0], [2, 3.5]] : f32[2,2]\n%i = constant [0, -2, 2147483647] : i32[3]\n%b = constant [[[true], [false]]] : bool[1,2,1]\noutput t = %t\noutput i = %i\noutput b = %b\n",
+        "%t = constant [[1.0, 0.0], [2.0, 3.5]] : f32[2,2]\n%i = constant [0, -2, 2147483647] : i32[3]\n%b = constant [[[true], [false]]] : bool[1,2,1]\noutput t = %t\noutput i = %i\noutput b = %b\n",
+    );
+    // The splat form is unchanged.
+    check(
+        "%c = constant 0.5 : f32[2]\noutput c = %c\n",
+        "%c = constant 0.5 : f32[2]\noutput c = %c\n",
+    );
+    // The builder's literal prints in the same form, and parses back equal.
+    let mut b = Builder::new();
+    let t = b
+        .literal(&Type::f32(&[2, 3]), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        .unwrap();
+    b.output("t", t).unwrap();
+    let g = b.finish().unwrap();
+    let text = print(&g);
+    assert!(
+        text.contains("constant [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]] : f32[2,3]"),
+        "{text}"
+    );
+    assert_eq!(parse(&text).unwrap(), g);
+}
+
+#[test]
+fn dense_literals_that_disagree_with_their_type_are_errors() {
+    check_err(
+        "%t = constant [1, 2, 3] : f32[2,2]\n",
+        1,
+        15,
+        &["a list of 3 elements along axis 0 of f32[2,2], which has 2"],
+    );
+    check_err(
+        "%t = constant [[1, 2], [3]] : f32[2,2]\n",
+        1,
+        24,
+        &["a list of 1 elements along axis 1"],
+    );
+    check_err(
+        "%t = constant [1, 2] : f32[2,1]\n",
+        1,
+        16,
+        &["`1` where a list along axis 1"],
+    );
+    check_err(
+        "%t = constant [[1], [2]] : f32[2]\n",
+        1,
+        16,
+        &["nested deeper than the 1 axes"],
+    );
+    check_err(
+        "%t = constant [1.5, 2] : i32[2]\n",
+        1,
+        16,
+        &["expected i32 literal"],
+    );
+    check_err(
+        "%t = constant [1, 2 : f32[2]\n",
+        1,
+        21,
+        &["`,` or `]` in a literal"],
+    );
+    check_err(
+        "%t = constant [1] : f32[]\n",
+        1,
+        15,
+        &["a list for a scalar"],
+    );
+    let deep = format!(
+        "%t = constant {}1{} : f32[1]\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    assert!(
+        parse(&deep)
+            .unwrap_err()
+            .message
+            .contains("nests deeper than 64 levels")
+    );
+    // The builder checks the element count too.
+    let mut b = Builder::new();
+    let e = b
+        .literal(&Type::f32(&[2, 2]), &[1.0, 2.0, 3.0])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("a literal of 3 elements for shape [2,2], which holds 4"),
+        "{e}"
+    );
+}

@@ -45,7 +45,10 @@ fn smooth_input(rng: &mut Rng, shape: &[usize], positive: bool) -> Tensor {
 
 fn unary_case(rng: &mut Rng, op: UnaryOp) -> Case {
     let shape = random_shape(rng, 3);
-    let positive = matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt);
+    let positive = matches!(
+        op,
+        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Lgamma | UnaryOp::Digamma
+    );
     let mut ins = inputs(vec![("a", smooth_input(rng, &shape, positive))]);
     let mut b = Builder::new();
     let a = b.input("a", Type::f32(&shape)).unwrap();

@@ -17,6 +17,7 @@
 //!   and `tanh` (inherited from division and `exp`), `pow` on x ∈ [0.5, 2] (inherited
 //!   from `exp2(y·log2 x)`): `abs = 1e-6`, `rel = 2e-6` (about 16 ULP).
 //! - `sin` and `cos` on [-π, π]: Vulkan allows 2⁻¹¹ absolute error: `abs = 5e-4`.
+//! - `lgamma` and `digamma`: the series' documented accuracy, `abs = rel = 4e-6`.
 //! - Sums of n terms (`reduce_sum`, `dot`, `scatter_add`) accumulate in f32 in order:
 //!   each partial sum rounds, so the error is at most n·2⁻²⁴·Σ|terms|; with terms of
 //!   magnitude ≤ 4 that is `abs = n·4·6e-8`, `rel = 1e-6`.
@@ -77,6 +78,8 @@ fn node_tolerance(g: &Graph, node: &Node) -> (f64, f64) {
         Op::Unary(u) => match u {
             UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign => (0.0, 0.0),
             UnaryOp::Sin | UnaryOp::Cos => (5e-4, 2e-6),
+            // The documented accuracy of the series: 4e-6·(1 + |y|).
+            UnaryOp::Lgamma | UnaryOp::Digamma => (4e-6, 4e-6),
             _ => (1e-6, 2e-6),
         },
         Op::Binary(b) => match b {

@@ -18,7 +18,7 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, t: &[Option<Value>]) -> Result
     }
     let y = v;
     Ok(match &node.op {
-        Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. } => None,
+        Op::Input { .. } | Op::Constant { .. } | Op::Literal { .. } | Op::Iota { .. } => None,
         Op::Unary(u) => {
             let Some(t) = t[0] else { return Ok(None) };
             match u {
@@ -59,6 +59,14 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, t: &[Option<Value>]) -> Result
                     Some(b.mul(t, s)?)
                 }
                 UnaryOp::Sign => None,
+                UnaryOp::Lgamma => {
+                    let d = b.digamma(x[0])?;
+                    Some(b.mul(t, d)?)
+                }
+                UnaryOp::Digamma => {
+                    let d = b.trigamma(x[0])?;
+                    Some(b.mul(t, d)?)
+                }
             }
         }
         Op::Binary(op) => {

@@ -19,7 +19,7 @@ pub fn rule(b: &mut Builder, g: &Graph, v: Value, ct: Value) -> Result<Vec<Optio
     }
     let y = v;
     Ok(match &node.op {
-        Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. } => vec![],
+        Op::Input { .. } | Op::Constant { .. } | Op::Literal { .. } | Op::Iota { .. } => vec![],
         // An elementwise function's Jacobian is diagonal, hence symmetric: its
         // transpose applied to the cotangent is the forward rule applied to it.
         Op::Unary(_) => vec![super::jvp_rules::rule(b, g, v, &[Some(ct)])?],

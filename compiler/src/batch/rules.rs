@@ -31,7 +31,7 @@ pub fn rule(b: &mut Builder, node: &Node, args: &[(Value, bool)], size: usize) -
     };
     let x = args.first().map(|&(v, _)| v);
     let op = match &node.op {
-        Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. } => {
+        Op::Input { .. } | Op::Constant { .. } | Op::Literal { .. } | Op::Iota { .. } => {
             return Err(Error::Internal(format!(
                 "`{}` has no operands to batch",
                 node.op.name()

@@ -56,6 +56,29 @@ pub fn infer(regions: &[Graph], op: &Op, args: &[&NodeType]) -> Result<NodeType,
             arity(0)?;
             Type::new(value.dtype(), shape)
         }
+        Op::Literal {
+            dtype,
+            values,
+            shape,
+        } => {
+            arity(0)?;
+            let numel = checked_numel(shape).unwrap_or(usize::MAX);
+            if values.len() != numel {
+                return Err(err(format!(
+                    "a literal of {} elements for shape {}, which holds {numel}",
+                    values.len(),
+                    fmt_shape(shape)
+                )));
+            }
+            if let Some(bad) = values.iter().find(|v| v.dtype() != *dtype) {
+                return Err(err(format!(
+                    "a {} element `{bad}` in a {} literal",
+                    bad.dtype().name(),
+                    dtype.name()
+                )));
+            }
+            Type::new(*dtype, shape)
+        }
         Op::Iota { dtype, shape, axis } => {
             arity(0)?;
             if *axis >= shape.len() {

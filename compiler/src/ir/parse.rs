@@ -332,6 +332,59 @@ fn build_op(kind: OpKind, a: &mut Attrs) -> Result<Op, ParseError> {
     })
 }
 
+/// A dense literal as written: a word, or a list of them nested one level per axis.
+enum Nested {
+    Leaf(String, Pos),
+    List(Vec<Nested>, Pos),
+}
+
+/// The row-major elements of dense literal `n` written for a value of type `ty`: each
+/// list as long as its axis, words at the innermost level, each a literal of `ty`'s
+/// dtype.
+fn nested_values(n: &Nested, ty: &Type, at: Pos) -> Result<Vec<Scalar>, ParseError> {
+    fn walk(
+        n: &Nested,
+        shape: &[usize],
+        axis: usize,
+        ty: &Type,
+        out: &mut Vec<Scalar>,
+    ) -> Result<(), ParseError> {
+        match (n, shape.split_first()) {
+            (Nested::Leaf(w, at), None) => {
+                out.push(literal(w, ty.dtype, *at)?);
+                Ok(())
+            }
+            (Nested::List(items, at), Some((&extent, inner))) => {
+                if items.len() != extent {
+                    return Err(at.error(format!(
+                        "a list of {} elements along axis {axis} of {ty}, which has {extent}",
+                        items.len()
+                    )));
+                }
+                items
+                    .iter()
+                    .try_for_each(|item| walk(item, inner, axis + 1, ty, out))
+            }
+            (Nested::Leaf(w, at), Some(_)) => Err(at.error(format!(
+                "`{}` where a list along axis {axis} of {ty} belongs",
+                clip(w)
+            ))),
+            (Nested::List(_, at), None) => Err(at.error(format!(
+                "a list nested deeper than the {} axes of {ty}",
+                ty.shape.len()
+            ))),
+        }
+    }
+    if ty.shape.is_empty() {
+        return Err(at.error(format!(
+            "a list for a scalar {ty}: write the value alone (`constant 0.5`)"
+        )));
+    }
+    let mut out = Vec::new();
+    walk(n, &ty.shape, 0, ty, &mut out)?;
+    Ok(out)
+}
+
 /// Fills in the parameters an op takes from its type annotation.
 fn complete(op: &mut Op, ann: &Type, constant: Option<Scalar>) {
     match op {
@@ -696,9 +749,13 @@ impl Parser {
         depth: usize,
     ) -> Result<Value, ParseError> {
         let mut constant = None;
+        let mut dense = None;
         let mut args = Vec::new();
-        if kind == OpKind::Constant {
-            constant = Some(self.word("a literal like 0.5")?);
+        if kind == OpKind::Constant && self.peek().kind == Kind::LBracket {
+            let at = self.peek().at();
+            dense = Some((self.nested(0)?, at));
+        } else if kind == OpKind::Constant {
+            constant = Some(self.word("a literal like 0.5 or a list like [[1, 0], [0, 1]]")?);
         } else if matches!(self.peek().kind, Kind::Value(_)) {
             args.push(self.operand()?);
             while self.peek().kind == Kind::Comma {
@@ -758,6 +815,13 @@ impl Parser {
                 None => None,
             };
             complete(&mut op, t, value);
+            if let Some((nested, at)) = &dense {
+                op = Op::Literal {
+                    dtype: t.dtype,
+                    values: nested_values(nested, t, *at)?,
+                    shape: t.shape.clone(),
+                };
+            }
         }
         b.set_side(side);
         let v = b.push(op, &args).map_err(|e| op_at.error(message(e)))?;
@@ -824,6 +888,37 @@ impl Parser {
             next: 0,
             end: self.peek().at(),
         })
+    }
+
+    /// A dense literal's elements, `[[1, 0], [2, 3]]`: nested lists of words, checked
+    /// against the type once it is read.
+    fn nested(&mut self, depth: usize) -> Result<Nested, ParseError> {
+        if self.peek().kind != Kind::LBracket {
+            let (w, at) = self.word("a literal or `[`")?;
+            return Ok(Nested::Leaf(w, at));
+        }
+        let open = self.bump().at();
+        if depth >= MAX_DEPTH {
+            return Err(open.error(format!("a literal nests deeper than {MAX_DEPTH} levels")));
+        }
+        let mut items = Vec::new();
+        if self.peek().kind == Kind::RBracket {
+            self.bump();
+            return Ok(Nested::List(items, open));
+        }
+        loop {
+            items.push(self.nested(depth + 1)?);
+            match self.peek().kind {
+                Kind::Comma => {
+                    self.bump();
+                }
+                Kind::RBracket => {
+                    self.bump();
+                    return Ok(Nested::List(items, open));
+                }
+                _ => return Err(self.unexpected("`,` or `]` in a literal")),
+            }
+        }
     }
 
     /// `[a,b,c]`: non-negative integers.

@@ -11,6 +11,7 @@
 //! around the bad value it reports.
 
 use super::op::{AttrValue, Op};
+use super::types::Scalar;
 use super::{Graph, Node, NodeType, Value};
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -88,6 +89,10 @@ fn write_node(
         },
         Op::Constant { value, .. } => {
             let _ = write!(out, " {value}");
+        }
+        Op::Literal { values, shape, .. } => {
+            out.push(' ');
+            write_nested(out, values, shape);
         }
         _ => {}
     }
@@ -167,4 +172,25 @@ fn write_type(out: &mut String, ty: &NodeType) {
 /// Appends `indent` spaces.
 fn pad(out: &mut String, indent: usize) {
     out.extend(std::iter::repeat_n(' ', indent));
+}
+
+/// Writes the row-major `values` of a tensor of `shape` as nested lists,
+/// `[[1.0, 0.0], [2.0, 3.0]]`, one level per axis.
+fn write_nested(out: &mut String, values: &[Scalar], shape: &[usize]) {
+    let Some((&n, inner)) = shape.split_first() else {
+        if let Some(v) = values.first() {
+            let _ = write!(out, "{v}");
+        }
+        return;
+    };
+    let step: usize = inner.iter().product();
+    out.push('[');
+    for k in 0..n {
+        if k > 0 {
+            out.push_str(", ");
+        }
+        let part = values.get(k * step..(k + 1) * step).unwrap_or(&[]);
+        write_nested(out, part, inner);
+    }
+    out.push(']');
 }

@@ -120,7 +120,7 @@ pub fn explain(
             node.side == Side::Primal
                 && !matches!(
                     node.op,
-                    Op::Input { .. } | Op::Constant { .. } | Op::Iota { .. }
+                    Op::Input { .. } | Op::Constant { .. } | Op::Literal { .. } | Op::Iota { .. }
                 )
                 && place[i] != Placement::Dead
         })

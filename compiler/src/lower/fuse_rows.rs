@@ -274,7 +274,12 @@ fn legal(
     }
     let loaded = loaded
         .iter()
-        .filter(|a| !matches!(g.node(**a).op, Op::Constant { .. } | Op::Iota { .. }))
+        .filter(|a| {
+            !matches!(
+                g.node(**a).op,
+                Op::Constant { .. } | Op::Literal { .. } | Op::Iota { .. }
+            )
+        })
         .count();
     if loaded + members.len() > target.max_storage_buffers_per_shader_stage as usize {
         return false;

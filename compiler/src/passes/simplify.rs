@@ -253,6 +253,7 @@ fn simplify(g: &Graph, v: Value, uses: &[usize]) -> Option<Rewrite> {
         }
         Op::Input { .. }
         | Op::Constant { .. }
+        | Op::Literal { .. }
         | Op::Iota { .. }
         | Op::Unary(_)
         | Op::Binary(_)

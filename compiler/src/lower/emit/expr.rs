@@ -61,7 +61,21 @@ pub struct Emitter<'a> {
     inline: Vec<Value>,
     /// Buffers declared as `array<vec4<f32>>`, read four elements at a time.
     vec4: Vec<BufferId>,
+    /// Dense literals the kernel reads, each a module-scope `var<private>` array: the
+    /// literal's value, its name and its declaration.
+    literals: Vec<(Value, String, String)>,
+    /// Module-scope functions the kernel calls (`lgamma`, `digamma`).
+    helpers: Vec<&'static str>,
 }
+
+/// `lgamma` and `digamma` in f32, shared by every kernel that calls either: shifted
+/// past 8 (`Γ(x + 1) = x·Γ(x)`, `ψ(x + 1) = ψ(x) + 1/x`), then Stirling's and the
+/// asymptotic series; reflection below ½. `lgamma` is `+inf` at its poles (0 and the
+/// negative integers), `digamma` NaN.
+const SPECIAL_FUNCTIONS: &str = include_str!("../../../../shaders/special.wgsl");
+
+/// The most elements of a dense literal a kernel embeds as an array.
+pub const MAX_LITERAL: usize = 4096;
 
 /// The WGSL scalar type of a dtype in registers.
 pub fn wgsl_type(d: DType) -> &'static str {
@@ -144,6 +158,8 @@ impl<'a> Emitter<'a> {
             prefix: "b",
             inline: Vec::new(),
             vec4: Vec::new(),
+            literals: Vec::new(),
+            helpers: Vec::new(),
         }
     }
 
@@ -404,6 +420,19 @@ impl<'a> Emitter<'a> {
                 )))
             }
             Op::Constant { value, .. } => Ok(Step::Done(self.literal(*value))),
+            Op::Literal {
+                dtype,
+                values,
+                shape,
+            } => {
+                let array = self.literal_array(v, *dtype, values)?;
+                let at = self.linear(coords, shape);
+                let e = match dtype {
+                    DType::F32 => format!("bitcast<f32>({array}[{at}])"),
+                    _ => format!("{array}[{at}]"),
+                };
+                Ok(Step::Done(self.let_(wgsl_type(*dtype), e)))
+            }
             Op::Iota { axis, .. } => {
                 let ty = g.ty(v);
                 let e = match ty.dtype {
@@ -469,6 +498,17 @@ impl<'a> Emitter<'a> {
         }
         let a = &a[..];
         Ok(match &node.op {
+            Op::Unary(u @ (UnaryOp::Lgamma | UnaryOp::Digamma)) => {
+                // A series after a shift: about 30 operations.
+                self.ops += 30;
+                self.helper(SPECIAL_FUNCTIONS);
+                let f = if *u == UnaryOp::Lgamma {
+                    "wg_lgamma"
+                } else {
+                    "wg_digamma"
+                };
+                format!("{f}({})", a[0])
+            }
             Op::Unary(u) => {
                 self.ops += 1;
                 unary(*u, d, &a[0])
@@ -776,6 +816,49 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// Declares the module-scope functions `text` once, after the bindings.
+    fn helper(&mut self, text: &'static str) {
+        if !self.helpers.contains(&text) {
+            self.helpers.push(text);
+        }
+    }
+
+    /// The name of the module-scope array holding literal `v`, declared on first use.
+    /// Floats are stored as their bits, so every value (infinities and NaN included)
+    /// is exact.
+    fn literal_array(&mut self, v: Value, dtype: DType, values: &[Scalar]) -> Result<String> {
+        if let Some((_, name, _)) = self.literals.iter().find(|(w, _, _)| *w == v) {
+            return Ok(name.clone());
+        }
+        if values.len() > MAX_LITERAL || values.is_empty() {
+            return Err(Error::Compile(format!(
+                "{v}: a literal of {} elements; a kernel embeds 1 to {MAX_LITERAL} (pass a larger table as an input)",
+                values.len()
+            )));
+        }
+        let (t, elements): (&str, Vec<String>) = match dtype {
+            DType::F32 => (
+                "u32",
+                values
+                    .iter()
+                    .map(|x| format!("{:#010x}u", (x.to_f64() as f32).to_bits()))
+                    .collect(),
+            ),
+            d => (
+                wgsl_type(d),
+                values.iter().map(|&x| self.literal(x)).collect(),
+            ),
+        };
+        let name = format!("lit{}", v.index());
+        let n = values.len();
+        let decl = format!(
+            "var<private> {name}: array<{t}, {n}> = array<{t}, {n}>({});",
+            elements.join(", ")
+        );
+        self.literals.push((v, name.clone(), decl));
+        Ok(name)
+    }
+
     /// Sets the indentation of later statements.
     pub fn set_indent(&mut self, indent: usize) {
         self.indent = indent;
@@ -835,6 +918,12 @@ impl<'a> Emitter<'a> {
                 self.prefix,
             );
         }
+        for (_, _, decl) in &self.literals {
+            let _ = writeln!(s, "{decl}");
+        }
+        for text in &self.helpers {
+            s.push_str(text);
+        }
         s
     }
 }
@@ -856,6 +945,9 @@ fn unary(u: UnaryOp, d: DType, a: &str) -> String {
         UnaryOp::Rsqrt => format!("inverseSqrt({a})"),
         UnaryOp::Recip => format!("1.0f / {a}"),
         UnaryOp::Abs => format!("abs({a})"),
+        // Emitted as calls of the module's helpers (`Emitter::elementwise`).
+        UnaryOp::Lgamma => format!("wg_lgamma({a})"),
+        UnaryOp::Digamma => format!("wg_digamma({a})"),
         UnaryOp::Sign => match d {
             DType::F32 => format!("select(select(0.0f, -1.0f, {a} < 0.0f), 1.0f, {a} > 0.0f)"),
             DType::I32 => format!("select(select(0i, -1i, {a} < 0i), 1i, {a} > 0i)"),

@@ -70,7 +70,7 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Resu
             g.ty(v).shape == rows.prefix
                 && !matches!(
                     g.node(v).op,
-                    Op::Reduce { .. } | Op::Constant { .. } | Op::Iota { .. }
+                    Op::Reduce { .. } | Op::Constant { .. } | Op::Literal { .. } | Op::Iota { .. }
                 )
         })
         .collect();
