@@ -535,6 +535,17 @@ fn w7(rng: &mut StdRng) -> BoxResult<(Graph, Vec<&'static str>, Inputs)> {
     Ok((graph, vec!["u", "w", "b", "v", "c"], inputs))
 }
 
+/// W6, the ADBench GMM objective (d = 10, k = 25, n = 1000), with its inputs.
+fn w6(rng: &mut StdRng) -> BoxResult<(Graph, Vec<&'static str>, Inputs)> {
+    let graph = wgrad::parse(include_str!("programs/gmm.wg"))?;
+    let mut inputs = Inputs::new();
+    inputs.insert("alphas".into(), normal(rng, &[25], 1.0));
+    inputs.insert("means".into(), normal(rng, &[25, 10], 1.0));
+    inputs.insert("icf".into(), normal(rng, &[25, 55], 0.3));
+    inputs.insert("x".into(), normal(rng, &[1000, 10], 1.0));
+    Ok((graph, vec!["alphas", "means", "icf"], inputs))
+}
+
 /// W5 at `n` elements: `f(x) = Σ tanh(x)·sin(x)`; the program of `f` and its
 /// directional derivatives of orders 1 to 4 along `tan.x` (five sums, siblings); the
 /// 4th derivative alone; and their inputs.
@@ -676,6 +687,7 @@ fn main() -> BoxResult<()> {
         ("W4 normalize loop N=16384", w4(&mut rng, 16384)?),
     ];
     let mut workloads = workloads;
+    workloads.push(("W6 GMM d=10 k=25 n=1000", w6(&mut rng)?));
     workloads.push(("W7 RNN T=100", w7(&mut rng)?));
     for (name, (forward, wrt, inputs)) in &workloads {
         let fwd_label = format!("{name} forward");
