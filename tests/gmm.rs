@@ -52,9 +52,9 @@ fn reference(ins: &HashMap<String, Tensor>) -> f64 {
             // log-diagonal.
             let mut qx: Vec<f64> = (0..D).map(|i| q[i].exp() * xc[i]).collect();
             let mut at = D;
-            for j in 0..D {
+            for (j, xj) in xc.iter().enumerate() {
                 for qi in qx.iter_mut().skip(j + 1) {
-                    *qi += q[at] * xc[j];
+                    *qi += q[at] * xj;
                     at += 1;
                 }
             }
