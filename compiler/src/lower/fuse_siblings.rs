@@ -10,7 +10,8 @@
 //! kernels, and no temporaries but the partial sums.
 //!
 //! Reductions are siblings when they reduce the same axes of operands of one shape and
-//! dtype, none depends on another (through any chain of values: the kernels must still
+//! dtype (or all fold a short operand into one value, in one stage: one loop over the
+//! longest, each folding while the loop is within its own), none depends on another (through any chain of values: the kernels must still
 //! run in some order), and none has elementwise work fused after it or is already part
 //! of a row or product kernel. The group's last reduction in arena order is the root;
 //! the others are computed beside it ([`Placement::Also`]). Values whose every reader
@@ -59,7 +60,9 @@ pub fn group(g: &Graph, place: &mut [Placement], split: &[bool], target: &Target
         }
         let joined = groups.iter_mut().find(|members| {
             members.len() < most
-                && same_domain(g, members[0], i)
+                && (same_domain(g, members[0], i)
+                    || members.iter().all(|&m| small_total(g, m, target))
+                        && small_total(g, i, target))
                 && !members.iter().any(|&m| deps.reaches(m, i))
         });
         match joined {
@@ -73,7 +76,13 @@ pub fn group(g: &Graph, place: &mut [Placement], split: &[bool], target: &Target
         // it join its loop, each element stored where the loop visits it.
         let head = members[0];
         let domain = g.ty(g.nodes[head].args[0]).shape.clone();
-        let room = most.saturating_sub(members.len());
+        // Elementwise results join only a loop over one domain.
+        let one_domain = members.iter().all(|&m| same_domain(g, head, m));
+        let room = if one_domain {
+            most.saturating_sub(members.len())
+        } else {
+            0
+        };
         let beside = elementwise_beside(
             g,
             place,
@@ -202,6 +211,18 @@ fn computes_only_elementwise(g: &Graph, place: &[Placement], r: usize) -> bool {
                     | OpClass::Generated
             )
     })
+}
+
+/// Whether reduction `v` folds all of a short operand into one value, in one stage:
+/// such reductions join one kernel whatever their operands' shapes (a prior's norms,
+/// a logsumexp's maximum), one loop running over the longest, each folding while the
+/// loop is within its own operand.
+pub fn small_total(g: &Graph, v: usize, target: &Target) -> bool {
+    let node = &g.nodes[v];
+    let operand = g.ty(node.args[0]);
+    matches!(node.op, Op::Reduce { .. })
+        && g.ty(Value(v as u32)).numel() == 1
+        && target.reduction_parts(operand.numel(), 1) == 1
 }
 
 /// Whether reductions `a` and `b` fold the same axes of operands of one type.

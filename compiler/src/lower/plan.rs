@@ -287,6 +287,8 @@ fn kind(
     let same_domain = |v: Value| match (&g.node(v).op, &g.node(root).op) {
         (Op::Reduce { axes: a, .. }, Op::Reduce { axes: b, .. }) => {
             a == b && g.ty(g.node(v).args[0]) == g.ty(g.node(root).args[0])
+                || super::fuse_siblings::small_total(g, v.index(), target)
+                    && super::fuse_siblings::small_total(g, root.index(), target)
         }
         (op, Op::Reduce { .. }) if op.class() == OpClass::Elementwise => {
             g.ty(v).shape == g.ty(g.node(root).args[0]).shape
@@ -304,9 +306,18 @@ fn kind(
     if let Op::Reduce { axes, .. } = &g.node(root).op
         && siblings
     {
-        // Sibling reductions (`fuse_siblings`): one loop, several accumulators.
+        // Sibling reductions (`fuse_siblings`): one loop, several accumulators; over
+        // the longest operand when they fold operands of different shapes.
         let src = &g.ty(g.node(root).args[0]).shape;
-        let trips: usize = axes.iter().map(|&a| src[a]).product();
+        let operand = g.ty(g.node(root).args[0]);
+        let trips: usize = values
+            .iter()
+            .filter(|v| place[v.index()] == Placement::Also(root))
+            .filter(|v| matches!(g.node(**v).op, Op::Reduce { .. }))
+            .map(|v| g.ty(g.node(*v).args[0]))
+            .filter(|t| *t != operand)
+            .map(|t| t.numel())
+            .fold(axes.iter().map(|&a| src[a]).product(), usize::max);
         let parts = target.reduction_parts(trips, g.ty(root).numel());
         return Ok(Some(KernelKind::Reduce {
             reduction: root,

@@ -12,6 +12,11 @@
 //! `broadcast(constant 1.0)`, into a plain constant that `simplify` then removes
 //! (`1 * x == x`). A folded node keeps its type exactly; operands it no longer reads are
 //! left for `dce`.
+//!
+//! An op whose operands are all constants, some of them dense literals, is evaluated by
+//! the interpreter into a literal of at most 4,096 elements (a splat when its elements
+//! are equal): `Σ lgamma(constant [...])`, a prior's normalizing constant, costs no
+//! kernel.
 
 use super::rewrite::{Rewrite, rewrite_live, splat};
 use crate::ir::{Builder, Graph, NodeType, Op, ReduceKind, Scalar, Value, eval_graph};
@@ -36,11 +41,14 @@ fn fold(g: &Graph, v: Value) -> Option<Rewrite> {
     if node.args.is_empty() {
         return None;
     }
-    let c: Vec<Scalar> = node
+    let Some(c) = node
         .args
         .iter()
         .map(|&a| splat(g, a))
-        .collect::<Option<_>>()?;
+        .collect::<Option<Vec<Scalar>>>()
+    else {
+        return fold_dense(g, v);
+    };
     let value = match &node.op {
         // f(splat a, splat b) == splat f(a, b)
         Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => {
@@ -79,6 +87,48 @@ fn fold(g: &Graph, v: Value) -> Option<Rewrite> {
         },
         vec![],
     ))
+}
+
+/// The most elements a folded dense literal may have (what a kernel embeds).
+const MAX_FOLDED: usize = 4096;
+
+/// An op whose operands are all constants, some of them dense literals (a table of
+/// `lgamma` arguments, say), evaluated by the interpreter into a literal (or a splat,
+/// when every element is equal) of at most [`MAX_FOLDED`] elements.
+fn fold_dense(g: &Graph, v: Value) -> Option<Rewrite> {
+    let node = g.node(v);
+    let NodeType::Tensor(ty) = &node.ty else {
+        return None;
+    };
+    if node.op.class() == crate::ir::OpClass::Loop || ty.numel() > MAX_FOLDED {
+        return None;
+    }
+    let mut b = Builder::new();
+    let mut args = Vec::with_capacity(node.args.len());
+    for &a in &node.args {
+        let op = &g.node(a).op;
+        if !matches!(op, Op::Constant { .. } | Op::Literal { .. }) {
+            return None;
+        }
+        args.push(b.push(op.clone(), &[]).ok()?);
+    }
+    let folded = b.push(node.op.clone(), &args).ok()?;
+    b.output("folded", folded).ok()?;
+    let out = eval_graph(&b.finish().ok()?, &[]).ok()?;
+    let t = out.first()?;
+    let values: Vec<Scalar> = t.data.iter().map(|&x| Scalar::of(t.ty.dtype, x)).collect();
+    let op = match values.first() {
+        Some(&first) if values.iter().all(|&x| x == first) => Op::Constant {
+            value: first,
+            shape: ty.shape.clone(),
+        },
+        _ => Op::Literal {
+            dtype: ty.dtype,
+            values,
+            shape: ty.shape.clone(),
+        },
+    };
+    Some(Rewrite::Replace(op, vec![]))
 }
 
 /// `op` applied to one-element operands of values `args`, by the reference interpreter.

@@ -66,12 +66,7 @@ pub fn kernels(
             KernelKind::Elementwise
             | KernelKind::Contraction { .. }
             | KernelKind::Scatter { .. } => vec![elementwise::emit(cx, k, index)?],
-            KernelKind::Reduce {
-                reduction,
-                siblings,
-                parts,
-                ..
-            } => reduce::emit(cx, k, *reduction, siblings, *parts, index, buffers)?,
+            KernelKind::Reduce { .. } => reduce::emit(cx, k, index, buffers)?,
             KernelKind::Matmul(m) => matmul::emit(cx, k, m, index, buffers)?,
             KernelKind::Row(r) => vec![row::emit(cx, k, r, index)?],
         };

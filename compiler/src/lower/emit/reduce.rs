@@ -9,25 +9,36 @@ use super::expr::{Emitter, fill, reduce_parts, wgsl_type};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Op, ReduceKind, Type, Value};
 use crate::lower::placement::Placement;
-use crate::lower::plan::KernelPlan;
+use crate::lower::plan::{KernelKind, KernelPlan};
 use crate::lower::program::{Buffer, BufferId, BufferRole, Kernel};
 use crate::lower::target::REDUCTION_CHUNK;
 
 const TEMPLATE: &str = include_str!("../../../../shaders/reduce.wgsl");
 
-/// The kernels of plan `k`, a reduction `red` and its `siblings` (reductions of the
-/// same domain, each with its own accumulator and result) in `parts` runs per output
-/// (one stage when `parts` is 1), numbered from `index`. The partial results of a first
-/// stage get a scratch buffer per reduction appended to `buffers`.
+/// The kernels of plan `k`, a [`KernelKind::Reduce`]: its reduction and siblings
+/// (reductions of the same domain, or short whole-operand ones, each with its own
+/// accumulator and result; elementwise results stored as the loop visits their
+/// elements) in `parts` runs per output (one stage when `parts` is 1), numbered from
+/// `index`. The partial results of a first stage get a scratch buffer per reduction
+/// appended to `buffers`.
 pub fn emit(
     cx: &Context<'_>,
     k: &KernelPlan,
-    red: Value,
-    siblings: &[Value],
-    parts: usize,
     index: usize,
     buffers: &mut Vec<Buffer>,
 ) -> Result<Vec<Kernel>> {
+    let KernelKind::Reduce {
+        reduction: red,
+        ref siblings,
+        trips,
+        parts,
+    } = k.kind
+    else {
+        return Err(Error::Internal(format!(
+            "{}: not a reduction kernel",
+            k.root
+        )));
+    };
     let (g, root) = (cx.g, k.root);
     let node = g.node(red);
     let Op::Reduce { axes, .. } = &node.op else {
@@ -37,7 +48,8 @@ pub fn emit(
     let outputs = ty.numel();
     let src = g.ty(node.args[0]).shape.clone();
     let reduced: Vec<usize> = axes.iter().map(|&a| src[a]).collect();
-    let trips: usize = reduced.iter().product();
+    // `trips` is the plan's: with siblings folding whole operands of other shapes
+    // (`fuse_siblings::small_total`), the one loop runs over the longest.
     // Reductions fold into accumulators; elementwise siblings are stored per element.
     let (reductions, elementwise): (Vec<Value>, Vec<Value>) = siblings
         .iter()
@@ -104,10 +116,23 @@ pub fn emit(
     let rc = e.unravel("r", &reduced, "q");
     let full = operand_coords(src.len(), axes, &coords, &rc);
     e.ops = 0;
-    for f in &folds {
-        let x = e.at(g.node(f.value).args[0], &full)?;
+    for (m, f) in folds.iter().enumerate() {
+        let operand = g.node(f.value).args[0];
         let (_, fold) = reduce_parts(&mut e, f.kind, f.dtype);
+        let own: usize = reduced.iter().product();
+        if g.ty(operand).shape == src && own == trips {
+            let x = e.at(operand, &full)?;
+            e.line(fold(&f.acc, &x));
+            continue;
+        }
+        // A whole operand of another shape, folded while the loop is within it.
+        let shape = g.ty(operand).shape.clone();
+        let n: usize = shape.iter().product();
+        let saved = e.open(format!("if r < {n}u"));
+        let at = e.unravel("r", &shape, &format!("p{m}_"));
+        let x = e.at(operand, &at)?;
         e.line(fold(&f.acc, &x));
+        e.close(saved);
     }
     if !beside.is_empty() {
         let index = e.linear(&full, &src);
