@@ -221,6 +221,7 @@ pub fn buffer_plan(program: &Program) -> String {
         let role = match &b.role {
             BufferRole::Input(name) => format!("input `{name}`"),
             BufferRole::Computed => "computed".to_string(),
+            BufferRole::Constant(data) => format!("constant ({} elements)", data.len()),
         };
         let outputs: Vec<&str> = program
             .outputs

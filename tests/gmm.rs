@@ -126,8 +126,8 @@ fn its_gradient_matches_central_differences() {
 fn its_gradient_fits_the_kernel_and_byte_budget() {
     let d = wgrad::grad(&gmm(), None, &["alphas", "means", "icf"]).unwrap();
     let p = wgrad::compile(&d, &Options::new(Target::software_vulkan())).unwrap();
-    // XLA: 34 kernels and 5.93 MiB of temporaries.
-    assert!(p.stats.kernels < 34, "{} kernels", p.stats.kernels);
+    // XLA: 34 kernels and 5.93 MiB of temporaries; the target is 20 kernels.
+    assert!(p.stats.kernels <= 20, "{} kernels", p.stats.kernels);
     assert!(
         p.stats.temp_bytes as f64 <= 5.93 * 1024.0 * 1024.0,
         "{} temporary bytes",

@@ -1006,6 +1006,20 @@ fn dense_literals_and_triangular_factors_match_the_interpreter() {
         ("diag", rng.tensor(&[4, 3], -1.0, 1.0)),
         ("lower", rng.tensor(&[4, 3], -1.0, 1.0)),
     ]);
+    // Literals are buffers the runtime fills at load, not arrays in the shaders.
+    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+    let constants = program
+        .buffers
+        .iter()
+        .filter(|b| matches!(b.role, wgrad::lower::BufferRole::Constant(_)))
+        .count();
+    assert!(constants >= 3, "{constants} constant buffers");
+    assert!(
+        program
+            .kernels
+            .iter()
+            .all(|k| !k.wgsl.contains("array<u32, "))
+    );
     let got = assert_gpu_matches(rt, &g, &ins);
     // Q[k] = [[d0, 0, 0], [l0, d1, 0], [l1, l2, d2]]: the lower entries column by column.
     let q = &got.iter().find(|(n, _)| n == "q").unwrap().1;

@@ -234,6 +234,7 @@ impl Loaded {
                 let label = match &b.role {
                     wgrad_compiler::lower::BufferRole::Input(name) => name.clone(),
                     wgrad_compiler::lower::BufferRole::Computed => format!("buffer{i}"),
+                    wgrad_compiler::lower::BufferRole::Constant(_) => format!("constant{i}"),
                 };
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&label),
@@ -245,6 +246,13 @@ impl Loaded {
                 })
             })
             .collect();
+        // Dense literals are uploaded once, here; no kernel writes them.
+        for (b, buffer) in program.buffers.iter().zip(&buffers) {
+            if let wgrad_compiler::lower::BufferRole::Constant(data) = &b.role {
+                gpu.queue()
+                    .write_buffer(buffer, 0, bytemuck::cast_slice(data));
+            }
+        }
 
         let mut kernels = Vec::with_capacity(program.kernels.len());
         for kernel in &program.kernels {

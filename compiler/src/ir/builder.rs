@@ -256,8 +256,8 @@ impl Builder {
     /// The `[.., d, d]` lower-triangular matrices whose diagonal is `diag[.., d]` and
     /// whose strictly lower entries are `lower[.., d(d-1)/2]`, column by column (ADBench's
     /// layout of a GMM's inverse covariance factors): one `gather` from the two
-    /// concatenated through a literal index table, whose entries above the diagonal are
-    /// out of range and so read 0.
+    /// concatenated (spread along a new last axis) through a literal `d × d` index
+    /// table, whose entries above the diagonal are out of range and so read 0.
     pub fn lower_triangular(&mut self, diag: Value, lower: Value) -> Result<Value> {
         let ds = self.shape(diag);
         let ls = self.shape(lower);
@@ -294,15 +294,17 @@ impl Builder {
                 next += 1;
             }
         }
-        let mut tshape = batch.to_vec();
-        tshape.push(d * d);
-        let flat = self.literal(&Type::i32(&[d * d]), &table)?;
-        let dims = [axis];
-        let idx = self.broadcast_in_dim(flat, &tshape, &dims)?;
-        let q = self.gather(both, idx, axis)?;
+        // Gathered straight into [.., d, d]: the entries spread along a last axis of d,
+        // the table indexing along the entries' axis.
+        let table = self.literal(&Type::i32(&[d, d]), &table)?;
         let mut out = batch.to_vec();
         out.extend([d, d]);
-        self.reshape(q, &out)
+        let idx = self.broadcast_in_dim(table, &out, &[axis, axis + 1])?;
+        let mut wide = batch.to_vec();
+        wide.extend([d + m, d]);
+        let dims: Vec<usize> = (0..=axis).collect();
+        let spread = self.broadcast_in_dim(both, &wide, &dims)?;
+        self.gather(spread, idx, axis)
     }
 
     /// A tensor of type `ty` filled with `x` (converted to the dtype).

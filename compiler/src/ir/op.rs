@@ -434,7 +434,10 @@ pub enum Op {
 /// [`Op::class`] rather than listing ops, so a new op is classified once, here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OpClass {
-    /// A program input: a buffer the host fills.
+    /// A buffer filled before any kernel runs: a program input, which the host fills,
+    /// or a dense literal (`constant [...]`), which the runtime uploads when it loads the
+    /// program (indexing an array embedded in a shader compiles very slowly on some
+    /// drivers: minutes on lavapipe for a table of 100).
     Input,
     /// Computed from its coordinates alone (`constant`, `iota`): never stored, computed
     /// wherever it is read.
@@ -465,7 +468,8 @@ impl Op {
     pub fn class(&self) -> OpClass {
         match self {
             Op::Input { .. } => OpClass::Input,
-            Op::Constant { .. } | Op::Literal { .. } | Op::Iota { .. } => OpClass::Generated,
+            Op::Literal { .. } => OpClass::Input,
+            Op::Constant { .. } | Op::Iota { .. } => OpClass::Generated,
             Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => {
                 OpClass::Elementwise
             }

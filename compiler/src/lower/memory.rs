@@ -19,7 +19,7 @@ use super::plan::{KernelKind, Plan, RowPlan};
 use super::program::{Buffer, BufferId, BufferRole, IoBinding, Kernel, Stats};
 use super::target::Target;
 use crate::error::{Error, Result};
-use crate::ir::{Graph, NodeType, Side, Type, Value, human_bytes};
+use crate::ir::{DType, Graph, NodeType, Op, Scalar, Side, Type, Value, human_bytes};
 use std::collections::HashMap;
 
 /// One buffer per input, per kernel root, and per value computed beside a root that
@@ -47,6 +47,12 @@ pub fn assign(
     let mut taken = vec![false; g.len()];
     for (i, p) in place.iter().enumerate() {
         let role = match p {
+            Placement::Input if matches!(g.nodes[i].op, Op::Literal { .. }) => {
+                let Op::Literal { dtype, values, .. } = &g.nodes[i].op else {
+                    continue;
+                };
+                BufferRole::Constant(values.iter().map(|v| bits(*dtype, *v)).collect())
+            }
             Placement::Input => {
                 let name = g
                     .inputs
@@ -296,7 +302,7 @@ pub fn statistics(
     let mut temp_delta = vec![0i64; steps + 1];
     for (i, b) in buffers.iter().enumerate() {
         let life = match (&b.role, is_output(i)) {
-            (BufferRole::Input(_), _) => Some((0, steps - 1)),
+            (BufferRole::Input(_) | BufferRole::Constant(_), _) => Some((0, steps - 1)),
             (_, true) => live.first[i].map(|f| (f, steps - 1)),
             _ => live.first[i].zip(live.last[i]),
         };
@@ -328,5 +334,16 @@ pub fn statistics(
         temp_bytes: temp_peak,
         residual_bytes,
         allocated_bytes: buffers.iter().map(|b| b.bytes).sum(),
+    }
+}
+
+/// The 32 bits a buffer holds for literal element `v` of `dtype`.
+fn bits(dtype: DType, v: Scalar) -> u32 {
+    let x = v.to_f64();
+    match dtype {
+        DType::F32 => (x as f32).to_bits(),
+        DType::I32 => x as i32 as u32,
+        DType::U32 => x as u32,
+        DType::Bool => u32::from(x != 0.0),
     }
 }

@@ -19,6 +19,9 @@ pub enum BufferRole {
     Input(String),
     /// Holds an intermediate or output value computed by a kernel.
     Computed,
+    /// Holds a dense literal of the program, uploaded when the program is loaded: each
+    /// element's 32 bits (an `f32`'s bits, an integer's two's complement, 0 or 1).
+    Constant(Vec<u32>),
 }
 
 /// One device buffer. Every element takes 4 bytes (`bool` is stored as `u32`).

@@ -61,9 +61,6 @@ pub struct Emitter<'a> {
     inline: Vec<Value>,
     /// Buffers declared as `array<vec4<f32>>`, read four elements at a time.
     vec4: Vec<BufferId>,
-    /// Dense literals the kernel reads, each a module-scope `var<private>` array: the
-    /// literal's value, its name and its declaration.
-    literals: Vec<(Value, String, String)>,
     /// Module-scope functions the kernel calls (`lgamma`, `digamma`).
     helpers: Vec<&'static str>,
 }
@@ -73,9 +70,6 @@ pub struct Emitter<'a> {
 /// asymptotic series; reflection below ½. `lgamma` is `+inf` at its poles (0 and the
 /// negative integers), `digamma` NaN.
 const SPECIAL_FUNCTIONS: &str = include_str!("../../../../shaders/special.wgsl");
-
-/// The most elements of a dense literal a kernel embeds as an array.
-pub const MAX_LITERAL: usize = 4096;
 
 /// The WGSL scalar type of a dtype in registers.
 pub fn wgsl_type(d: DType) -> &'static str {
@@ -158,7 +152,6 @@ impl<'a> Emitter<'a> {
             prefix: "b",
             inline: Vec::new(),
             vec4: Vec::new(),
-            literals: Vec::new(),
             helpers: Vec::new(),
         }
     }
@@ -407,6 +400,7 @@ impl<'a> Emitter<'a> {
                 self.inline_dot(v, dims, coords).map(Step::Done)
             }
             Op::Input { .. }
+            | Op::Literal { .. }
             | Op::Reduce { .. }
             | Op::Dot(_)
             | Op::ScatterAdd { .. }
@@ -420,19 +414,6 @@ impl<'a> Emitter<'a> {
                 )))
             }
             Op::Constant { value, .. } => Ok(Step::Done(self.literal(*value))),
-            Op::Literal {
-                dtype,
-                values,
-                shape,
-            } => {
-                let array = self.literal_array(v, *dtype, values)?;
-                let at = self.linear(coords, shape);
-                let e = match dtype {
-                    DType::F32 => format!("bitcast<f32>({array}[{at}])"),
-                    _ => format!("{array}[{at}]"),
-                };
-                Ok(Step::Done(self.let_(wgsl_type(*dtype), e)))
-            }
             Op::Iota { axis, .. } => {
                 let ty = g.ty(v);
                 let e = match ty.dtype {
@@ -442,6 +423,7 @@ impl<'a> Emitter<'a> {
                 Ok(Step::Done(self.let_(wgsl_type(ty.dtype), e)))
             }
             Op::Input { .. }
+            | Op::Literal { .. }
             | Op::Reduce { .. }
             | Op::Dot(_)
             | Op::ScatterAdd { .. }
@@ -823,42 +805,6 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// The name of the module-scope array holding literal `v`, declared on first use.
-    /// Floats are stored as their bits, so every value (infinities and NaN included)
-    /// is exact.
-    fn literal_array(&mut self, v: Value, dtype: DType, values: &[Scalar]) -> Result<String> {
-        if let Some((_, name, _)) = self.literals.iter().find(|(w, _, _)| *w == v) {
-            return Ok(name.clone());
-        }
-        if values.len() > MAX_LITERAL || values.is_empty() {
-            return Err(Error::Compile(format!(
-                "{v}: a literal of {} elements; a kernel embeds 1 to {MAX_LITERAL} (pass a larger table as an input)",
-                values.len()
-            )));
-        }
-        let (t, elements): (&str, Vec<String>) = match dtype {
-            DType::F32 => (
-                "u32",
-                values
-                    .iter()
-                    .map(|x| format!("{:#010x}u", (x.to_f64() as f32).to_bits()))
-                    .collect(),
-            ),
-            d => (
-                wgsl_type(d),
-                values.iter().map(|&x| self.literal(x)).collect(),
-            ),
-        };
-        let name = format!("lit{}", v.index());
-        let n = values.len();
-        let decl = format!(
-            "var<private> {name}: array<{t}, {n}> = array<{t}, {n}>({});",
-            elements.join(", ")
-        );
-        self.literals.push((v, name.clone(), decl));
-        Ok(name)
-    }
-
     /// Sets the indentation of later statements.
     pub fn set_indent(&mut self, indent: usize) {
         self.indent = indent;
@@ -917,9 +863,6 @@ impl<'a> Emitter<'a> {
                 "@group(0) @binding({k}) var<storage, {access}> {}{k}: array<{element}>; // {ty}",
                 self.prefix,
             );
-        }
-        for (_, _, decl) in &self.literals {
-            let _ = writeln!(s, "{decl}");
         }
         for text in &self.helpers {
             s.push_str(text);
