@@ -53,6 +53,7 @@ pub fn group(g: &Graph, place: &mut [Placement], split: &[bool], target: &Target
     // leaves half the target's bindings for what its first stage reads.
     let most = (target.max_storage_buffers_per_shader_stage as usize / 4).max(1);
     let mut groups: Vec<Vec<usize>> = Vec::new();
+    let impure = impure_roots(g, place);
     let mut deps = Ancestors::new(g);
     for i in (0..n).rev() {
         if !candidate(i, place) {
@@ -86,8 +87,7 @@ pub fn group(g: &Graph, place: &mut [Placement], split: &[bool], target: &Target
         let beside = elementwise_beside(
             g,
             place,
-            &heads_of_others,
-            split,
+            (&heads_of_others, &impure, split),
             members,
             &domain,
             room,
@@ -131,7 +131,7 @@ pub fn group(g: &Graph, place: &mut [Placement], split: &[bool], target: &Target
             }
             if let [k] = readers[i][..]
                 && k.index() != i
-                && computes_only_elementwise(g, place, i)
+                && !impure[i]
                 && size[k.index()] < MAX_KERNEL_VALUES
                 && place.contains(&Placement::Also(k))
             {
@@ -149,13 +149,13 @@ pub fn group(g: &Graph, place: &mut [Placement], split: &[bool], target: &Target
 /// Elementwise roots of shape `domain` (at most `room`) that may be computed in the
 /// loop of the reductions `members`: they read no member and no member reads them,
 /// their kernels compute nothing but elementwise work, and they read a stored value a
-/// member also reads (otherwise joining saves nothing).
-#[allow(clippy::too_many_arguments)]
+/// member also reads (otherwise joining saves nothing). `skip` holds, per value,
+/// whether it heads another kernel's group, whether its kernel is impure
+/// ([`impure_roots`]), and whether it was split off to fit the binding limit.
 fn elementwise_beside(
     g: &Graph,
     place: &[Placement],
-    heads_of_others: &[bool],
-    split: &[bool],
+    (heads_of_others, impure, split): (&[bool], &[bool], &[bool]),
     members: &[usize],
     domain: &[usize],
     room: usize,
@@ -164,19 +164,23 @@ fn elementwise_beside(
     let n = g.len();
     let readers = readers(g, place);
     let member_kernels: Vec<Value> = members.iter().map(|&m| Value(m as u32)).collect();
-    let shares = |e: usize| {
-        (0..n).any(|v| {
-            place[v] != Placement::Input
-                && readers[v].contains(&Value(e as u32))
-                && readers[v].iter().any(|k| member_kernels.contains(k))
-        })
-    };
+    // The kernels that read a stored value some member also reads.
+    let mut shares = vec![false; n];
+    for (v, rs) in readers.iter().enumerate() {
+        if place[v] != Placement::Input && rs.iter().any(|k| member_kernels.contains(k)) {
+            for k in rs {
+                shares[k.index()] = true;
+            }
+        }
+    }
     let mut out = Vec::new();
     for e in (0..n).rev() {
         if out.len() >= room {
             break;
         }
         if place[e] != Placement::Root
+            || !shares[e]
+            || impure[e]
             || heads_of_others[e]
             || split.get(e).copied().unwrap_or(false)
             || g.nodes[e].op.class() != OpClass::Elementwise
@@ -190,18 +194,17 @@ fn elementwise_beside(
         {
             continue;
         }
-        if computes_only_elementwise(g, place, e) && shares(e) {
-            out.push(e);
-        }
+        out.push(e);
     }
     out
 }
 
-/// Whether the kernel of root `r` computes nothing but elementwise work and
-/// re-indexing: no product, reduction, scatter or loop is fused into it.
-fn computes_only_elementwise(g: &Graph, place: &[Placement], r: usize) -> bool {
-    !place.iter().enumerate().any(|(v, p)| {
-        *p == Placement::Fused(Value(r as u32))
+/// For every root, whether its kernel computes more than elementwise work and
+/// re-indexing: a product, reduction, scatter or loop fused into it.
+fn impure_roots(g: &Graph, place: &[Placement]) -> Vec<bool> {
+    let mut impure = vec![false; g.len()];
+    for (v, p) in place.iter().enumerate() {
+        if let Placement::Fused(r) = p
             && !matches!(
                 g.nodes[v].op.class(),
                 OpClass::Elementwise
@@ -210,7 +213,11 @@ fn computes_only_elementwise(g: &Graph, place: &[Placement], r: usize) -> bool {
                     | OpClass::Indexed
                     | OpClass::Generated
             )
-    })
+        {
+            impure[r.index()] = true;
+        }
+    }
+    impure
 }
 
 /// Whether reduction `v` folds all of a short operand into one value, in one stage:
