@@ -7,9 +7,10 @@
 //! and extents; lines deleted, duplicated or swapped. Its JSON inputs are generated
 //! from the declared input types (with extreme values now and then) and sometimes
 //! mutated as text. The case then runs, in process, the stages of the command line:
-//! `print` (and parsing the printed text back), `grad`, `jvp`, `eval` of the program and
-//! of its gradient within a small interpreter [`Budget`], and `stats` (lowering for one
-//! of the target presets, with naga validation of every kernel).
+//! `print` (and parsing the printed text back), `grad`, `jvp`, `vmap` over every input,
+//! `eval` of the program and of its gradient within a small interpreter [`Budget`], and
+//! `stats` (lowering the program, its gradient and its batched form for one of the
+//! target presets, with naga validation of every kernel).
 //!
 //! Cases are numbered and each draws from its own generator seeded by the run's seed
 //! and its number, so a finding is reproduced by its number alone, whatever the number
@@ -394,6 +395,9 @@ pub fn check_case(
     let dg = stage("grad", || crate::grad(&g, None, &wrt))?;
     let tangent = stage("jvp", || crate::jvp(&g, None, &wrt))?;
     reached.differentiated = dg.is_some() || tangent.is_some();
+    // Batched over every input: a clear error or a program that compiles.
+    let all: Vec<&str> = g.inputs().iter().map(|(n, _)| n.as_str()).collect();
+    let batched = stage("vmap", || crate::batch::vmap(&g, &all, 2))?;
     let ins = match inputs {
         Some(text) => stage("inputs", || json::parse_tensors(text))?,
         None => None,
@@ -416,7 +420,7 @@ pub fn check_case(
         _ => Target::portable(),
     };
     let options = Options::new(target);
-    for graph in std::iter::once(&g).chain(&dg) {
+    for graph in std::iter::once(&g).chain(&dg).chain(&batched) {
         if stage("stats", || crate::lower::compile(graph, &options))?.is_some() {
             reached.compiled = true;
         }
