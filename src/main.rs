@@ -55,8 +55,8 @@ enum Command {
         /// `[K, …of]`, row i along the i-th tangents.
         #[arg(long, value_name = "K", conflicts_with = "order")]
         directions: Option<usize>,
-        /// Derivatives of every order up to K along one tangent `tan.<w>` (one `--wrt`
-        /// input): outputs `d1.<of>` … `dK.<of>`.
+        /// Derivatives of every order up to K (at most 12) along one tangent `tan.<w>`
+        /// (one `--wrt` input): outputs `d1.<of>` … `dK.<of>`.
         #[arg(long, value_name = "K")]
         order: Option<usize>,
     },

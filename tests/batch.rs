@@ -498,6 +498,10 @@ fn batching_mistakes_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("at least 1"), "{e}");
+    let e = batch::directional(&g, None, "x", batch::MAX_ORDER + 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("above the 12 nested JVPs take"), "{e}");
     let e = batch::jacobian(&g, None, "z", JacobianMode::Auto)
         .unwrap_err()
         .to_string();

@@ -387,15 +387,27 @@ pub fn hessian(graph: &Graph, of: Option<&str>, wrt: &str) -> Result<Derivative>
     Ok(d)
 }
 
+/// The highest order [`directional`] takes. Nested JVPs are taken one order at a time,
+/// and differentiating the previous order's program grows exponentially with the order:
+/// on W5 at N = 4, order 12 takes 0.5 s and 130 MB, order 16 takes 96 s and 7 GB.
+pub const MAX_ORDER: usize = 12;
+
 /// The derivatives of output `of` (default: the only output) of every order from 1 to
 /// `order` along one tangent `tan.<wrt>`: the program plus that input and outputs
 /// `d1.<of>` … `d<order>.<of>`, where `dk` is the k-th derivative applied to the tangent
 /// k times (`f⁽ᵏ⁾(x)[v, …, v]`).
+///
+/// Fails for an order of 0 or above [`MAX_ORDER`].
 pub fn directional(graph: &Graph, of: Option<&str>, wrt: &str, order: usize) -> Result<Graph> {
     if order == 0 {
         return Err(Error::Name(
             "the order of a derivative is at least 1".into(),
         ));
+    }
+    if order > MAX_ORDER {
+        return Err(Error::Diff(format!(
+            "order {order} is above the {MAX_ORDER} nested JVPs take: each order differentiates the last, and the work grows exponentially with it (W5 at order 16: 96 s and 7 GB)"
+        )));
     }
     let (of_name, _) = autodiff::resolve_output(graph, of)?;
     let mut g = graph.clone();
