@@ -412,13 +412,15 @@ fn derivatives_of_every_order_along_one_tangent() {
     assert!((fd - d2).abs() < 1e-6 * (1.0 + d2.abs()), "{fd} vs {d2}");
 }
 
-/// W1's MLP for one example: `x: f32[784]`, an integer label, three layers.
-fn mlp_one_example() -> Graph {
+/// W1's MLP for one example, `features` wide with two hidden layers of `hidden` and 10
+/// classes: `x: f32[features]`, an integer label.
+fn mlp_one_example(features: usize, hidden: usize) -> Graph {
     let mut b = Builder::new();
-    let x = b.input("x", Type::f32(&[784])).unwrap();
+    let x = b.input("x", Type::f32(&[features])).unwrap();
     let label = b.input("label", Type::i32(&[1])).unwrap();
-    let mut h = b.reshape(x, &[1, 784]).unwrap();
-    for (k, (i, o)) in [(784, 512), (512, 512), (512, 10)].into_iter().enumerate() {
+    let mut h = b.reshape(x, &[1, features]).unwrap();
+    let layers = [(features, hidden), (hidden, hidden), (hidden, 10)];
+    for (k, (i, o)) in layers.into_iter().enumerate() {
         let w = b.input(&format!("w{}", k + 1), Type::f32(&[i, o])).unwrap();
         let bias = b.input(&format!("b{}", k + 1), Type::f32(&[o])).unwrap();
         h = b.linear(h, w, bias).unwrap();
@@ -433,7 +435,7 @@ fn mlp_one_example() -> Graph {
 
 #[test]
 fn per_example_gradients_of_w1s_mlp_are_one_program() {
-    let g = mlp_one_example();
+    let g = mlp_one_example(784, 512);
     let wrt = ["w1", "b1", "w2", "b2", "w3", "b3"];
     let d = wgrad::grad(&g, Some("loss"), &wrt).unwrap();
     let batch_size = 64;
@@ -548,21 +550,7 @@ fn batched_programs_run_on_the_gpu() {
 fn per_example_gradients_run_on_the_gpu() {
     let Some(rt) = rt() else { return };
     // W1's MLP at a quarter of its width, 16 examples.
-    let mut b = Builder::new();
-    let x = b.input("x", Type::f32(&[196])).unwrap();
-    let label = b.input("label", Type::i32(&[1])).unwrap();
-    let mut h = b.reshape(x, &[1, 196]).unwrap();
-    for (k, (i, o)) in [(196, 128), (128, 128), (128, 10)].into_iter().enumerate() {
-        let w = b.input(&format!("w{}", k + 1), Type::f32(&[i, o])).unwrap();
-        let bias = b.input(&format!("b{}", k + 1), Type::f32(&[o])).unwrap();
-        h = b.linear(h, w, bias).unwrap();
-        if k < 2 {
-            h = b.relu(h).unwrap();
-        }
-    }
-    let loss = b.cross_entropy(h, label).unwrap();
-    b.output("loss", loss).unwrap();
-    let g = b.finish().unwrap();
+    let g = mlp_one_example(196, 128);
     let d = wgrad::grad(&g, Some("loss"), &["w1", "b1", "w2", "b2", "w3", "b3"]).unwrap();
     let per = batch::vmap(&d, &["x", "label"], 16).unwrap();
     let mut rng = Rng::new(12);

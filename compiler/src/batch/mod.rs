@@ -145,22 +145,50 @@ fn batch_loop(
     size: usize,
 ) -> Result<Vec<(Value, bool)>> {
     let (init, inv) = args.split_at(carried);
-    let mut state: Vec<bool> = init.iter().map(|&(_, is)| is).collect();
+    let init_flags: Vec<bool> = init.iter().map(|&(_, is)| is).collect();
+    let inv_flags: Vec<bool> = inv.iter().map(|&(_, is)| is).collect();
+    let state = batched_state(body, &init_flags, &inv_flags);
+    let init = lift_where(b, init, &state, size)?;
+    let inv_values: Vec<Value> = inv.iter().map(|&(v, _)| v).collect();
+    let finals = b.loop_(trips, &init, &inv_values, |inner, i, params, xs| {
+        let mut inputs = vec![(i, false)];
+        inputs.extend(params.iter().copied().zip(state.iter().copied()));
+        inputs.extend(xs.iter().copied().zip(inv_flags.iter().copied()));
+        let outs = batch_graph(inner, body, &inputs, size)?;
+        lift_where(inner, &outs, &state, size)
+    })?;
+    Ok(finals.into_iter().zip(state).collect())
+}
+
+/// Which carried values of a loop over `body` are batched: those whose initial value
+/// is (`init`), and those the body makes so from batched state or invariants (`inv`),
+/// found by a fixed point.
+fn batched_state(body: &Graph, init: &[bool], inv: &[bool]) -> Vec<bool> {
+    let mut state = init.to_vec();
     loop {
         let flags: Vec<bool> = std::iter::once(false)
             .chain(state.iter().copied())
-            .chain(inv.iter().map(|&(_, is)| is))
+            .chain(inv.iter().copied())
             .collect();
         let out = depends(body, &flags);
         let next: Vec<bool> = state.iter().zip(&out).map(|(&s, &o)| s || o).collect();
         if next == state {
-            break;
+            return state;
         }
         state = next;
     }
-    let init: Vec<Value> = init
+}
+
+/// `values` with the batch axis added ([`rules::lift`]) where `want` asks for it.
+fn lift_where(
+    b: &mut Builder,
+    values: &[(Value, bool)],
+    want: &[bool],
+    size: usize,
+) -> Result<Vec<Value>> {
+    values
         .iter()
-        .zip(&state)
+        .zip(want)
         .map(|(&(v, is), &want)| {
             if want {
                 rules::lift(b, v, is, size)
@@ -168,26 +196,7 @@ fn batch_loop(
                 Ok(v)
             }
         })
-        .collect::<Result<_>>()?;
-    let inv_values: Vec<Value> = inv.iter().map(|&(v, _)| v).collect();
-    let inv_flags: Vec<bool> = inv.iter().map(|&(_, is)| is).collect();
-    let finals = b.loop_(trips, &init, &inv_values, |inner, i, params, xs| {
-        let mut inputs = vec![(i, false)];
-        inputs.extend(params.iter().copied().zip(state.iter().copied()));
-        inputs.extend(xs.iter().copied().zip(inv_flags.iter().copied()));
-        let outs = batch_graph(inner, body, &inputs, size)?;
-        outs.iter()
-            .zip(&state)
-            .map(|(&(v, is), &want)| {
-                if want {
-                    rules::lift(inner, v, is, size)
-                } else {
-                    Ok(v)
-                }
-            })
-            .collect()
-    })?;
-    Ok(finals.into_iter().zip(state).collect())
+        .collect()
 }
 
 /// Which outputs of `g` depend on an input flagged in `inputs` (by position).
@@ -200,20 +209,7 @@ fn depends(g: &Graph, inputs: &[bool]) -> Vec<bool> {
             Op::Loop { carried, body, .. } => {
                 let args: Vec<bool> = node.args.iter().map(|a| on[a.index()]).collect();
                 let (init, inv) = args.split_at(*carried as usize);
-                let mut state = init.to_vec();
-                loop {
-                    let flags: Vec<bool> = std::iter::once(false)
-                        .chain(state.iter().copied())
-                        .chain(inv.iter().copied())
-                        .collect();
-                    let out = depends(g.region(*body), &flags);
-                    let next: Vec<bool> = state.iter().zip(&out).map(|(&s, &o)| s || o).collect();
-                    if next == state {
-                        break;
-                    }
-                    state = next;
-                }
-                tuples[j] = state;
+                tuples[j] = batched_state(g.region(*body), init, inv);
                 false
             }
             Op::Get { index } => tuples[node.args[0].index()]

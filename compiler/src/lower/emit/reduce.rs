@@ -79,7 +79,6 @@ pub fn emit(
             value: v,
             kind: *kind,
             dtype,
-            acc: accumulator(m),
             out,
             stage,
         });
@@ -110,7 +109,7 @@ pub fn emit(
         e.line(format!("let end: u32 = {trips}u;"));
     }
     let coords = e.unravel("o", &ty.shape, "c");
-    let accumulators = declare(&mut e, &folds);
+    let accumulators = declare(&mut e, folds.iter().map(|f| (f.kind, f.dtype)));
     let prologue = e.take_lines();
     e.set_indent(2);
     let rc = e.unravel("r", &reduced, "q");
@@ -122,7 +121,7 @@ pub fn emit(
         let own: usize = reduced.iter().product();
         if g.ty(operand).shape == src && own == trips {
             let x = e.at(operand, &full)?;
-            e.line(fold(&f.acc, &x));
+            e.line(fold(&accumulator(m), &x));
             continue;
         }
         // A whole operand of another shape, folded while the loop is within it.
@@ -131,7 +130,7 @@ pub fn emit(
         let saved = e.open(format!("if r < {n}u"));
         let at = e.unravel("r", &shape, &format!("p{m}_"));
         let x = e.at(operand, &at)?;
-        e.line(fold(&f.acc, &x));
+        e.line(fold(&accumulator(m), &x));
         e.close(saved);
     }
     if !beside.is_empty() {
@@ -149,7 +148,7 @@ pub fn emit(
     } else {
         (String::new(), "acc".to_string(), 0)
     };
-    let stores = stores(&targets, &folds, &store);
+    let stores = stores(&targets, &store);
     let variant = if parts > 1 {
         "reduce_partial"
     } else {
@@ -191,11 +190,7 @@ pub fn emit(
     let name = format!("{:03}_reduce_final_{}", index + 1, node.op.name());
     let mut header = format!(
         "// Kernel {name}: computes {} = {} : {ty}",
-        members
-            .iter()
-            .map(|v| cx.label(*v))
-            .collect::<Vec<_>>()
-            .join(", "),
+        labels(cx, &members),
         node.op.name()
     );
     header.push_str(&format!(
@@ -233,13 +228,12 @@ pub fn emit(
     Ok(vec![first, last])
 }
 
-/// One reduction of a reduction kernel: its accumulator, its result and the buffer
-/// its first stage writes (the result itself for one stage).
+/// One reduction of a reduction kernel (the `m`-th folds into [`accumulator`]`(m)`): its
+/// result and the buffer its first stage writes (the result itself for one stage).
 struct Fold {
     value: Value,
     kind: ReduceKind,
     dtype: DType,
-    acc: String,
     out: (BufferId, Type),
     stage: (BufferId, Type),
 }
@@ -253,45 +247,44 @@ fn accumulator(m: usize) -> String {
     }
 }
 
-/// One `var` per accumulator, at its initial value.
-fn declare(e: &mut Emitter<'_>, folds: &[Fold]) -> String {
+/// One `var` per accumulator, at its initial value: accumulator `m` ([`accumulator`])
+/// folds with the `m`-th `(kind, dtype)`.
+fn declare(e: &mut Emitter<'_>, folds: impl Iterator<Item = (ReduceKind, DType)>) -> String {
     folds
-        .iter()
-        .map(|f| {
-            let (init, _) = reduce_parts(e, f.kind, f.dtype);
-            format!("    var {}: {} = {init};", f.acc, wgsl_type(f.dtype))
+        .enumerate()
+        .map(|(m, (kind, dtype))| {
+            let (init, _) = reduce_parts(e, kind, dtype);
+            format!("    var {}: {} = {init};", accumulator(m), wgsl_type(dtype))
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// The stores after the loop: the first result is `first` (its accumulator or its
-/// epilogue's result), every other its accumulator.
-fn stores<T>(targets: &[String], folds: &[T], first: &str) -> String
-where
-    T: HasAcc,
-{
+/// The stores after the loop, one per binding in `targets`: the first result is
+/// `first` (its accumulator or its epilogue's result), every other its accumulator.
+fn stores(targets: &[String], first: &str) -> String {
     targets
         .iter()
-        .zip(folds)
         .enumerate()
-        .map(|(m, (b, f))| {
-            let v = if m == 0 { first } else { f.acc() };
+        .map(|(m, b)| {
+            let v = if m == 0 {
+                first.to_string()
+            } else {
+                accumulator(m)
+            };
             format!("    {b}[i] = {v};")
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// What [`stores`] needs of a fold: its accumulator's name.
-trait HasAcc {
-    fn acc(&self) -> &str;
-}
-
-impl HasAcc for Fold {
-    fn acc(&self) -> &str {
-        &self.acc
-    }
+/// The labels of a kernel's reductions, `%a, %b`, for its header.
+fn labels(cx: &Context<'_>, members: &[Value]) -> String {
+    members
+        .iter()
+        .map(|v| cx.label(*v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The coordinates of a reduction's operand: the output's `kept` coordinates on the
@@ -328,11 +321,7 @@ fn first_header(
         .collect();
     let mut header = format!(
         "// Kernel {name}: computes {} = {} : {}",
-        members
-            .iter()
-            .map(|v| cx.label(*v))
-            .collect::<Vec<_>>()
-            .join(", "),
+        labels(cx, members),
         g.node(red).op.name(),
         g.ty(red)
     );
@@ -423,32 +412,22 @@ pub fn final_stage(cx: &Context<'_>, s: FinalStage<'_>) -> Result<Kernel> {
         .iter()
         .map(|f| e.bind(f.partials.0, f.partials.1, false))
         .collect();
-    let accs: Vec<Acc> = (0..s.folds.len()).map(|m| Acc(accumulator(m))).collect();
     let coords = e.unravel("i", s.shape, "c");
     e.line("let start: u32 = 0u;");
     e.line(format!("let end: u32 = {parts}u;"));
-    let accumulators = s
-        .folds
-        .iter()
-        .zip(&accs)
-        .map(|(f, a)| {
-            let (init, _) = reduce_parts(&mut e, f.kind, f.dtype);
-            format!("    var {}: {} = {init};", a.0, wgsl_type(f.dtype))
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let accumulators = declare(&mut e, s.folds.iter().map(|f| (f.kind, f.dtype)));
     let prologue = e.take_lines();
     e.set_indent(2);
-    for ((f, a), src) in s.folds.iter().zip(&accs).zip(&sources) {
+    for (m, (f, src)) in s.folds.iter().zip(&sources).enumerate() {
         let (_, fold) = reduce_parts(&mut e, f.kind, f.dtype);
-        e.line(fold(&a.0, &format!("{src}[i * {parts}u + r]")));
+        e.line(fold(&accumulator(m), &format!("{src}[i * {parts}u + r]")));
     }
     let body = e.take_lines();
     let (epilogue, store, epilogue_ops) = match s.epilogue {
         Some((root, red)) => finish(&mut e, root, red, &coords)?,
         None => (String::new(), "acc".to_string(), 0),
     };
-    let stores = stores(&targets, &accs, &store);
+    let stores = stores(&targets, &store);
     stage(
         cx,
         &e,
@@ -465,15 +444,6 @@ pub fn final_stage(cx: &Context<'_>, s: FinalStage<'_>) -> Result<Kernel> {
             flops: (outputs * parts * s.folds.len()) as u64 + outputs as u64 * epilogue_ops,
         },
     )
-}
-
-/// An accumulator's name, for [`stores`].
-struct Acc(String);
-
-impl HasAcc for Acc {
-    fn acc(&self) -> &str {
-        &self.0
-    }
 }
 
 /// What distinguishes one stage of a reduction.
