@@ -448,10 +448,23 @@ fn paired(
     };
     let fp = wgrad::compile(forward, &options)?;
     let gp = wgrad::compile(grad, &options)?;
-    let mut fe = rt.load(&fp)?;
-    let mut ge = rt.load(&gp)?;
+    alternate(&rt, (&fp, forward_inputs), (&gp, inputs), s)
+}
+
+/// Loads two compiled programs on `rt` and runs them alternately; returns the median
+/// time (ms) of each and the median of the per-pair ratios second / first.
+fn alternate(
+    rt: &Runtime,
+    (first, first_inputs): (&wgrad::Program, &Inputs),
+    (second, inputs): (&wgrad::Program, &Inputs),
+    s: &Settings,
+) -> BoxResult<(f64, f64, f64)> {
+    let mut fe = rt.load(first)?;
+    let mut ge = rt.load(second)?;
+    fe.wait_final_tier()?;
+    ge.wait_final_tier()?;
     for _ in 0..s.warmup.max(1) {
-        fe.run(forward_inputs)?;
+        fe.run(first_inputs)?;
         ge.run(inputs)?;
     }
     let (mut ft, mut gt, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -461,7 +474,7 @@ fn paired(
             break;
         }
         let t = Instant::now();
-        std::hint::black_box(fe.run(forward_inputs)?);
+        std::hint::black_box(fe.run(first_inputs)?);
         let f = ms(t);
         let t = Instant::now();
         std::hint::black_box(ge.run(inputs)?);
@@ -763,6 +776,39 @@ fn main() -> BoxResult<()> {
                     "{label}: interleaved with f: f {fm:.2} ms, it {dm:.2} ms (medians), median of paired ratios = {r:.2}"
                 );
             }
+        }
+    }
+
+    if wanted("chain") {
+        // The gradient of a 1,500-op elementwise chain: checkpointed segments against a
+        // value stored every few ops (`--without checkpoint`).
+        let d = wgrad::autodiff::grad_with(&chain(1500)?, None, &["x"], &s.optimizations)?;
+        let mut inputs = Inputs::new();
+        inputs.insert("x".into(), normal(&mut rng, &[256], 0.5));
+        results.push(measure(
+            "chain of 1,500 ops, gradient",
+            &d,
+            &inputs,
+            &s,
+            None,
+            &mut no_extra,
+        )?);
+        if !args.no_paired && s.optimizations.checkpoint {
+            let rt = Runtime::new(&RuntimeOptions::default())?;
+            let options = Options {
+                optimizations: s.optimizations,
+                ..Options::new(rt.target().clone())
+            };
+            let apart = Options {
+                optimizations: s.optimizations.without("checkpoint").expect("a known name"),
+                ..options.clone()
+            };
+            let (with, without) = (wgrad::compile(&d, &options)?, wgrad::compile(&d, &apart)?);
+            let (wm, am, r) = alternate(&rt, (&with, &inputs), (&without, &inputs), &s)?;
+            println!(
+                "chain gradient, {} kernels against {} without checkpoints, interleaved: {wm:.2} ms against {am:.2} ms (medians), median of paired ratios without / with = {r:.2}",
+                with.stats.kernels, without.stats.kernels
+            );
         }
     }
 

@@ -363,12 +363,15 @@ fn a_chain_of_ten_thousand_fused_ops_compiles_on_a_small_stack() {
 
 #[test]
 fn long_gradients_split_into_kernels_within_the_binding_limit() {
-    // The gradient of a long chain reads hundreds of forward values; every kernel is
-    // split to bind at most what each preset allows, and every kernel is valid WGSL.
+    // The gradient of a long chain, placed without checkpoints, reads hundreds of
+    // stored forward values; every kernel is split to bind at most what each preset
+    // allows, and every kernel is valid WGSL.
     let g = wgrad::grad(&elementwise_chain(400, 64), None, &["x"]).unwrap();
     for name in Target::PRESETS {
         let target = Target::preset(name).unwrap();
-        let p = compile(&g, target.clone());
+        let mut options = Options::new(target.clone());
+        options.optimizations = options.optimizations.without("checkpoint").unwrap();
+        let p = wgrad::compile(&g, &options).unwrap();
         let most = p.max_bindings();
         assert!(
             most <= target.max_storage_buffers_per_shader_stage,
@@ -798,6 +801,74 @@ fn cycling_chain(n: usize) -> Graph {
         "%l = reduce_sum {prev} axes=[0] : f32[]\noutput loss = %l\n"
     ));
     parse(&text)
+}
+
+#[test]
+fn a_long_chain_gradient_is_a_few_checkpointed_segments() {
+    // 1,500 ops: one checkpoint stored every 256 forward ops, and each backward kernel
+    // recomputes one segment from its checkpoint.
+    let d = wgrad::grad(&cycling_chain(1500), None, &["x"]).unwrap();
+    let p = compile(&d, Target::software_vulkan());
+    assert!(p.stats.kernels <= 12, "{} kernels", p.stats.kernels);
+    // What the backward keeps: a few checkpoints of f32[256], not one per few ops.
+    let checkpoints = p.stats.residual_bytes / 1024;
+    assert!(
+        (1..=1500 / 256).contains(&checkpoints),
+        "{} residual bytes",
+        p.stats.residual_bytes
+    );
+    for k in &p.kernels {
+        wgrad::lower::validate_wgsl(&k.name, &k.wgsl, &p.target).unwrap();
+    }
+    // Without checkpoints a forward value is stored every few ops, each in a kernel.
+    let mut options = Options::new(Target::software_vulkan());
+    options.optimizations = options.optimizations.without("checkpoint").unwrap();
+    let apart = wgrad::compile(&d, &options).unwrap();
+    assert!(
+        apart.stats.kernels >= 300,
+        "{} kernels",
+        apart.stats.kernels
+    );
+    // A long forward chain recomputes nothing: it stays one kernel.
+    let f = compile(&cycling_chain(1500), Target::software_vulkan());
+    assert_eq!(f.stats.kernels, 1);
+}
+
+/// `n` steps of `v ← v + f(v) / 64` over `x: f32[256]`, `f` cycling through sin, tanh
+/// and cos, summed: a chain of `3n` elementwise ops whose gradient stays near 1.
+fn damped_chain(n: usize) -> Graph {
+    let ops = ["sin", "tanh", "cos"];
+    let mut text = "%x = input x : f32[256]\n%c = constant 0.015625 : f32[256]\n".to_string();
+    let mut prev = "%x".to_string();
+    for i in 0..n {
+        text.push_str(&format!(
+            "%f{i} = {} {prev} : f32[256]\n%s{i} = mul %f{i}, %c : f32[256]\n%v{i} = add {prev}, %s{i} : f32[256]\n",
+            ops[i % 3]
+        ));
+        prev = format!("%v{i}");
+    }
+    text.push_str(&format!(
+        "%l = reduce_sum {prev} axes=[0] : f32[]\noutput loss = %l\n"
+    ));
+    parse(&text)
+}
+
+#[test]
+fn a_checkpointed_gradient_matches_the_interpreter_on_the_device() {
+    // 900 ops: three segments of recomputation, their cotangents stored between.
+    let d = wgrad::grad(&damped_chain(300), None, &["x"]).unwrap();
+    let p = compile(&d, Target::software_vulkan());
+    assert!(
+        (3..=8).contains(&p.stats.kernels),
+        "{} kernels",
+        p.stats.kernels
+    );
+    let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
+        return;
+    };
+    let mut rng = common::Rng::new(17);
+    let ins = common::inputs(vec![("x", rng.tensor(&[256], -3.0, 3.0))]);
+    common::gpu::assert_gpu_matches(&rt, &d, &ins);
 }
 
 #[test]

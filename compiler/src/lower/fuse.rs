@@ -102,7 +102,24 @@ pub fn place(
     target: &Target,
     enabled: &Optimizations,
 ) -> Vec<Placement> {
-    let mut place = place_values(g, split, target, enabled);
+    let long = if enabled.checkpoint && enabled.rematerialize {
+        super::checkpoint::long_regions(g)
+    } else {
+        vec![false; g.len()]
+    };
+    let mut place = place_values(g, split, target, enabled, &long);
+    if long.contains(&true) {
+        // Long elementwise regions are cut into checkpointed segments, then placed again.
+        let cuts = super::checkpoint::cuts(g, &place, &long);
+        if !cuts.is_empty() {
+            let mut stored = split.to_vec();
+            stored.resize(g.len(), false);
+            for v in cuts {
+                stored[v.index()] = true;
+            }
+            place = place_values(g, &stored, target, enabled, &long);
+        }
+    }
     if enabled.fusion {
         super::fuse_rows::group(g, &mut place, target);
         fuse_products::fuse_column_sums(g, &mut place, target);
@@ -114,12 +131,14 @@ pub fn place(
     place
 }
 
-/// Places every value in a kernel of one root.
+/// Places every value in a kernel of one root; values in `long` (long elementwise
+/// regions, [`super::checkpoint`]) are recomputed up to a segment deep.
 fn place_values(
     g: &Graph,
     split: &[bool],
     target: &Target,
     enabled: &Optimizations,
+    long: &[bool],
 ) -> Vec<Placement> {
     let n = g.len();
     let users = users(g);
@@ -174,7 +193,8 @@ fn place_values(
     }
     // Cheap values need no kernel of their own even when several kernels read them: a
     // re-indexing of a stored value, or a short chain of elementwise work on stored
-    // values (up to `MAX_RECOMPUTE` ops deep), is rematerialized by each reader
+    // values (up to `MAX_RECOMPUTE` ops deep, a segment in a long region), is
+    // rematerialized by each reader
     // instead of being stored. A product's epilogue is not: it is the product's output.
     let mut depth = vec![0usize; n];
     let mut product_operand = vec![false; n];
@@ -228,7 +248,12 @@ fn place_values(
                     .max()
                     .unwrap_or(0);
         }
-        if ok && depth[i] <= MAX_RECOMPUTE {
+        let limit = if long[i] {
+            super::checkpoint::SEGMENT
+        } else {
+            MAX_RECOMPUTE
+        };
+        if ok && depth[i] <= limit {
             for &j in &members {
                 place[j] = Placement::Everywhere;
             }

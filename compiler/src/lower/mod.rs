@@ -18,6 +18,7 @@
 //! The result is a [`Program`] of plain data: kernels with their WGSL text, bindings,
 //! dispatch grids, the buffer plan, and statistics.
 
+mod checkpoint;
 mod emit;
 mod explain;
 mod fuse;

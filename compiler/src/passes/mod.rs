@@ -54,6 +54,9 @@ pub struct Optimizations {
     pub siblings: bool,
     /// Cheap elementwise values recomputed by each reader instead of stored.
     pub rematerialize: bool,
+    /// Long elementwise chains placed as checkpointed segments: a stored value every
+    /// segment, each backward kernel recomputing one segment.
+    pub checkpoint: bool,
     /// Temporaries sharing buffers when their lifetimes do not overlap.
     pub reuse_buffers: bool,
 }
@@ -75,11 +78,12 @@ impl Optimizations {
         fusion: true,
         siblings: true,
         rematerialize: true,
+        checkpoint: true,
         reuse_buffers: true,
     };
 
     /// The name of each optimization, as `without` takes it.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "simplify",
         "logloss",
         "factor",
@@ -88,6 +92,7 @@ impl Optimizations {
         "fusion",
         "siblings",
         "rematerialize",
+        "checkpoint",
         "reuse_buffers",
     ];
 
@@ -103,6 +108,7 @@ impl Optimizations {
             "fusion" => o.fusion = false,
             "siblings" => o.siblings = false,
             "rematerialize" => o.rematerialize = false,
+            "checkpoint" => o.checkpoint = false,
             "reuse_buffers" => o.reuse_buffers = false,
             _ => return None,
         }
