@@ -855,7 +855,7 @@ fn damped_chain(n: usize) -> Graph {
 
 #[test]
 fn a_checkpointed_gradient_matches_the_interpreter_on_the_device() {
-    // 900 ops: three segments of recomputation, their cotangents stored between.
+    // 900 ops: three segments of recomputation, one cotangent stored at each cut.
     let d = wgrad::grad(&damped_chain(300), None, &["x"]).unwrap();
     let p = compile(&d, Target::software_vulkan());
     assert!(
