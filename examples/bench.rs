@@ -580,18 +580,20 @@ fn w5(rng: &mut StdRng, n: usize) -> BoxResult<(Graph, Graph, Graph, Inputs)> {
     Ok((forward, every, fourth, inputs))
 }
 
-/// A chain of `n` elementwise ops over `x: f32[256]` (tanh, sin, a product with `x`,
-/// a sum with `x`, in turn), summed into `loss`.
-fn chain(n: usize) -> wgrad::Result<Graph> {
+/// A chain of `n` elementwise ops over `x: f32[256]`, summed into `loss`: tanh, sin, a
+/// product with `x` and a sum with `x` in turn, or with `unary`, tanh, sin, exp and cos.
+fn chain(n: usize, unary: bool) -> wgrad::Result<Graph> {
     let mut b = Builder::new();
     let x = b.input("x", Type::f32(&[256]))?;
     let mut v = x;
     for i in 0..n {
-        v = match i % 4 {
-            0 => b.tanh(v)?,
-            1 => b.sin(v)?,
-            2 => b.mul(v, x)?,
-            _ => b.add(v, x)?,
+        v = match (i % 4, unary) {
+            (0, _) => b.tanh(v)?,
+            (1, _) => b.sin(v)?,
+            (2, false) => b.mul(v, x)?,
+            (2, true) => b.exp(v)?,
+            (_, false) => b.add(v, x)?,
+            (_, true) => b.cos(v)?,
         };
     }
     let loss = b.sum_all(v)?;
@@ -608,7 +610,7 @@ fn compile_times(lengths: &[usize], repeats: usize) -> BoxResult<()> {
     );
     println!("|---|---|---|---|---|---|---|");
     for &n in lengths {
-        let f = chain(n)?;
+        let f = chain(n, false)?;
         let (mut grad_ms, mut compile_ms) = (Vec::new(), Vec::new());
         let mut shape = (0, 0);
         for _ in 0..repeats {
@@ -780,20 +782,23 @@ fn main() -> BoxResult<()> {
     }
 
     if wanted("chain") {
-        // The gradient of a 1,500-op elementwise chain: checkpointed segments against a
+        // Gradients of 1,500-op elementwise chains: checkpointed segments against a
         // value stored every few ops (`--without checkpoint`).
-        let d = wgrad::autodiff::grad_with(&chain(1500)?, None, &["x"], &s.optimizations)?;
         let mut inputs = Inputs::new();
         inputs.insert("x".into(), normal(&mut rng, &[256], 0.5));
-        results.push(measure(
-            "chain of 1,500 ops, gradient",
-            &d,
-            &inputs,
-            &s,
-            None,
-            &mut no_extra,
-        )?);
-        if !args.no_paired && s.optimizations.checkpoint {
+        let chains = [
+            ("chain of 1,500 unary ops, gradient", chain(1500, true)?),
+            (
+                "chain of 1,500 ops reading x, gradient",
+                chain(1500, false)?,
+            ),
+        ];
+        for (label, f) in chains {
+            let d = wgrad::autodiff::grad_with(&f, None, &["x"], &s.optimizations)?;
+            results.push(measure(label, &d, &inputs, &s, None, &mut no_extra)?);
+            if args.no_paired || !s.optimizations.checkpoint {
+                continue;
+            }
             let rt = Runtime::new(&RuntimeOptions::default())?;
             let options = Options {
                 optimizations: s.optimizations,
@@ -806,7 +811,7 @@ fn main() -> BoxResult<()> {
             let (with, without) = (wgrad::compile(&d, &options)?, wgrad::compile(&d, &apart)?);
             let (wm, am, r) = alternate(&rt, (&with, &inputs), (&without, &inputs), &s)?;
             println!(
-                "chain gradient, {} kernels against {} without checkpoints, interleaved: {wm:.2} ms against {am:.2} ms (medians), median of paired ratios without / with = {r:.2}",
+                "{label}: {} kernels against {} without checkpoints, interleaved: {wm:.2} ms against {am:.2} ms (medians), median of paired ratios without / with = {r:.2}",
                 with.stats.kernels, without.stats.kernels
             );
         }

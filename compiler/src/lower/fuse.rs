@@ -16,6 +16,11 @@
 //! its weight gradient. Kernels then run in an order that respects what each reads
 //! (`placement::kernel_order`), which is no longer the order of their roots.
 //!
+//! In a long elementwise region (the gradient of a chain of hundreds of ops), values
+//! are recomputed up to a segment deep and kernels are cut between segments first
+//! (`checkpoint`), so the backward recomputes one segment per kernel from a stored
+//! checkpoint.
+//!
 //! Last, reductions of one domain that do not depend on each other become one kernel
 //! with several results (`fuse_siblings`).
 //!
