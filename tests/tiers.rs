@@ -13,15 +13,16 @@ use wgrad::{Builder, DType, Graph, Options, Runtime, RuntimeOptions, Tensor, Tie
 
 const PARAMS: [&str; 4] = ["w1", "b1", "w2", "b2"];
 
-/// One SGD-with-momentum step of a two-layer MLP on `x[64, 96]`: the products are
-/// large enough for the preset's 16×16 tile.
+/// One SGD-with-momentum step of a two-layer MLP on `x[256, 128]`: the first layer's
+/// products are large enough for the preset's 16×16 tile (the 16-class layer's get
+/// smaller tiles by shape).
 fn training_step() -> Graph {
     let mut b = Builder::new();
-    let x = b.input("x", Type::f32(&[64, 96])).unwrap();
-    let labels = b.input("labels", Type::new(DType::I32, &[64])).unwrap();
-    let w1 = b.input("w1", Type::f32(&[96, 80])).unwrap();
-    let b1 = b.input("b1", Type::f32(&[80])).unwrap();
-    let w2 = b.input("w2", Type::f32(&[80, 16])).unwrap();
+    let x = b.input("x", Type::f32(&[256, 128])).unwrap();
+    let labels = b.input("labels", Type::new(DType::I32, &[256])).unwrap();
+    let w1 = b.input("w1", Type::f32(&[128, 256])).unwrap();
+    let b1 = b.input("b1", Type::f32(&[256])).unwrap();
+    let w2 = b.input("w2", Type::f32(&[256, 16])).unwrap();
     let b2 = b.input("b2", Type::f32(&[16])).unwrap();
     let h = b.linear(x, w1, b1).unwrap();
     let h = b.relu(h).unwrap();
@@ -49,19 +50,19 @@ fn values(n: usize, seed: u64) -> Vec<f64> {
 }
 
 fn batch(seed: u64) -> HashMap<String, Tensor> {
-    let x = Tensor::new(Type::f32(&[64, 96]), values(64 * 96, seed)).unwrap();
-    let labels: Vec<f64> = (0..64)
+    let x = Tensor::new(Type::f32(&[256, 128]), values(256 * 128, seed)).unwrap();
+    let labels: Vec<f64> = (0..256)
         .map(|i| ((i * 7 + seed as usize) % 16) as f64)
         .collect();
-    let labels = Tensor::new(Type::new(DType::I32, &[64]), labels).unwrap();
+    let labels = Tensor::new(Type::new(DType::I32, &[256]), labels).unwrap();
     HashMap::from([("x".to_string(), x), ("labels".to_string(), labels)])
 }
 
 fn set_parameters(exe: &mut wgrad::Executable<'_>) {
     for (i, (name, shape)) in [
-        ("w1", vec![96, 80]),
-        ("b1", vec![80]),
-        ("w2", vec![80, 16]),
+        ("w1", vec![128, 256]),
+        ("b1", vec![256]),
+        ("w2", vec![256, 16]),
         ("b2", vec![16]),
     ]
     .into_iter()
@@ -87,7 +88,7 @@ fn tiered_runtime() -> Option<Runtime> {
 fn a_program_with_large_tiles_carries_a_quick_tier_with_small_ones() {
     let step = training_step();
     let program = wgrad::compile(&step, &Options::default()).unwrap();
-    assert!(program.tiles().all(|t| t == [16, 16]) && program.tiles().count() > 0);
+    assert!(program.tiles().any(|t| t == [16, 16]));
     let quick = program.quick.as_ref().expect("a quick tier");
     assert!(quick.tiles().count() > 0);
     assert!(quick.tiles().all(|t| t == wgrad::lower::QUICK_TILE));

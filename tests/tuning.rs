@@ -51,11 +51,13 @@ fn a_tuned_tile_replaces_the_preset_for_its_shape_only() {
     let p = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
     assert_eq!(p.kernels[0].variant, "matmul_tiled8x16");
     assert!(p.kernels[0].wgsl.contains("Tile 8x16 from the tuning file"));
-    // Another shape keeps the preset, and the quick tier its own tile.
+    // Another shape large enough for the preset keeps it, and the quick tier its own
+    // tile.
     let other = wgrad::parse(
         &PRODUCT
-            .replace("f32[96,80]", "f32[96,88]")
-            .replace("f32[64,80]", "f32[64,88]"),
+            .replace("f32[64,96]", "f32[256,96]")
+            .replace("f32[96,80]", "f32[96,256]")
+            .replace("f32[64,80]", "f32[256,256]"),
     )
     .unwrap();
     let q = wgrad::compile(&other, &Options::new(target.clone())).unwrap();
@@ -63,6 +65,60 @@ fn a_tuned_tile_replaces_the_preset_for_its_shape_only() {
     assert!(!q.kernels[0].wgsl.contains("tuning file"));
     let quick = p.quick.as_ref().expect("a quick tier");
     assert_eq!(quick.kernels[0].variant, "matmul_tiled4x4");
+}
+
+/// A `[m×k]·[k×n]` product followed by tanh.
+fn product(m: usize, k: usize, n: usize) -> wgrad::Graph {
+    wgrad::parse(&format!(
+        "%a = input a : f32[{m},{k}]\n%b = input b : f32[{k},{n}]\n\
+         %c = dot %a, %b lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[{m},{n}]\n\
+         %t = tanh %c : f32[{m},{n}]\noutput t = %t\n"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn without_a_tuning_file_small_and_narrow_products_get_smaller_tiles() {
+    let variant = |target: Target, (m, k, n): (usize, usize, usize)| {
+        let p = wgrad::compile(&product(m, k, n), &Options::new(target)).unwrap();
+        (p.kernels[0].variant.clone(), p.kernels[0].wgsl.clone())
+    };
+    let cpu = Target::software_vulkan();
+    // Large enough for the preset's 16×16 tiles: 4,096 and 256 invocations.
+    for shape in [(1024, 1024, 1024), (256, 512, 256)] {
+        let (v, wgsl) = variant(cpu.clone(), shape);
+        assert_eq!(v, "matmul_tiled16x16", "{shape:?}");
+        assert!(!wgsl.contains("chosen by the product's shape"));
+    }
+    // Ten columns (W1's last layer): a 16-wide tile would compute 16 columns, 4 wide
+    // computes 12.
+    let (v, wgsl) = variant(cpu.clone(), (256, 512, 10));
+    assert_eq!(v, "matmul_tiled4x4");
+    assert!(wgsl.contains("Tile 4x4 chosen by the product's shape"));
+    // A small product (a digits classifier's first layer, batch 32): 16×16 tiles
+    // would be 16 invocations, 4×4 ones are 256.
+    assert_eq!(variant(cpu.clone(), (32, 64, 128)).0, "matmul_tiled4x4");
+    // Wide but with too few rows for 16×16 tiles (128 invocations): 8×16 leaves 256.
+    assert_eq!(variant(cpu.clone(), (32, 64, 1024)).0, "matmul_tiled8x16");
+    // A GPU preset's tile is already the smallest.
+    assert_eq!(
+        variant(Target::discrete_gpu(), (32, 64, 128)).0,
+        "matmul_tiled4x4"
+    );
+    // A tuning file's tile wins over the shape's.
+    let mut tuned = cpu.clone();
+    tuned.tuning.products = vec![(
+        Tiling {
+            a_transposed: false,
+            b_transposed: false,
+            m: 32,
+            n: 128,
+            k: 64,
+            batch: 1,
+        },
+        [16, 16],
+    )];
+    assert_eq!(variant(tuned, (32, 64, 128)).0, "matmul_tiled16x16");
 }
 
 #[test]
@@ -144,13 +200,14 @@ fn a_bad_tuning_file_is_ignored_with_a_warning_naming_it() {
         );
         assert!(rt.tuning_status().contains(&path.display().to_string()));
         assert!(rt.target().tuning.products.is_empty());
-        // The preset applies.
-        let p = wgrad::compile(
-            &wgrad::parse(PRODUCT).unwrap(),
-            &Options::new(rt.target().clone()),
-        )
-        .unwrap();
-        assert_eq!(p.kernels[0].variant, "matmul_tiled16x16");
+        // No tile comes from the file: the tile is the one chosen without it.
+        let g = wgrad::parse(PRODUCT).unwrap();
+        let p = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+        let mut untuned = rt.target().clone();
+        untuned.tuning = Default::default();
+        let q = wgrad::compile(&g, &Options::new(untuned)).unwrap();
+        assert_eq!(p.kernels[0].variant, q.kernels[0].variant);
+        assert!(!p.kernels[0].wgsl.contains("tuning file"));
     }
 }
 

@@ -16,7 +16,7 @@
 use super::fuse::row_scatter;
 use super::fuse_products::{Tiling, prologue_operand, tileable, vec4_prologue_applies};
 use super::placement::{Placement, computed_by, kernel_order, kernel_values};
-use super::target::{AdapterClass, REDUCTION_CHUNK, Target};
+use super::target::{AdapterClass, REDUCTION_CHUNK, Target, TileSource};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Graph, Op, OpClass, Value};
 use crate::passes::split_rows::Rows;
@@ -159,8 +159,8 @@ pub struct MatmulPlan {
     pub tiling: Tiling,
     /// Result elements per invocation, `[rows, columns]`.
     pub tile: [usize; 2],
-    /// Whether the tile comes from the target's tuning file rather than its preset.
-    pub tuned: bool,
+    /// Where the tile comes from: the preset, the product's shape or the tuning file.
+    pub tile_source: TileSource,
     /// Invocations per workgroup, `[x, y]` (columns and rows of tiles).
     pub workgroup: [usize; 2],
     /// How A is read.
@@ -503,7 +503,7 @@ fn matmul(
     if root != dot && (ct.dtype != DType::F32 || ct.shape != [m, n]) {
         return None;
     }
-    let (tile, tuned) = target.product_tile(&tiling);
+    let (tile, tile_source) = target.product_tile(&tiling);
     let [tm, tn] = tile.map(|t| t.max(1) as usize);
     // B's rows as vec4 (B row-major).
     let vec4 = !b_transposed && !inline_b && n % 4 == 0 && tn % 4 == 0;
@@ -568,7 +568,7 @@ fn matmul(
         dot,
         tiling,
         tile: [tm, tn],
-        tuned,
+        tile_source,
         workgroup: target.matmul_workgroup().map(|w| w as usize),
         a,
         b,
@@ -643,7 +643,7 @@ impl Plan {
                         "  tile {}×{} ({}), workgroup {}×{}, grid {:?}; A {}, B {}; K step {}",
                         m.tile[0],
                         m.tile[1],
-                        if m.tuned { "tuning file" } else { "preset" },
+                        m.tile_source.describe(),
                         m.workgroup[0],
                         m.workgroup[1],
                         m.grid(),

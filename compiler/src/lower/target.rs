@@ -104,14 +104,95 @@ pub struct Tuning {
     pub products: Vec<(Tiling, [u32; 2])>,
 }
 
-impl Target {
-    /// The register tile for a product of shape `tiling`, and whether it comes from the
-    /// tuning file (otherwise it is the preset's `matmul_tile`).
-    pub fn product_tile(&self, tiling: &Tiling) -> ([u32; 2], bool) {
-        match self.tuning.products.iter().find(|(t, _)| t == tiling) {
-            Some((_, tile)) => (*tile, true),
-            None => (self.matmul_tile, false),
+/// Where a product's register tile comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TileSource {
+    /// The target's preset tile (`Target::matmul_tile`).
+    Preset,
+    /// A smaller tile than the preset's, chosen by the product's shape: the preset
+    /// tile would leave too few invocations, or pad a narrow side.
+    Shape,
+    /// The tuning file's tile for this product shape.
+    TuningFile,
+}
+
+impl TileSource {
+    /// How plans and dumps name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TileSource::Preset => "preset",
+            TileSource::Shape => "by shape",
+            TileSource::TuningFile => "tuning file",
         }
+    }
+}
+
+/// The fewest register tiles (invocations) a product's tile should leave on a CPU
+/// adapter, which runs a workgroup of 64 per thread: a few workgroups per core.
+pub const MIN_PRODUCT_INVOCATIONS_CPU: usize = 256;
+
+/// The same on GPUs, which run thousands of invocations at once.
+pub const MIN_PRODUCT_INVOCATIONS_GPU: usize = 4096;
+
+/// The smallest fraction of a tile grid's elements that must fall inside the product
+/// for a tile to be chosen by shape: a 16-wide tile over 10 columns computes 16.
+pub const MIN_TILE_USE: f64 = 0.75;
+
+impl Target {
+    /// The register tile for a product of shape `tiling`, and where it comes from:
+    /// the tuning file's tile for that shape, or else the preset's, made smaller by
+    /// [`Target::shape_tile`] when the product is small or narrow.
+    pub fn product_tile(&self, tiling: &Tiling) -> ([u32; 2], TileSource) {
+        if let Some((_, tile)) = self.tuning.products.iter().find(|(t, _)| t == tiling) {
+            return (*tile, TileSource::TuningFile);
+        }
+        let tile = self.shape_tile(tiling);
+        if tile == self.matmul_tile {
+            (tile, TileSource::Preset)
+        } else {
+            (tile, TileSource::Shape)
+        }
+    }
+
+    /// The largest tile of [`PRODUCT_TILES`] no larger than the preset's on either side
+    /// that leaves at least the adapter's minimum of invocations
+    /// ([`MIN_PRODUCT_INVOCATIONS_CPU`], [`MIN_PRODUCT_INVOCATIONS_GPU`]) and uses at
+    /// least [`MIN_TILE_USE`] of its grid; for a product too small to give that many,
+    /// the one of those tiles giving the most invocations. The preset when no smaller
+    /// tile qualifies. A cheap stand-in for measuring (`wgrad tune`): on lavapipe,
+    /// W1's `[256×512]·[512×10]` took 1.12 ms with 4×4 tiles against 1.65 ms with
+    /// 16×16.
+    pub fn shape_tile(&self, t: &Tiling) -> [u32; 2] {
+        let preset = self.matmul_tile;
+        let least = match self.class {
+            AdapterClass::Cpu => MIN_PRODUCT_INVOCATIONS_CPU,
+            AdapterClass::DiscreteGpu | AdapterClass::IntegratedGpu | AdapterClass::Other => {
+                MIN_PRODUCT_INVOCATIONS_GPU
+            }
+        };
+        let tiles = |[tm, tn]: [u32; 2]| {
+            let (tm, tn) = (tm.max(1) as usize, tn.max(1) as usize);
+            let (rows, cols) = (t.m.div_ceil(tm), t.n.div_ceil(tn));
+            let used = (t.m * t.n) as f64 / ((rows * tm * cols * tn) as f64).max(1.0);
+            (rows * cols * t.batch, used)
+        };
+        if tiles(preset).0 >= least && tiles(preset).1 >= MIN_TILE_USE {
+            return preset;
+        }
+        let mut fitting: Vec<[u32; 2]> = PRODUCT_TILES
+            .iter()
+            .copied()
+            .filter(|&[tm, tn]| tm <= preset[0] && tn <= preset[1])
+            .filter(|&tile| tiles(tile).1 >= MIN_TILE_USE)
+            .collect();
+        // Largest first; of equal areas, the squarer.
+        fitting.sort_by_key(|&[tm, tn]| (std::cmp::Reverse(tm * tn), tm.abs_diff(tn)));
+        fitting
+            .iter()
+            .copied()
+            .find(|&tile| tiles(tile).0 >= least)
+            .or_else(|| fitting.iter().copied().max_by_key(|&tile| tiles(tile).0))
+            .unwrap_or(preset)
     }
 
     /// Whether a product tile is larger than the quick tier's, so that a program using

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::ir::{BinaryOp, DType, Op, ReduceKind, Type, UnaryOp, Value};
 use crate::lower::plan::{KernelPlan, Load, MatmulPlan, Operand};
 use crate::lower::program::{Buffer, BufferId, BufferRole, Kernel, KernelBinding};
+use crate::lower::target::TileSource;
 use std::fmt::Write;
 
 const TEMPLATE: &str = include_str!("../../../../shaders/matmul.wgsl");
@@ -549,11 +550,17 @@ fn header(cx: &Context<'_>, k: &KernelPlan, m: &MatmulPlan, name: &str) -> Strin
         g.ty(dot),
         m.tiling
     );
-    if m.tuned {
-        header.push_str(&format!(
-            "\n// Tile {}x{} from the tuning file.",
-            m.tile[0], m.tile[1]
-        ));
+    match m.tile_source {
+        TileSource::Preset => {}
+        TileSource::Shape | TileSource::TuningFile => header.push_str(&format!(
+            "\n// Tile {}x{} {}.",
+            m.tile[0],
+            m.tile[1],
+            match m.tile_source {
+                TileSource::TuningFile => "from the tuning file",
+                TileSource::Preset | TileSource::Shape => "chosen by the product's shape",
+            }
+        )),
     }
     if let Some(s) = m.total {
         header.push_str(&format!(
