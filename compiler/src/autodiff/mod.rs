@@ -282,8 +282,8 @@ pub fn backward_multi(
             }
         }
     }
-    // Contributions collected per value, summed once when the value is visited; a
-    // loop's per result, from its `get`s.
+    // Contributions collected per value, added as they arrive; a loop's per result,
+    // from its `get`s.
     let mut pending: Vec<Vec<Value>> = vec![Vec::new(); n];
     for (out, seed) in seeds {
         pending[out.index()].push(*seed);
@@ -341,7 +341,18 @@ pub fn backward_multi(
                 && needed[a.index()]
                 && depends[a.index()]
             {
-                pending[a.index()].push(p);
+                // A value read by several ops has its contributions added as they
+                // arrive, in the order they arrive (the same sum as adding them at
+                // the end): a backward pass then holds one partial sum per value, not
+                // every contribution until the value is visited.
+                let parts = &mut pending[a.index()];
+                match parts.as_slice() {
+                    [acc] if !matches!(g.nodes[a.index()].op, Op::Get { .. }) => {
+                        let acc = *acc;
+                        parts[0] = b.add(acc, p)?;
+                    }
+                    _ => parts.push(p),
+                }
             }
         }
     }
