@@ -872,6 +872,21 @@ fn a_checkpointed_gradient_matches_the_interpreter_on_the_device() {
 }
 
 #[test]
+fn a_checkpointed_gradient_of_a_chain_reading_its_input_matches_on_the_device() {
+    // 600 ops, half of them reading `x`: `x`'s gradient is a sum of 300 contributions,
+    // added as they arrive, so one partial sum crosses each cut with the cotangent.
+    let d = wgrad::grad(&elementwise_chain(600, 256), None, &["x"]).unwrap();
+    let p = compile(&d, Target::software_vulkan());
+    assert!(p.stats.kernels <= 12, "{} kernels", p.stats.kernels);
+    let Some(rt) = wgrad::runtime::testing::runtime_or_skip() else {
+        return;
+    };
+    let mut rng = common::Rng::new(23);
+    let ins = common::inputs(vec![("x", rng.tensor(&[256], -1.0, 1.0))]);
+    common::gpu::assert_gpu_matches(&rt, &d, &ins);
+}
+
+#[test]
 fn an_elementwise_gradient_is_computed_beside_its_loss_with_nothing_stored() {
     // 40 ops: the forward values, the derivative and the loss's sum in one loop, each
     // forward value in registers from its computation to its derivative's.
