@@ -170,11 +170,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure the product tiles of programs on this adapter and write its tuning file,
-    /// which every later run reads (`wgrad adapter` shows whether one applies)
+    /// Measure the product tiles and row kernel modes of programs on this adapter and
+    /// write its tuning file, which every later run reads (`wgrad adapter` shows whether
+    /// one applies)
     Tune {
-        /// Programs whose products to tune (default: the gradients of W1, W2 and W3a,
-        /// and a 1024³ product).
+        /// Programs whose products and row kernels to tune (default: the gradients of
+        /// W1, W2 and W3a, and a 1024³ product).
         files: Vec<String>,
         /// Tune the gradients of the programs with respect to these comma-separated
         /// inputs.
@@ -501,16 +502,16 @@ fn run(command: Command) -> Result<Output, String> {
                     .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
             }
             wgrad::io::write_text(&path, &report.file.print()).map_err(user)?;
-            let skipped = report.variants.iter().filter(|v| v.2.is_err()).count();
+            let skipped = report.variants.iter().filter(|v| v.2.is_err()).count()
+                + report.row_variants.iter().filter(|v| v.2.is_err()).count();
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
             let mut text = format!(
-                "wrote {}: {} product tile{} measured in {:.1} s ({}){}\n",
+                "wrote {}: {} product tile{} and {} row kernel mode{} measured in {:.1} s ({}){}\n",
                 path.display(),
                 report.file.products.len(),
-                if report.file.products.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
+                plural(report.file.products.len()),
+                report.file.rows.len(),
+                plural(report.file.rows.len()),
                 started.elapsed().as_secs_f64(),
                 if report.timestamps {
                     "kernel times from timestamp queries"
@@ -534,8 +535,18 @@ fn run(command: Command) -> Result<Output, String> {
                     }
                 ));
             }
+            if !report.rows_not_reached.is_empty() {
+                text.push_str(&format!(
+                    "the budget ended before {} row shape{}; they keep the preset mode\n",
+                    report.rows_not_reached.len(),
+                    plural(report.rows_not_reached.len())
+                ));
+            }
             for (t, tile, comment) in &report.file.products {
                 text.push_str(&format!("  {t}: {}x{} ({comment})\n", tile[0], tile[1]));
+            }
+            for (r, threads, comment) in &report.file.rows {
+                text.push_str(&format!("  {r}: {threads} per row ({comment})\n"));
             }
             Ok(Output::Text(text))
         }
@@ -632,6 +643,9 @@ fn tuned_lines(rt: &Runtime) -> String {
     let mut s = rt.tuning_status().to_string();
     for (t, tile) in &rt.target().tuning.products {
         s.push_str(&format!("\n  {t}: {}x{}", tile[0], tile[1]));
+    }
+    for (r, threads) in &rt.target().tuning.rows {
+        s.push_str(&format!("\n  {r}: {threads} per row"));
     }
     s
 }

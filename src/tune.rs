@@ -1,6 +1,9 @@
-//! Measuring product tiles on the adapter in use (`wgrad tune`).
+//! Measuring kernel variants on the adapter in use (`wgrad tune`): product tiles, and
+//! row kernels' invocations per row.
 //!
-//! For every tiled product of the given programs (by default the gradients of
+//! Every row kernel shape of the given programs is measured first, in each mode of
+//! [`ROW_MODES`] (one invocation per row, or a workgroup sharing it) that its row
+//! allows: they are few and quick. Then, for every tiled product of the given programs (by default the gradients of
 //! workloads W1, W2 and W3a and a 1024³ product), largest first, each tile of the
 //! tuning space ([`PRODUCT_TILES`]) is measured in the program itself, with the
 //! program's other products at the preset tile: the program is compiled with that
@@ -12,12 +15,13 @@
 //! shape goes into a [`TuningFile`] for this adapter, which every later
 //! [`Runtime`] reads when it opens its device. A variant that fails to compile, to
 //! validate or to fit the adapter's limits is skipped and reported. Measuring stops
-//! at the time budget; shapes it did not reach keep the preset.
+//! at the time budget; shapes it did not reach keep the preset (or the tile chosen by
+//! shape).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::lower::{KernelKind, PRODUCT_TILES, Tiling, Tuning, TuningFile};
+use crate::lower::{KernelKind, PRODUCT_TILES, ROW_MODES, RowShape, Tiling, Tuning, TuningFile};
 use crate::{Builder, DType, Graph, Options, Runtime, Tensor, Type};
 
 /// How `tune` measures.
@@ -41,13 +45,18 @@ impl Default for TuneOptions {
 /// What `tune` measured.
 #[derive(Clone, Debug, Default)]
 pub struct TuneReport {
-    /// The tuning file to write: the fastest tile of every shape measured.
+    /// The tuning file to write: the fastest variant of every shape measured.
     pub file: TuningFile,
     /// Every variant measured: the shape, the tile, and its milliseconds or why it was
     /// skipped.
     pub variants: Vec<(Tiling, [u32; 2], Result<f64, String>)>,
-    /// Shapes the budget did not reach.
+    /// Every row kernel mode measured: the shape, the invocations per row, and its
+    /// milliseconds or why it was skipped.
+    pub row_variants: Vec<(RowShape, usize, Result<f64, String>)>,
+    /// Product shapes the budget did not reach.
     pub not_reached: Vec<Tiling>,
+    /// Row shapes the budget did not reach.
+    pub rows_not_reached: Vec<RowShape>,
     /// Whether the times are the kernel's own (timestamp queries) or wall clock.
     pub timestamps: bool,
 }
@@ -84,30 +93,43 @@ fn square(n: usize) -> Tiling {
     }
 }
 
-/// The tiled products of `programs` compiled for `options`, largest first, each with
-/// the index of the first program that has it.
-pub fn products(
-    programs: &[(String, Graph)],
-    options: &Options,
-) -> crate::Result<Vec<(Tiling, usize)>> {
-    let mut shapes: Vec<(Tiling, usize)> = Vec::new();
-    let mut seen = BTreeSet::new();
+/// The shapes a program's kernels can be tuned by, each with the index of the first
+/// program that has it.
+pub struct Shapes {
+    /// Tiled products, largest first.
+    pub products: Vec<(Tiling, usize)>,
+    /// Row kernels, in the order first met.
+    pub rows: Vec<(RowShape, usize)>,
+}
+
+/// The tiled products and row kernels of `programs` compiled for `options`.
+pub fn shapes(programs: &[(String, Graph)], options: &Options) -> crate::Result<Shapes> {
+    let mut out = Shapes {
+        products: Vec::new(),
+        rows: Vec::new(),
+    };
+    let (mut seen, mut seen_rows) = (BTreeSet::new(), BTreeSet::new());
     for (i, (_, g)) in programs.iter().enumerate() {
         let (_, report) = crate::lower::compile(g, options)?;
         let plans =
             std::iter::once(&report.plan).chain(report.pieces.iter().map(|p| &p.report.plan));
         for plan in plans {
             for k in &plan.kernels {
-                if let KernelKind::Matmul(m) = &k.kind
-                    && seen.insert(m.tiling)
-                {
-                    shapes.push((m.tiling, i));
+                match &k.kind {
+                    KernelKind::Matmul(m) if seen.insert(m.tiling) => {
+                        out.products.push((m.tiling, i));
+                    }
+                    KernelKind::Row(r) if seen_rows.insert(r.shape) => {
+                        out.rows.push((r.shape, i));
+                    }
+                    _ => {}
                 }
             }
         }
     }
-    shapes.sort_by_key(|(t, _)| std::cmp::Reverse(t.batch * t.m * t.n * t.k));
-    Ok(shapes)
+    out.products
+        .sort_by_key(|(t, _)| std::cmp::Reverse(t.batch * t.m * t.n * t.k));
+    Ok(out)
 }
 
 /// A program computing one product of shape `t` from inputs `a` and `b`.
@@ -163,7 +185,8 @@ fn inputs(g: &Graph) -> crate::Result<HashMap<String, Tensor>> {
     Ok(out)
 }
 
-/// Measures every tile of every product of `programs` on `rt` (which should load in
+/// Measures every mode of every row kernel and every tile of every product of
+/// `programs` on `rt` (which should load in
 /// one tier and time kernels: `RuntimeOptions { tiers: false, timestamps: true, .. }`),
 /// calling `progress` with a line per variant.
 pub fn tune(
@@ -176,7 +199,10 @@ pub fn tune(
     let mut base = rt.target().clone();
     base.tuning = Tuning::default();
     base.quick_tile = None;
-    let shapes = products(programs, &Options::new(base.clone()))?;
+    let Shapes {
+        products: shapes,
+        rows,
+    } = shapes(programs, &Options::new(base.clone()))?;
     let timestamps = base.features.timestamps;
     let adapter = rt.adapter();
     let mut report = TuneReport {
@@ -185,6 +211,7 @@ pub fn tune(
             driver: adapter.driver.clone(),
             driver_info: adapter.driver_info.clone(),
             products: Vec::new(),
+            rows: Vec::new(),
         },
         timestamps,
         ..TuneReport::default()
@@ -194,6 +221,57 @@ pub fn tune(
         .iter()
         .map(|(_, g)| inputs(g))
         .collect::<crate::Result<_>>()?;
+    for (i, (shape, p)) in rows.iter().enumerate() {
+        if start.elapsed() + longest >= options.budget {
+            report
+                .rows_not_reached
+                .extend(rows[i..].iter().map(|(r, _)| *r));
+            break;
+        }
+        let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
+        let mut times = Vec::new();
+        for threads in ROW_MODES {
+            if start.elapsed() + longest >= options.budget {
+                break;
+            }
+            let began = Instant::now();
+            let mut target = base.clone();
+            target.tuning.rows = vec![(*shape, threads)];
+            // The kernel's first line names its shape and its invocations per row.
+            let mode = if threads == 1 {
+                ": one invocation per row".to_string()
+            } else {
+                format!(": a workgroup of {threads} per row")
+            };
+            let mark = format!("({shape}");
+            let measured = measure(rt, target, g, ins, options.runs, |k| {
+                k.variant == "row"
+                    && k.wgsl
+                        .lines()
+                        .next()
+                        .is_some_and(|l| l.contains(&mark) && l.contains(&mode))
+            })
+            .map_err(|e| {
+                if e.is_empty() {
+                    format!("the row does not allow {threads} invocation(s) per row")
+                } else {
+                    e
+                }
+            });
+            longest = longest.max(began.elapsed());
+            progress(&match &measured {
+                Ok(ms) => format!("{shape}: {threads} per row {ms:.3} ms"),
+                Err(e) => format!("{shape}: {threads} per row skipped: {e}"),
+            });
+            if let Ok(ms) = measured {
+                times.push((threads, ms));
+            }
+            report.row_variants.push((*shape, threads, measured));
+        }
+        if let Some((threads, comment)) = fastest(times, |t| t.to_string()) {
+            report.file.rows.push((*shape, threads, comment));
+        }
+    }
     for (i, (shape, p)) in shapes.iter().enumerate() {
         if start.elapsed() + longest >= options.budget {
             report
@@ -202,7 +280,6 @@ pub fn tune(
             break;
         }
         let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
-        let mut best: Option<([u32; 2], f64)> = None;
         let mut times = Vec::new();
         for tile in PRODUCT_TILES {
             // A variant is started only when the longest one so far would still end
@@ -211,7 +288,22 @@ pub fn tune(
                 break;
             }
             let began = Instant::now();
-            let measured = measure(rt, &base, g, ins, shape, tile, options.runs);
+            let mut target = base.clone();
+            target.tuning.products = vec![(*shape, tile)];
+            let variant = format!("matmul_tiled{}x{}", tile[0], tile[1]);
+            // The product's kernels name its shape in their first line (`… as
+            // 1×[M×K]·[K×N].`).
+            let mark = format!(" as {shape}.");
+            let measured = measure(rt, target, g, ins, options.runs, |k| {
+                k.variant == variant && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
+            })
+            .map_err(|e| {
+                if e.is_empty() {
+                    format!("the product does not compile to {variant}")
+                } else {
+                    e
+                }
+            });
             longest = longest.max(began.elapsed());
             let line = match &measured {
                 Ok(ms) => format!("{shape}: tile {}x{} {ms:.3} ms", tile[0], tile[1]),
@@ -220,53 +312,49 @@ pub fn tune(
             progress(&line);
             if let Ok(ms) = measured {
                 times.push((tile, ms));
-                if best.is_none_or(|(_, b)| ms < b) {
-                    best = Some((tile, ms));
-                }
             }
             report.variants.push((*shape, tile, measured));
         }
-        if let Some((tile, _)) = best {
-            times.sort_by(|x, y| x.1.total_cmp(&y.1));
-            let comment = times
-                .iter()
-                .map(|(t, ms)| format!("{}x{} {ms:.3} ms", t[0], t[1]))
-                .collect::<Vec<_>>()
-                .join(", ");
+        if let Some((tile, comment)) = fastest(times, |t| format!("{}x{}", t[0], t[1])) {
             report.file.products.push((*shape, tile, comment));
         }
     }
     Ok(report)
 }
 
-/// The median time of the kernels of product `shape` in program `g` with `tile`, in
-/// milliseconds (of the whole run, without timestamps), or why the variant cannot
-/// run.
+/// The fastest of the variants measured (the first of equals), and a comment listing
+/// every one with its time, fastest first.
+fn fastest<T: Copy>(mut times: Vec<(T, f64)>, name: impl Fn(T) -> String) -> Option<(T, String)> {
+    times.sort_by(|x, y| x.1.total_cmp(&y.1));
+    let comment = times
+        .iter()
+        .map(|&(t, ms)| format!("{} {ms:.3} ms", name(t)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    times.first().map(|&(t, _)| (t, comment))
+}
+
+/// The median time of the kernels `ours` picks out of program `g` compiled for
+/// `target`, in milliseconds (of the whole run, without timestamps), or why the
+/// variant cannot run (empty when `ours` picks no kernel).
 fn measure(
     rt: &Runtime,
-    base: &crate::Target,
+    target: crate::Target,
     g: &Graph,
     ins: &HashMap<String, Tensor>,
-    shape: &Tiling,
-    tile: [u32; 2],
     runs: usize,
+    ours: impl Fn(&crate::lower::Kernel) -> bool,
 ) -> Result<f64, String> {
-    let mut target = base.clone();
-    target.tuning.products = vec![(*shape, tile)];
+    let base = target.clone();
     let program = crate::compile(g, &Options::new(target)).map_err(|e| e.to_string())?;
-    let variant = format!("matmul_tiled{}x{}", tile[0], tile[1]);
-    // The product's kernels name its shape in their first line (`… as 1×[M×K]·[K×N].`).
-    let mark = format!(" as {shape}.");
     let ours: Vec<&str> = program
         .kernels
         .iter()
-        .filter(|k| {
-            k.variant == variant && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
-        })
+        .filter(|k| ours(k))
         .map(|k| k.name.as_str())
         .collect();
     if ours.is_empty() {
-        return Err(format!("the product does not compile to {variant}"));
+        return Err(String::new());
     }
     let mut exe = rt.load(&program).map_err(|e| e.to_string())?;
     exe.run(ins).map_err(|e| e.to_string())?;

@@ -3,10 +3,12 @@
 //! that is corrupt, from another adapter or driver version, or names a tile this
 //! version does not have is ignored with a warning naming it, never a wrong result.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-use wgrad::lower::{Tiling, TuningFile};
+use wgrad::lower::{RowShape, Tiling, TuningFile};
 use wgrad::runtime::testing::runtime_with_options_or_skip;
 use wgrad::{Options, RuntimeOptions, Target, Tensor, Type};
 
@@ -32,6 +34,7 @@ fn file_for(rt: &wgrad::Runtime, tile: [u32; 2]) -> TuningFile {
         driver: rt.adapter().driver.clone(),
         driver_info: rt.adapter().driver_info.clone(),
         products: vec![(shape(), tile, String::new())],
+        rows: Vec::new(),
     }
 }
 
@@ -119,6 +122,64 @@ fn without_a_tuning_file_small_and_narrow_products_get_smaller_tiles() {
         [16, 16],
     )];
     assert_eq!(variant(tuned, (32, 64, 128)).0, "matmul_tiled16x16");
+}
+
+/// A softmax over rows of `x: f32[64,100]`: one row kernel with two row reductions.
+const SOFTMAX: &str = "%x = input x : f32[64,100]\n\
+    %m = reduce_max %x axes=[1] : f32[64]\n%mb = broadcast %m dims=[0] : f32[64,100]\n\
+    %d = sub %x, %mb : f32[64,100]\n%e = exp %d : f32[64,100]\n\
+    %s = reduce_sum %e axes=[1] : f32[64]\n%sb = broadcast %s dims=[0] : f32[64,100]\n\
+    %y = div %e, %sb : f32[64,100]\noutput y = %y\n";
+
+#[test]
+fn a_tuned_row_mode_replaces_the_rule_for_its_shape_and_runs_correctly() {
+    let g = wgrad::parse(SOFTMAX).unwrap();
+    let header = |target: Target| {
+        let p = wgrad::compile(&g, &Options::new(target)).unwrap();
+        assert_eq!(p.kernels.len(), 1);
+        assert_eq!(p.kernels[0].variant, "row");
+        p.kernels[0].wgsl.lines().next().unwrap().to_string()
+    };
+    let shape = RowShape {
+        rows: 64,
+        len: 100,
+        sums: 2,
+    };
+    // On a CPU adapter the rule gives each row one invocation.
+    let plain = header(Target::software_vulkan());
+    assert!(plain.contains(": one invocation per row"), "{plain}");
+    assert!(plain.contains(&format!("({shape})")), "{plain}");
+    // The tuning file's mode for that shape replaces it; another shape keeps the rule.
+    let mut tuned = Target::software_vulkan();
+    tuned.tuning.rows = vec![(shape, 64)];
+    let h = header(tuned.clone());
+    assert!(h.contains(": a workgroup of 64 per row"), "{h}");
+    assert!(h.contains("mode from the tuning file"), "{h}");
+    tuned.tuning.rows = vec![(RowShape { rows: 32, ..shape }, 64)];
+    assert!(header(tuned).contains(": one invocation per row"));
+
+    // On the device, read from a tuning file, each mode matches the interpreter.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuning.txt");
+    let Some(probe) = runtime_reading(&path) else {
+        return;
+    };
+    let mut rng = common::Rng::new(5);
+    let ins = common::inputs(vec![("x", rng.tensor(&[64, 100], -4.0, 4.0))]);
+    for threads in wgrad::lower::ROW_MODES {
+        let mut file = file_for(&probe, [16, 16]);
+        file.products.clear();
+        file.rows = vec![(shape, threads, String::new())];
+        std::fs::write(&path, file.print()).unwrap();
+        let rt = runtime_reading(&path).unwrap();
+        assert_eq!(rt.target().tuning.rows, vec![(shape, threads)]);
+        assert!(
+            rt.tuning_status().contains("1 row kernel mode"),
+            "{}",
+            rt.tuning_status()
+        );
+        common::gpu::assert_gpu_matches(&rt, &g, &ins);
+    }
 }
 
 #[test]
@@ -216,10 +277,13 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
     let dir = tempfile::tempdir().unwrap();
     let prog = dir.path().join("p.wg");
     std::fs::write(&prog, PRODUCT).unwrap();
+    let rows = dir.path().join("softmax.wg");
+    std::fs::write(&rows, SOFTMAX).unwrap();
     let out = dir.path().join("sub/tuning.txt");
     let tune_with = |budget: &str| {
         Command::new(env!("CARGO_BIN_EXE_wgrad"))
-            .args(["tune", prog.to_str().unwrap(), "--budget", budget])
+            .args(["tune", prog.to_str().unwrap(), rows.to_str().unwrap()])
+            .args(["--budget", budget])
             .args(["--out", out.to_str().unwrap()])
             .output()
             .unwrap()
@@ -232,8 +296,16 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
         return;
     }
     assert!(tune.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("1 product tile"), "{stdout}");
-    // One line of progress per tile of the tuning space.
+    assert!(
+        stdout.contains("1 product tile and 1 row kernel mode"),
+        "{stdout}"
+    );
+    // One line of progress per row mode and per tile of the tuning space.
+    assert_eq!(
+        stderr.matches("64 rows of 100, 2 row reductions: ").count(),
+        2,
+        "{stderr}"
+    );
     assert_eq!(
         stderr.matches("1×[64×96]·[96×80]: tile").count(),
         6,
@@ -242,6 +314,8 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
     let file = TuningFile::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(file.products.len(), 1);
     assert_eq!(file.products[0].0, shape());
+    assert_eq!(file.rows.len(), 1);
+    assert_eq!(file.rows[0].0.len, 100);
 
     let adapter = Command::new(env!("CARGO_BIN_EXE_wgrad"))
         .arg("adapter")
@@ -251,6 +325,11 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
     let text = String::from_utf8_lossy(&adapter.stdout);
     assert!(text.contains("1 product tile"), "{text}");
     assert!(text.contains("1×[64×96]·[96×80]"), "{text}");
+    assert!(text.contains("1 row kernel mode"), "{text}");
+    assert!(
+        text.contains("64 rows of 100, 2 row reductions: "),
+        "{text}"
+    );
 
     let bad = tune_with("0");
     assert_eq!(bad.status.code(), Some(1));

@@ -113,10 +113,13 @@ pub fn read_tuning(path: Option<&Path>, adapter: &AdapterSummary) -> (Tuning, St
         ));
     }
     let tuning = file.tuning(&shown.to_string());
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let line = format!(
-        "tuning file {shown}: {} product tile{}",
+        "tuning file {shown}: {} product tile{}, {} row kernel mode{}",
         tuning.products.len(),
-        if tuning.products.len() == 1 { "" } else { "s" }
+        plural(tuning.products.len()),
+        tuning.rows.len(),
+        plural(tuning.rows.len())
     );
     (tuning, line)
 }

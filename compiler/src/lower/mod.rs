@@ -43,8 +43,8 @@ pub use program::{
 };
 pub use target::{
     AdapterClass, LOOP_LIMIT, MIN_PRODUCT_INVOCATIONS_CPU, MIN_PRODUCT_INVOCATIONS_GPU,
-    MIN_TILE_USE, PRODUCT_TILES, QUICK_TILE, REDUCTION_CHUNK, SPLIT_REDUCTION, Target,
-    TargetFeatures, TileSource, Tuning,
+    MIN_TILE_USE, PRODUCT_TILES, QUICK_TILE, REDUCTION_CHUNK, ROW_MODES, RowShape, SPLIT_REDUCTION,
+    Target, TargetFeatures, TileSource, Tuning,
 };
 pub use tuning::TuningFile;
 pub use validate::validate_wgsl;

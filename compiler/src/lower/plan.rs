@@ -16,7 +16,7 @@
 use super::fuse::row_scatter;
 use super::fuse_products::{Tiling, prologue_operand, tileable, vec4_prologue_applies};
 use super::placement::{Placement, computed_by, kernel_order, kernel_values};
-use super::target::{AdapterClass, REDUCTION_CHUNK, Target, TileSource};
+use super::target::{AdapterClass, REDUCTION_CHUNK, RowShape, Target, TileSource};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Graph, Op, OpClass, Value};
 use crate::passes::split_rows::Rows;
@@ -203,8 +203,13 @@ pub struct RowPlan {
     pub members: Vec<Value>,
     /// Every value it computes, including values recomputed wherever they are read.
     pub computed: Vec<Value>,
-    /// Invocations per row: 1 on CPU adapters, a workgroup on GPUs.
+    /// Invocations per row: 1 on CPU adapters, a workgroup on GPUs, or what the
+    /// tuning file names for its shape.
     pub threads: usize,
+    /// Its shape, as the tuning file names it.
+    pub shape: RowShape,
+    /// Whether `threads` comes from the tuning file.
+    pub tuned: bool,
 }
 
 /// Plans every kernel of a placed graph, in dispatch order.
@@ -448,7 +453,18 @@ fn row(
         > target.max_loop_iterations;
     let fits = reductions * ROW_THREADS * 4 <= WORKGROUP_MEMORY;
     let share = target.class != AdapterClass::Cpu || too_long || rows.count() == 1;
-    let threads = if fits && share {
+    let shape = RowShape {
+        rows: rows.count(),
+        len: rows.len,
+        sums: reductions,
+    };
+    // The tuning file's mode, where the row allows it.
+    let tuned = target
+        .row_threads(&shape)
+        .filter(|&t| if t == 1 { !too_long } else { fits });
+    let threads = if let Some(t) = tuned {
+        t
+    } else if fits && share {
         ROW_THREADS
     } else if too_long {
         return Err(Error::Compile(format!(
@@ -463,6 +479,8 @@ fn row(
         members,
         computed,
         threads,
+        shape,
+        tuned: tuned.is_some(),
     }))
 }
 
@@ -666,14 +684,15 @@ impl Plan {
                 }
                 KernelKind::Row(r) => writeln!(
                     s,
-                    ", row kernel over {} rows of {}, {} per row",
+                    ", row kernel over {} rows of {}, {} per row{}",
                     r.rows.count(),
                     r.rows.len,
                     if r.threads == 1 {
                         "one invocation".to_string()
                     } else {
                         format!("a workgroup of {}", r.threads)
-                    }
+                    },
+                    if r.tuned { " (tuning file)" } else { "" }
                 ),
             };
             let _ = writeln!(s, "  computes: {}", list(&mut k.values.iter().copied()));

@@ -95,13 +95,45 @@ pub const QUICK_TILE: [u32; 2] = [4, 4];
 /// products (`wgrad tune` measures each).
 pub const PRODUCT_TILES: [[u32; 2]; 6] = [[4, 4], [4, 8], [8, 8], [8, 16], [16, 8], [16, 16]];
 
-/// Product tiles chosen by measurement on one adapter, by product shape.
+/// The invocations per row a row kernel may use, the tuning space of row kernels: one
+/// invocation per row, or a workgroup sharing each row.
+pub const ROW_MODES: [usize; 2] = [1, super::plan::ROW_THREADS];
+
+/// A row kernel's shape, by which a tuning file names its mode: the rows, the elements
+/// of each, and the row reductions it computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowShape {
+    /// Rows.
+    pub rows: usize,
+    /// Elements per row.
+    pub len: usize,
+    /// Row reductions.
+    pub sums: usize,
+}
+
+impl std::fmt::Display for RowShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows of {}, {} row reduction{}",
+            self.rows,
+            self.len,
+            self.sums,
+            if self.sums == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// Kernel variants chosen by measurement on one adapter: product tiles by product
+/// shape, and row kernels' invocations per row by row shape.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Tuning {
     /// Where they were read from (a tuning file's path), for reports.
     pub source: String,
     /// Each tuned product shape and its tile, one of [`PRODUCT_TILES`].
     pub products: Vec<(Tiling, [u32; 2])>,
+    /// Each tuned row shape and its invocations per row, one of [`ROW_MODES`].
+    pub rows: Vec<(RowShape, usize)>,
 }
 
 /// Where a product's register tile comes from.
@@ -193,6 +225,16 @@ impl Target {
             .find(|&tile| tiles(tile).0 >= least)
             .or_else(|| fitting.iter().copied().max_by_key(|&tile| tiles(tile).0))
             .unwrap_or(preset)
+    }
+
+    /// The tuning file's invocations per row for row kernels of `shape`, if it names
+    /// them.
+    pub fn row_threads(&self, shape: &RowShape) -> Option<usize> {
+        self.tuning
+            .rows
+            .iter()
+            .find(|(s, _)| s == shape)
+            .map(|(_, t)| *t)
     }
 
     /// Whether a product tile is larger than the quick tier's, so that a program using

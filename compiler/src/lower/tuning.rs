@@ -1,5 +1,6 @@
-//! The tuning file: the product tiles `wgrad tune` measured fastest on one adapter, as
-//! plain text a person can read and diff.
+//! The tuning file: the kernel variants `wgrad tune` measured fastest on one adapter
+//! (product tiles, and row kernels' invocations per row), as plain text a person can
+//! read and diff.
 //!
 //! ```text
 //! # wgrad tuning file: product tiles measured on this adapter by `wgrad tune`.
@@ -7,15 +8,18 @@
 //! driver = llvmpipe
 //! driver_info = Mesa 22.3.6 (LLVM 15.0.6)
 //! product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms, 16x16 7.9 ms
+//! row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms
 //! ```
 //!
 //! The three keys say which adapter, driver and driver version the measurements hold
 //! for: a file written elsewhere does not apply ([`TuningFile::applies_to`]). Each
 //! `product` line names a product shape as [`Tiling`] does and its tile, one of
-//! [`PRODUCT_TILES`]; what follows `#` is a comment (the times measured).
+//! [`PRODUCT_TILES`]; each `row` line names a row kernel's shape as [`RowShape`] does
+//! and its invocations per row, one of [`ROW_MODES`]; what follows `#` is a comment
+//! (the times measured).
 
 use super::fuse_products::Tiling;
-use super::target::{PRODUCT_TILES, Tuning};
+use super::target::{PRODUCT_TILES, ROW_MODES, RowShape, Tuning};
 use std::fmt::Write;
 
 /// A parsed tuning file.
@@ -29,6 +33,8 @@ pub struct TuningFile {
     pub driver_info: String,
     /// Each product shape and its tile, with the comment written after it.
     pub products: Vec<(Tiling, [u32; 2], String)>,
+    /// Each row kernel shape and its invocations per row, with the comment.
+    pub rows: Vec<(RowShape, usize, String)>,
 }
 
 impl TuningFile {
@@ -61,9 +67,20 @@ impl TuningFile {
                 file.products.push((tiling, tile, comment.to_string()));
                 continue;
             }
+            if let Some(rest) = code.strip_prefix("row ") {
+                let (shape, threads) = row(rest).map_err(at)?;
+                if !ROW_MODES.contains(&threads) {
+                    return Err(at(format!(
+                        "threads={threads} is not a row kernel mode of this version (modes: {})",
+                        ROW_MODES.map(|t| t.to_string()).join(", ")
+                    )));
+                }
+                file.rows.push((shape, threads, comment.to_string()));
+                continue;
+            }
             let Some((key, value)) = code.split_once('=') else {
                 return Err(at(format!(
-                    "expected `key = value` or `product …`, got `{code}`"
+                    "expected `key = value`, `product …` or `row …`, got `{code}`"
                 )));
             };
             let value = value.trim().to_string();
@@ -89,7 +106,7 @@ impl TuningFile {
     /// The file's text, which [`TuningFile::parse`] reads back.
     pub fn print(&self) -> String {
         let mut s = String::from(
-            "# wgrad tuning file: product tiles measured on this adapter by `wgrad tune`.\n",
+            "# wgrad tuning file: kernel variants measured on this adapter by `wgrad tune`.\n",
         );
         let _ = writeln!(s, "adapter = {}", self.adapter);
         let _ = writeln!(s, "driver = {}", self.driver);
@@ -108,11 +125,15 @@ impl TuningFile {
                 tile[0],
                 tile[1]
             );
-            if comment.is_empty() {
-                s.push('\n');
-            } else {
-                let _ = writeln!(s, "  # {comment}");
-            }
+            end_line(&mut s, comment);
+        }
+        for (r, threads, comment) in &self.rows {
+            let _ = write!(
+                s,
+                "row rows={} len={} sums={} threads={threads}",
+                r.rows, r.len, r.sums
+            );
+            end_line(&mut s, comment);
         }
         s
     }
@@ -143,8 +164,55 @@ impl TuningFile {
                 .iter()
                 .map(|(t, tile, _)| (*t, *tile))
                 .collect(),
+            rows: self.rows.iter().map(|(r, t, _)| (*r, *t)).collect(),
         }
     }
+}
+
+/// Ends a line of the file, with its comment when there is one.
+fn end_line(s: &mut String, comment: &str) {
+    if comment.is_empty() {
+        s.push('\n');
+    } else {
+        let _ = writeln!(s, "  # {comment}");
+    }
+}
+
+/// A row line after `row `: `rows=… len=… sums=… threads=…`.
+fn row(rest: &str) -> Result<(RowShape, usize), String> {
+    let (mut shape, mut threads) = (
+        RowShape {
+            rows: 0,
+            len: 0,
+            sums: 0,
+        },
+        0,
+    );
+    let mut seen = Vec::new();
+    for field in rest.split_whitespace() {
+        let Some((key, value)) = field.split_once('=') else {
+            return Err(format!("expected `key=value`, got `{field}`"));
+        };
+        let n = value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("`{key}` must be a positive integer, got `{value}`"))?;
+        match key {
+            "rows" => shape.rows = n,
+            "len" => shape.len = n,
+            "sums" => shape.sums = n,
+            "threads" => threads = n,
+            other => return Err(format!("unknown field `{other}`")),
+        }
+        seen.push(key);
+    }
+    for key in ["rows", "len", "sums", "threads"] {
+        if !seen.contains(&key) {
+            return Err(format!("the row has no `{key}=`"));
+        }
+    }
+    Ok((shape, threads))
 }
 
 /// The tiles of [`PRODUCT_TILES`], as `4x4, 4x8, …`.
@@ -221,7 +289,8 @@ mod tests {
         driver = llvmpipe\n\
         driver_info = Mesa 22.3.6 (LLVM 15.0.6)\n\
         product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms\n\
-        product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4\n";
+        product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4\n\
+        row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms\n";
 
     #[test]
     fn a_tuning_file_parses_prints_and_parses_back() {
@@ -231,6 +300,18 @@ mod tests {
         assert_eq!(f.products[0].1, [16, 8]);
         assert_eq!(f.products[0].2, "16x8 7.1 ms");
         assert!(f.products[1].0.a_transposed && f.products[1].0.b_transposed);
+        assert_eq!(
+            f.rows,
+            [(
+                RowShape {
+                    rows: 1024,
+                    len: 1000,
+                    sums: 3
+                },
+                1,
+                "1 4.6 ms, 64 12.3 ms".to_string()
+            )]
+        );
         assert_eq!(TuningFile::parse(&f.print()).unwrap(), f);
         assert!(
             f.applies_to(
@@ -273,6 +354,14 @@ mod tests {
                 "line 2: expected `key = value`",
             ),
             ("colour = blue\n", "line 1: unknown key `colour`"),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nrow rows=4 len=8 sums=1 threads=7\n",
+                "line 4: threads=7 is not a row kernel mode",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nrow rows=4 len=8 threads=1\n",
+                "line 4: the row has no `sums=`",
+            ),
         ] {
             let e = TuningFile::parse(text).unwrap_err();
             assert!(e.contains(expect), "{e}");

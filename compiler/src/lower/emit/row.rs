@@ -148,14 +148,20 @@ pub fn emit(cx: &Context<'_>, k: &KernelPlan, r: &RowPlan, index: usize) -> Resu
 
     let name = format!("{index:03}_row_{}", g.node(head).op.name());
     let mut header = format!(
-        "// Kernel {name}: {} per row of {} makes {} passes over it.",
+        "// Kernel {name}: {} per row of {} makes {} passes over it ({}{}).",
         if threads == 1 {
             "one invocation".to_string()
         } else {
             format!("a workgroup of {threads}")
         },
         g.ty(g.node(reductions[0]).args[0]),
-        last + 1
+        last + 1,
+        r.shape,
+        if r.tuned {
+            "; mode from the tuning file"
+        } else {
+            ""
+        }
     );
     let list = |vs: &mut dyn Iterator<Item = Value>| {
         vs.map(|v| format!("{} {}", cx.label(v), g.node(v).op.name()))
