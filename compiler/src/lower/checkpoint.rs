@@ -15,8 +15,9 @@
 //!   ops, each computed by a kernel from the one before;
 //! - a kernel that, walking its work in program order, has recomputed one forward
 //!   segment and is about to recompute another, or would compute more than
-//!   [`SEGMENT_VALUES`] values, ends there ([`cuts`]): the values the rest of its work
-//!   reads are stored, and the rest becomes a kernel of its own.
+//!   [`SEGMENT_VALUES`] values, ends there or a little before, where the fewest of its
+//!   values are read by the rest of its work ([`cuts`]): those are stored, and the
+//!   rest becomes a kernel of its own.
 //!
 //! Each backward kernel then recomputes one forward segment from its checkpoint and
 //! carries the cotangent through it, with one segment's values live: a chain of `n` ops
