@@ -244,19 +244,13 @@ pub fn tune(
                 format!(": a workgroup of {threads} per row")
             };
             let mark = format!("({shape}");
-            let measured = measure(rt, target, g, ins, options.runs, |k| {
+            let missing = format!("the row does not allow {threads} invocation(s) per row");
+            let measured = measure(rt, target, (g, ins), options.runs, &missing, |k| {
                 k.variant == "row"
                     && k.wgsl
                         .lines()
                         .next()
                         .is_some_and(|l| l.contains(&mark) && l.contains(&mode))
-            })
-            .map_err(|e| {
-                if e.is_empty() {
-                    format!("the row does not allow {threads} invocation(s) per row")
-                } else {
-                    e
-                }
             });
             longest = longest.max(began.elapsed());
             progress(&match &measured {
@@ -294,15 +288,9 @@ pub fn tune(
             // The product's kernels name its shape in their first line (`… as
             // 1×[M×K]·[K×N].`).
             let mark = format!(" as {shape}.");
-            let measured = measure(rt, target, g, ins, options.runs, |k| {
+            let missing = format!("the product does not compile to {variant}");
+            let measured = measure(rt, target, (g, ins), options.runs, &missing, |k| {
                 k.variant == variant && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
-            })
-            .map_err(|e| {
-                if e.is_empty() {
-                    format!("the product does not compile to {variant}")
-                } else {
-                    e
-                }
             });
             longest = longest.max(began.elapsed());
             let line = match &measured {
@@ -336,13 +324,13 @@ fn fastest<T: Copy>(mut times: Vec<(T, f64)>, name: impl Fn(T) -> String) -> Opt
 
 /// The median time of the kernels `ours` picks out of program `g` compiled for
 /// `target`, in milliseconds (of the whole run, without timestamps), or why the
-/// variant cannot run (empty when `ours` picks no kernel).
+/// variant cannot run (`missing` when `ours` picks no kernel).
 fn measure(
     rt: &Runtime,
     target: crate::Target,
-    g: &Graph,
-    ins: &HashMap<String, Tensor>,
+    (g, ins): (&Graph, &HashMap<String, Tensor>),
     runs: usize,
+    missing: &str,
     ours: impl Fn(&crate::lower::Kernel) -> bool,
 ) -> Result<f64, String> {
     let base = target.clone();
@@ -354,7 +342,7 @@ fn measure(
         .map(|k| k.name.as_str())
         .collect();
     if ours.is_empty() {
-        return Err(String::new());
+        return Err(missing.to_string());
     }
     let mut exe = rt.load(&program).map_err(|e| e.to_string())?;
     exe.run(ins).map_err(|e| e.to_string())?;

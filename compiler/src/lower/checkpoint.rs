@@ -95,9 +95,8 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
 /// not computed yet. Once a piece has pulled in a recomputed segment (at least half a
 /// [`SEGMENT`] of new values), it ends before a value that would pull in another or
 /// exceed the budget, at the nearby point where the fewest of its values are read by
-/// later work; those values are then stored. A
-/// kernel that recomputes nothing, such as a long forward chain, is left whole: it
-/// holds one value live at a time.
+/// later work; those values are then stored. A kernel that recomputes nothing, such as
+/// a long forward chain, is left whole: it holds one value live at a time.
 pub fn cuts(g: &Graph, place: &[Placement], long: &[bool]) -> Vec<Value> {
     let n = g.len();
     let users = users(g);

@@ -208,7 +208,8 @@ impl Target {
             let used = (t.m * t.n) as f64 / ((rows * tm * cols * tn) as f64).max(1.0);
             (rows * cols * t.batch, used)
         };
-        if tiles(preset).0 >= least && tiles(preset).1 >= MIN_TILE_USE {
+        let (count, used) = tiles(preset);
+        if count >= least && used >= MIN_TILE_USE {
             return preset;
         }
         let mut fitting: Vec<[u32; 2]> = PRODUCT_TILES

@@ -3,7 +3,7 @@
 //! read and diff.
 //!
 //! ```text
-//! # wgrad tuning file: product tiles measured on this adapter by `wgrad tune`.
+//! # wgrad tuning file: kernel variants measured on this adapter by `wgrad tune`.
 //! adapter = llvmpipe (LLVM 15.0.6, 256 bits)
 //! driver = llvmpipe
 //! driver_info = Mesa 22.3.6 (LLVM 15.0.6)

@@ -550,17 +550,13 @@ fn header(cx: &Context<'_>, k: &KernelPlan, m: &MatmulPlan, name: &str) -> Strin
         g.ty(dot),
         m.tiling
     );
-    match m.tile_source {
-        TileSource::Preset => {}
-        TileSource::Shape | TileSource::TuningFile => header.push_str(&format!(
-            "\n// Tile {}x{} {}.",
-            m.tile[0],
-            m.tile[1],
-            match m.tile_source {
-                TileSource::TuningFile => "from the tuning file",
-                TileSource::Preset | TileSource::Shape => "chosen by the product's shape",
-            }
-        )),
+    let from = match m.tile_source {
+        TileSource::Preset => None,
+        TileSource::Shape => Some("chosen by the product's shape"),
+        TileSource::TuningFile => Some("from the tuning file"),
+    };
+    if let Some(from) = from {
+        header.push_str(&format!("\n// Tile {}x{} {from}.", m.tile[0], m.tile[1]));
     }
     if let Some(s) = m.total {
         header.push_str(&format!(
