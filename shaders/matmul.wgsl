@@ -9,16 +9,24 @@
 //                 are loaded at a time), or a note that an operand is computed as it
 //                 is loaded by `load_a(row, k)` / `load_b(k, col)` (its prologue)
 //   {{M}} {{N}} {{K}} {{TM}} {{TN}}  sizes and the register tile
-//   {{WG_X}} {{WG_Y}}  tiles per workgroup along columns and rows (the target's)
+//   {{WG_X}} {{WG_Y}}  the workgroup: 8×8 invocations (tiles along columns and rows), or
+//                 64×1 when A's loads are shared by a subgroup
+//   {{BUILTINS}}  the entry point's arguments: the global invocation id, or the
+//                 workgroup id and the subgroup's id and lane when A's loads are shared
+//   {{INVOCATION}} with shared loads, `gid` made from the subgroup and its lane: a
+//                 subgroup computes one row of tiles, so its lanes read the same A rows
 //   {{K_STEP}}    1u, or 4u when A is read as vec4 along K (four steps of K at a time)
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile, and, when the kernel also
 //                 sums an operand over K (a bias gradient), the sums of the loaded B
 //                 (or A) values, stored by the invocations of the first tile row (or
 //                 column)
-//   {{EXIT}}      when the kernel also sums its whole result (a loss), what an
-//                 invocation outside the product stores as its sum (0); the stores
-//                 then add up each invocation's elements and store their sum too
+//   {{EXIT}}      an invocation whose tile lies outside the product ends at once,
+//                 storing 0 as its sum when the kernel also sums its whole result (a
+//                 loss; the stores then add up each invocation's elements and store
+//                 their sum too). With shared loads only a subgroup wholly outside
+//                 ends; a lane outside beside lanes inside runs on (its loads are
+//                 clamped and its stores skipped), since the subgroup needs its loads
 //   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
 //                 work on the product is fused into this kernel, `fn epilogue(acc,
 //                 row, col)`, applied to every stored element
@@ -36,13 +44,10 @@ const N: u32 = {{N}}u;
 const K: u32 = {{K}}u;
 
 @compute @workgroup_size({{WG_X}}, {{WG_Y}}, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row0 = gid.y * {{TM}}u;
+fn main({{BUILTINS}}) {
+{{INVOCATION}}    let row0 = gid.y * {{TM}}u;
     let col0 = gid.x * {{TN}}u;
-    if row0 >= M || col0 >= N {
-{{EXIT}}        return;
-    }
-    let a_base = gid.z * {{A_STRIDE}}u;
+{{EXIT}}    let a_base = gid.z * {{A_STRIDE}}u;
     let b_base = gid.z * {{B_STRIDE}}u;
     let c_base = gid.z * {{C_STRIDE}}u;
 {{ACC}}

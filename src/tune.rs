@@ -284,13 +284,13 @@ pub fn tune(
             let began = Instant::now();
             let mut target = base.clone();
             target.tuning.products = vec![(*shape, tile)];
-            let variant = format!("matmul_tiled{}x{}", tile[0], tile[1]);
+            let variant = format!("tile {}x{}", tile[0], tile[1]);
             // The product's kernels name its shape in their first line (`… as
             // 1×[M×K]·[K×N].`).
             let mark = format!(" as {shape}.");
             let missing = format!("the product does not compile to {variant}");
             let measured = measure(rt, target, (g, ins), options.runs, &missing, |k| {
-                k.variant == variant && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
+                k.tile() == Some(tile) && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
             });
             longest = longest.max(began.elapsed());
             let line = match &measured {

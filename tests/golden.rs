@@ -182,7 +182,12 @@ fn softmax_log_loss_row_kernel_and_weight_gradient_with_bias_gradient() {
     let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
     assert_eq!(
         variants,
-        ["matmul_tiled4x4", "row", "reduce", "matmul_tiled4x4"]
+        [
+            "matmul_tiled4x4_shared",
+            "row",
+            "reduce",
+            "matmul_tiled4x4_shared"
+        ]
     );
     for k in &program.kernels {
         check(&format!("wgsl_logloss_{}", k.name), k.wgsl.clone());
@@ -274,7 +279,7 @@ fn a_product_summing_its_result_and_the_fold_of_its_sums() {
     );
     let program = wgrad::compile(&g, &wgrad::Options::default()).unwrap();
     let variants: Vec<&str> = program.kernels.iter().map(|k| k.variant.as_str()).collect();
-    assert_eq!(variants, ["matmul_tiled4x8", "reduce_final"]);
+    assert_eq!(variants, ["matmul_tiled4x8_shared", "reduce_final"]);
     for k in &program.kernels {
         check(&format!("wgsl_product_sum_{}", k.name), k.wgsl.clone());
     }

@@ -80,7 +80,7 @@ fn the_matmul_variant_and_tile_are_chosen_per_target() {
     assert_eq!(
         variants(&cpu),
         [format!(
-            "matmul_tiled{}x{}",
+            "matmul_tiled{}x{}_shared",
             Target::software_vulkan().matmul_tile[0],
             Target::software_vulkan().matmul_tile[1]
         )]
@@ -237,7 +237,7 @@ fn the_backward_pass_keeps_the_relu_output_not_its_mask() {
         .map(|k| k.variant.as_str())
         .take(2)
         .collect();
-    assert_eq!(forward, ["matmul_tiled16x16", "reduce"]);
+    assert_eq!(forward, ["matmul_tiled16x16_shared", "reduce"]);
     assert!(p.kernels[0].wgsl.contains("fn epilogue"));
 }
 
@@ -291,7 +291,7 @@ fn a_row_group_that_would_feed_itself_through_another_kernel_is_not_merged() {
         "%0 = input x : f32[4,72]\n%1 = input w : f32[72,72]\n%2 = reduce_max %0 axes=[1] : f32[4]\n%3 = broadcast %2 dims=[0] : f32[4,72]\n%4 = sub %0, %3 : f32[4,72]\n%5 = exp %4 : f32[4,72]\n%6 = dot %5, %1 lhs_batch=[] rhs_batch=[] lhs_contract=[1] rhs_contract=[0] : f32[4,72]\n%7 = add %4, %6 : f32[4,72]\n%8 = reduce_sum %7 axes=[1] : f32[4]\noutput y = %8\n",
     );
     let p = compile(&g, Target::software_vulkan());
-    assert_eq!(variants(&p), ["row", "matmul_tiled4x4", "reduce"]);
+    assert_eq!(variants(&p), ["row", "matmul_tiled4x4_shared", "reduce"]);
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn a_tuned_tile_replaces_the_preset_for_its_shape_only() {
     target.tuning.products = vec![(shape(), [8, 16])];
     let g = wgrad::parse(PRODUCT).unwrap();
     let p = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
-    assert_eq!(p.kernels[0].variant, "matmul_tiled8x16");
+    assert_eq!(p.kernels[0].variant, "matmul_tiled8x16_shared");
     assert!(p.kernels[0].wgsl.contains("Tile 8x16 from the tuning file"));
     // Another shape large enough for the preset keeps it, and the quick tier its own
     // tile.
@@ -64,10 +64,10 @@ fn a_tuned_tile_replaces_the_preset_for_its_shape_only() {
     )
     .unwrap();
     let q = wgrad::compile(&other, &Options::new(target.clone())).unwrap();
-    assert_eq!(q.kernels[0].variant, "matmul_tiled16x16");
+    assert_eq!(q.kernels[0].variant, "matmul_tiled16x16_shared");
     assert!(!q.kernels[0].wgsl.contains("tuning file"));
     let quick = p.quick.as_ref().expect("a quick tier");
-    assert_eq!(quick.kernels[0].variant, "matmul_tiled4x4");
+    assert_eq!(quick.kernels[0].variant, "matmul_tiled4x4_shared");
 }
 
 /// A `[m×k]·[k×n]` product followed by tanh.
@@ -90,19 +90,25 @@ fn without_a_tuning_file_small_and_narrow_products_get_smaller_tiles() {
     // Large enough for the preset's 16×16 tiles: 4,096 and 256 invocations.
     for shape in [(1024, 1024, 1024), (256, 512, 256)] {
         let (v, wgsl) = variant(cpu.clone(), shape);
-        assert_eq!(v, "matmul_tiled16x16", "{shape:?}");
+        assert_eq!(v, "matmul_tiled16x16_shared", "{shape:?}");
         assert!(!wgsl.contains("chosen by the product's shape"));
     }
     // Ten columns (W1's last layer): a 16-wide tile would compute 16 columns, 4 wide
     // computes 12.
     let (v, wgsl) = variant(cpu.clone(), (256, 512, 10));
-    assert_eq!(v, "matmul_tiled4x4");
+    assert_eq!(v, "matmul_tiled4x4_shared");
     assert!(wgsl.contains("Tile 4x4 chosen by the product's shape"));
     // A small product (a digits classifier's first layer, batch 32): 16×16 tiles
     // would be 16 invocations, 4×4 ones are 256.
-    assert_eq!(variant(cpu.clone(), (32, 64, 128)).0, "matmul_tiled4x4");
+    assert_eq!(
+        variant(cpu.clone(), (32, 64, 128)).0,
+        "matmul_tiled4x4_shared"
+    );
     // Wide but with too few rows for 16×16 tiles (128 invocations): 8×16 leaves 256.
-    assert_eq!(variant(cpu.clone(), (32, 64, 1024)).0, "matmul_tiled8x16");
+    assert_eq!(
+        variant(cpu.clone(), (32, 64, 1024)).0,
+        "matmul_tiled8x16_shared"
+    );
     // A GPU preset's tile is already the smallest.
     assert_eq!(
         variant(Target::discrete_gpu(), (32, 64, 128)).0,
@@ -121,7 +127,7 @@ fn without_a_tuning_file_small_and_narrow_products_get_smaller_tiles() {
         },
         [16, 16],
     )];
-    assert_eq!(variant(tuned, (32, 64, 128)).0, "matmul_tiled16x16");
+    assert_eq!(variant(tuned, (32, 64, 128)).0, "matmul_tiled16x16_shared");
 }
 
 /// A softmax over rows of `x: f32[64,100]`: one row kernel with two row reductions.
@@ -207,7 +213,7 @@ fn the_runtime_reads_the_tuning_file_and_runs_the_tuned_tile_correctly() {
     );
     let g = wgrad::parse(PRODUCT).unwrap();
     let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
-    assert_eq!(program.kernels[0].variant, "matmul_tiled16x8");
+    assert_eq!(program.kernels[0].variant, "matmul_tiled16x8_shared");
     let a = Tensor::new(
         Type::f32(&[64, 96]),
         (0..64 * 96)

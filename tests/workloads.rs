@@ -40,7 +40,12 @@ fn w2_softmax_logloss_from_primitives() {
     // The logits' product, one row kernel, the loss's sum over rows, xᵀ·dz.
     assert_eq!(
         variants,
-        ["matmul_tiled16x16", "row", "reduce", "matmul_tiled16x16"]
+        [
+            "matmul_tiled16x16_shared",
+            "row",
+            "reduce",
+            "matmul_tiled16x16_shared"
+        ]
     );
     assert_eq!((p.stats.kernels, p.stats.matmul_kernels), (4, 2));
     // The only temporary is the logits [1024,1000], which dz overwrites row by row;

@@ -98,7 +98,7 @@ pub fn tileable(
         batch,
     };
     let [tm, tn] = target.product_tile(&tiling).0.map(|t| t.max(1) as usize);
-    let [wx, wy] = target.matmul_workgroup().map(|w| w as usize);
+    let [wx, wy] = target.matmul_workgroup(&tiling).map(|w| w as usize);
     let max = target.max_compute_workgroups_per_dimension as usize;
     let fits = n.div_ceil(wx * tn) <= max && m.div_ceil(wy * tm) <= max && batch <= max;
     (m * n * batch > 0 && k > 0 && fits).then_some(tiling)

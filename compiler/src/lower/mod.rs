@@ -42,9 +42,9 @@ pub use program::{
     Buffer, BufferId, BufferRole, IoBinding, Kernel, KernelBinding, Program, StatePair, Stats, Step,
 };
 pub use target::{
-    AdapterClass, LOOP_LIMIT, MIN_PRODUCT_INVOCATIONS_CPU, MIN_PRODUCT_INVOCATIONS_GPU,
-    MIN_TILE_USE, PRODUCT_TILES, QUICK_TILE, REDUCTION_CHUNK, ROW_MODES, RowShape, SPLIT_REDUCTION,
-    Target, TargetFeatures, TileSource, Tuning,
+    AdapterClass, LOOP_LIMIT, MATMUL_INVOCATIONS, MIN_PRODUCT_INVOCATIONS_CPU,
+    MIN_PRODUCT_INVOCATIONS_GPU, MIN_TILE_USE, PRODUCT_TILES, QUICK_TILE, REDUCTION_CHUNK,
+    ROW_MODES, RowShape, SPLIT_REDUCTION, Target, TargetFeatures, TileSource, Tuning,
 };
 pub use tuning::TuningFile;
 pub use validate::validate_wgsl;

@@ -163,6 +163,10 @@ pub struct MatmulPlan {
     pub tile_source: TileSource,
     /// Invocations per workgroup, `[x, y]` (columns and rows of tiles).
     pub workgroup: [usize; 2],
+    /// The subgroup width when A's tile rows are read once per subgroup
+    /// ([`Target::shared_loads`](super::Target::shared_loads)): each lane loads a share
+    /// and broadcasts it to the subgroup, whose lanes compute tiles of the same rows.
+    pub shared: Option<usize>,
     /// How A is read.
     pub a: Load,
     /// How B is read.
@@ -587,7 +591,8 @@ fn matmul(
         tiling,
         tile: [tm, tn],
         tile_source,
-        workgroup: target.matmul_workgroup().map(|w| w as usize),
+        workgroup: target.matmul_workgroup(&tiling).map(|w| w as usize),
+        shared: target.shared_loads(&tiling).map(|w| w as usize),
         a,
         b,
         epilogue: root != dot,
@@ -658,7 +663,7 @@ impl Plan {
                     let _ = writeln!(s, ", tiled product {}", m.tiling);
                     let _ = writeln!(
                         s,
-                        "  tile {}×{} ({}), workgroup {}×{}, grid {:?}; A {}, B {}; K step {}",
+                        "  tile {}×{} ({}), workgroup {}×{}, grid {:?}; A {}{}, B {}; K step {}",
                         m.tile[0],
                         m.tile[1],
                         m.tile_source.describe(),
@@ -666,6 +671,10 @@ impl Plan {
                         m.workgroup[1],
                         m.grid(),
                         m.a.describe(),
+                        match m.shared {
+                            Some(width) => format!(" shared by subgroups of {width}"),
+                            None => String::new(),
+                        },
                         m.b.describe(),
                         m.k_step()
                     );

@@ -54,7 +54,8 @@ pub struct Kernel {
     /// Which emitter produced it: `elementwise`, `matmul_naive` (a contraction with a
     /// loop per element), `scatter`, `reduce`, `reduce_partial` and `reduce_final` (the
     /// stages of a long reduction), `row`, or `matmul_tiled<rows>x<cols>` (the tiled
-    /// product with its register tile).
+    /// product with its register tile), with `_shared` when a subgroup shares A's
+    /// loads.
     pub variant: String,
     /// The complete WGSL module, validated by naga at compile time.
     pub wgsl: String,
@@ -74,9 +75,10 @@ pub struct Kernel {
 
 impl Kernel {
     /// The register tile `[rows, cols]` of a tiled product kernel (its variant
-    /// `matmul_tiled<rows>x<cols>`); `None` for other kernels.
+    /// `matmul_tiled<rows>x<cols>`, perhaps `_shared`); `None` for other kernels.
     pub fn tile(&self) -> Option<[u32; 2]> {
-        let (rows, cols) = self.variant.strip_prefix("matmul_tiled")?.split_once('x')?;
+        let tiled = self.variant.strip_prefix("matmul_tiled")?;
+        let (rows, cols) = tiled.trim_end_matches("_shared").split_once('x')?;
         Some([rows.parse().ok()?, cols.parse().ok()?])
     }
 }

@@ -59,7 +59,46 @@ pub fn emit(
     let extras = extras(cx, k, m, buffers)?;
     let partial = extras.partial.as_ref().map(|(_, name)| name.as_str());
     let tile = tile(m, partial, extras.column_sum.as_deref());
-    let variant = format!("matmul_tiled{}x{}", m.tile[0], m.tile[1]);
+    let variant = format!(
+        "matmul_tiled{}x{}{}",
+        m.tile[0],
+        m.tile[1],
+        if m.shared.is_some() { "_shared" } else { "" }
+    );
+    // A 1-D workgroup with shared loads: naga takes subgroup ids only in those.
+    let wg = match m.shared {
+        Some(_) => [m.workgroup[0] * m.workgroup[1], 1],
+        None => m.workgroup,
+    };
+    // An invocation outside the product ends at once (storing 0 as its sum). With
+    // shared loads, only a whole subgroup outside does: the others' loads are needed.
+    let outside = match m.shared {
+        Some(width) => format!("row0 >= M || wg.x * {}u >= N", width * m.tile[1]),
+        None => "row0 >= M || col0 >= N".to_string(),
+    };
+    let exit = format!(
+        "    if {outside} {{\n{}        return;\n    }}\n",
+        match &extras.partial {
+            Some((_, p)) => format!(
+                "        {p}[gid.y * {}u + gid.x] = 0.0f;\n",
+                gx * m.workgroup[0]
+            ),
+            None => String::new(),
+        }
+    );
+    let (builtins, invocation) = match m.shared {
+        Some(width) => (
+            "@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32",
+            format!(
+                "    // Subgroup `sg` computes one row of tiles: its lanes read the same rows of A.\n    let gid = vec3<u32>(wg.x * {width}u + lane, wg.y * {}u + sg, wg.z);\n",
+                m.workgroup[1]
+            ),
+        ),
+        None => (
+            "@builtin(global_invocation_id) gid: vec3<u32>",
+            String::new(),
+        ),
+    };
     let name = format!("{index:03}_{variant}_dot");
     let wgsl = fill(
         TEMPLATE,
@@ -73,8 +112,10 @@ pub fn emit(
                 "STORE_FNS",
                 &format!("\n{}", store_fns(m, partial.is_some()).trim_end()),
             ),
-            ("WG_X", &m.workgroup[0].to_string()),
-            ("WG_Y", &m.workgroup[1].to_string()),
+            ("WG_X", &wg[0].to_string()),
+            ("WG_Y", &wg[1].to_string()),
+            ("BUILTINS", builtins),
+            ("INVOCATION", &invocation),
             ("M", &m.tiling.m.to_string()),
             ("N", &m.tiling.n.to_string()),
             ("K", &m.tiling.k.to_string()),
@@ -88,16 +129,7 @@ pub fn emit(
             ("LOADS", tile.loads.trim_end()),
             ("FMAS", tile.fmas.trim_end()),
             ("STORES", tile.stores.trim_end()),
-            (
-                "EXIT",
-                &match &extras.partial {
-                    Some((_, p)) => format!(
-                        "        {p}[gid.y * {}u + gid.x] = 0.0f;\n",
-                        gx * m.workgroup[0]
-                    ),
-                    None => String::new(),
-                },
-            ),
+            ("EXIT", &exit),
         ],
     )?;
     let (l, r) = (g.node(dot).args[0], g.node(dot).args[1]);
@@ -129,7 +161,7 @@ pub fn emit(
                 writable,
             })
             .collect(),
-        workgroup_size: [m.workgroup[0] as u32, m.workgroup[1] as u32, 1],
+        workgroup_size: [wg[0] as u32, wg[1] as u32, 1],
         dispatch: [gx as u32, gy as u32, m.tiling.batch as u32],
         flops: flops(m, extras.epilogue_ops),
         bytes_moved,
@@ -366,6 +398,9 @@ fn tile(m: &MatmulPlan, partial: Option<&str>, column_sum: Option<&str>) -> Tile
 
 /// The loads of A's tile rows at one step of K.
 fn a_loads(m: &MatmulPlan, t: &mut Tile) {
+    if let Some(width) = m.shared {
+        return shared_a_loads(m, width, t);
+    }
     let (mm, k) = (m.tiling.m, m.tiling.k);
     for i in 0..m.tile[0] {
         let row = format!("min(row0 + {i}u, {}u)", mm - 1);
@@ -398,6 +433,45 @@ fn a_loads(m: &MatmulPlan, t: &mut Tile) {
             }
             Load::Scalar => writeln!(t.loads, "        let a{i} = a[a_base + {row} * {k}u + k];"),
         };
+    }
+}
+
+/// The loads of A's tile rows at one step of K, shared by a subgroup of `width` lanes:
+/// lane `l` loads rows (or, for a transposed A read as `vec4`, groups of four rows)
+/// `l`, `l + width`, … of the tile, and `subgroupBroadcast` gives each to every lane.
+/// Rows past the tile's (or the product's, clamped) are loaded and not used.
+fn shared_a_loads(m: &MatmulPlan, width: usize, t: &mut Tile) {
+    let (mm, k) = (m.tiling.m, m.tiling.k);
+    let quads = m.a.along_free();
+    let units = if quads { m.tile[0] / 4 } else { m.tile[0] };
+    for p in 0..units.div_ceil(width) {
+        let unit = format!("lane + {}u", p * width);
+        let row = format!("min(row0 + {unit}, {}u)", mm - 1);
+        let quad = || format!("min(row0 / 4u + {unit}, {}u)", mm / 4 - 1);
+        let load = match m.a {
+            Load::Vec4AlongFree => format!("a[(a_base + k * {mm}u) / 4u + {}]", quad()),
+            Load::Prologue4AlongFree => format!("load_a4(k, {})", quad()),
+            Load::Prologue4AlongK => format!("load_a4({row}, k)"),
+            Load::Vec4AlongK => format!("a[(a_base + {row} * {k}u + k) / 4u]"),
+            Load::Prologue => format!("load_a({row}, k)"),
+            Load::Scalar if m.tiling.a_transposed => format!("a[a_base + k * {mm}u + {row}]"),
+            Load::Scalar => format!("a[a_base + {row} * {k}u + k]"),
+        };
+        let _ = writeln!(t.loads, "        let own{p} = {load};");
+    }
+    for u in 0..units {
+        let name = if quads { "av" } else { "a" };
+        let _ = writeln!(
+            t.loads,
+            "        let {name}{u} = subgroupBroadcast(own{}, {}u);",
+            u / width,
+            u % width
+        );
+        if quads {
+            for i in 4 * u..4 * u + 4 {
+                let _ = writeln!(t.loads, "        let a{i} = av{u}[{}];", i % 4);
+            }
+        }
     }
 }
 
