@@ -509,17 +509,28 @@ fn products_in_every_operand_layout_match_the_interpreter() {
     let Some(rt) = rt() else { return };
     // A row-major or transposed, B row-major or transposed; K a multiple of 4 or not;
     // M a multiple of 4 (a transposed A is read as vec4 along M) or not; N a multiple of
-    // 4 (B's rows read as vec4, and then a row-major A as vec4 along K) or not.
+    // 4 (B's rows read as vec4, and then a row-major A as vec4 along K) or not. Each
+    // with A's loads shared by a subgroup (where the adapter's subgroups have one
+    // width) and without: the last shapes need several subgroups and workgroups, with
+    // lanes outside the product beside lanes inside.
     let mut rng = Rng::new(8);
+    let shared = rt.target().clone();
+    let mut own = shared.clone();
+    own.features.subgroup_size = None;
     for (lhs_contract, rhs_contract) in [(1, 0), (1, 1), (0, 0), (0, 1)] {
-        for (k, m, n) in [
+        for ((k, m, n), target) in [
             (8, 5, 6),
             (7, 5, 6),
             (8, 20, 6),
             (7, 36, 6),
             (8, 5, 8),
             (12, 20, 40),
-        ] {
+            (12, 76, 92),
+            (9, 150, 70),
+        ]
+        .into_iter()
+        .flat_map(|shape| [(shape, &shared), (shape, &own)])
+        {
             let lhs = if lhs_contract == 1 { [m, k] } else { [k, m] };
             let rhs = if rhs_contract == 0 { [k, n] } else { [n, k] };
             let mut b = Builder::new();
@@ -534,13 +545,27 @@ fn products_in_every_operand_layout_match_the_interpreter() {
             let y = b.dot(a, c, dims).unwrap();
             b.output("y", y).unwrap();
             let g = b.finish().unwrap();
-            let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
-            assert!(program.kernels[0].variant.starts_with("matmul_tiled"));
+            let program = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
+            let variant = &program.kernels[0].variant;
+            assert!(variant.starts_with("matmul_tiled"));
+            assert_eq!(
+                variant.ends_with("_shared"),
+                target.shared_loads(&wgrad::lower::Tiling {
+                    a_transposed: lhs_contract == 0,
+                    b_transposed: rhs_contract == 1,
+                    m,
+                    n,
+                    k,
+                    batch: 1,
+                })
+                .is_some(),
+                "{variant}"
+            );
             let ins = inputs(vec![
                 ("a", rng.tensor(&lhs, -1.0, 1.0)),
                 ("b", rng.tensor(&rhs, -1.0, 1.0)),
             ]);
-            assert_gpu_matches(rt, &g, &ins);
+            assert_gpu_matches_for(rt, target, &g, &ins);
         }
     }
 }
