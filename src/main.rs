@@ -526,7 +526,7 @@ fn run(command: Command) -> Result<Output, String> {
             );
             if !report.not_reached.is_empty() {
                 text.push_str(&format!(
-                    "the budget ended before {} product shape{}; they keep the preset tile\n",
+                    "the budget ended before {} product shape{}; they keep the preset tile (or the one chosen by shape)\n",
                     report.not_reached.len(),
                     if report.not_reached.len() == 1 {
                         ""
@@ -543,7 +543,12 @@ fn run(command: Command) -> Result<Output, String> {
                 ));
             }
             for (t, tile, comment) in &report.file.products {
-                text.push_str(&format!("  {t}: {}x{} ({comment})\n", tile[0], tile[1]));
+                text.push_str(&format!(
+                    "  {t}: {}x{}{} ({comment})\n",
+                    tile[0],
+                    tile[1],
+                    loads_of(&report.file.loads, t)
+                ));
             }
             for (r, threads, comment) in &report.file.rows {
                 text.push_str(&format!("  {r}: {threads} per row ({comment})\n"));
@@ -562,7 +567,7 @@ fn run(command: Command) -> Result<Output, String> {
             };
             Ok(Output::Text(format!(
                 "{}\ntarget: class {}, {} storage buffers per stage, {} invocations per workgroup, \
-                 {} bytes per storage binding, matmul tile {}x{}{quick}\n{}\n",
+                 {} bytes per storage binding, matmul tile {}x{}{}{quick}\n{}\n",
                 rt.adapter(),
                 t.class.name(),
                 t.max_storage_buffers_per_shader_stage,
@@ -570,6 +575,15 @@ fn run(command: Command) -> Result<Output, String> {
                 t.max_storage_buffer_binding_size,
                 t.matmul_tile[0],
                 t.matmul_tile[1],
+                match t.load_sharing_width() {
+                    Some(w) if t.shares_loads_by_default() => {
+                        format!("; a subgroup of {w} shares the loads of a product's A operand")
+                    }
+                    Some(w) => format!(
+                        "; subgroups of {w}, which share a product's loads where the tuning file says"
+                    ),
+                    None => String::new(),
+                },
                 tuned_lines(&rt)
             )))
         }
@@ -641,13 +655,29 @@ fn disabled(without: &[String]) -> Result<Optimizations, String> {
 /// What `wgrad adapter` says of the tuning file: whether one applies, and its tiles.
 fn tuned_lines(rt: &Runtime) -> String {
     let mut s = rt.tuning_status().to_string();
-    for (t, tile) in &rt.target().tuning.products {
-        s.push_str(&format!("\n  {t}: {}x{}", tile[0], tile[1]));
+    let tuning = &rt.target().tuning;
+    for (t, tile) in &tuning.products {
+        s.push_str(&format!(
+            "\n  {t}: {}x{}{}",
+            tile[0],
+            tile[1],
+            loads_of(&tuning.loads, t)
+        ));
     }
     for (r, threads) in &rt.target().tuning.rows {
         s.push_str(&format!("\n  {r}: {threads} per row"));
     }
     s
+}
+
+/// How a tuning file loads A for product shape `t`, as `, A's loads shared` (or
+/// `own`); empty when it does not say.
+fn loads_of(loads: &[(wgrad::lower::Tiling, bool)], t: &wgrad::lower::Tiling) -> &'static str {
+    match loads.iter().find(|(l, _)| l == t) {
+        Some((_, true)) => ", A's loads shared",
+        Some((_, false)) => ", A's loads own",
+        None => "",
+    }
 }
 
 fn user(e: impl Into<Error>) -> String {

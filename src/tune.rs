@@ -5,14 +5,18 @@
 //! [`ROW_MODES`] (one invocation per row, or a workgroup sharing it) that its row
 //! allows: they are few and quick. Then, for every tiled product of the given programs (by default the gradients of
 //! workloads W1, W2 and W3a and a 1024³ product), largest first, each tile of the
-//! tuning space ([`PRODUCT_TILES`]) is measured in the program itself, with the
+//! tuning space ([`PRODUCT_TILES`]) is measured in the program itself (for a product
+//! the preset tile suits, those of at least a quarter of its area), with the
 //! program's other products at the preset tile: the program is compiled with that
 //! tile for that shape, run once (drivers that compile at the first dispatch do it
 //! then), and timed: the kernels of that shape (with whatever they fuse: epilogues,
 //! prologues, sums beside the product) from timestamp queries where the adapter has
 //! them, the wall clock around a run otherwise, the median of a few runs. A shape that
-//! several programs share is measured in the first. The fastest tile of each
-//! shape goes into a [`TuningFile`] for this adapter, which every later
+//! several programs share is measured in the first. At its fastest tile, a product is
+//! then measured once more with the other way of loading A, where the adapter allows
+//! both (a subgroup sharing A's loads, or each invocation loading its own; see
+//! [`Target::shared_loads`](crate::Target::shared_loads)). The fastest tile and way of
+//! loading of each shape go into a [`TuningFile`] for this adapter, which every later
 //! [`Runtime`] reads when it opens its device. A variant that fails to compile, to
 //! validate or to fit the adapter's limits is skipped and reported. Measuring stops
 //! at the time budget; shapes it did not reach keep the preset (or the tile chosen by
@@ -53,6 +57,10 @@ pub struct TuneReport {
     /// Every row kernel mode measured: the shape, the invocations per row, and its
     /// milliseconds or why it was skipped.
     pub row_variants: Vec<(RowShape, usize, Result<f64, String>)>,
+    /// Every product measured at its fastest tile with the other way of loading A
+    /// than the target's default: the shape, whether A's loads were shared by a
+    /// subgroup, and its milliseconds or why it was skipped.
+    pub load_variants: Vec<(Tiling, bool, Result<f64, String>)>,
     /// Product shapes the budget did not reach.
     pub not_reached: Vec<Tiling>,
     /// Row shapes the budget did not reach.
@@ -212,11 +220,13 @@ pub fn tune(
             driver_info: adapter.driver_info.clone(),
             products: Vec::new(),
             rows: Vec::new(),
+            loads: Vec::new(),
         },
         timestamps,
         ..TuneReport::default()
     };
     let mut longest = Duration::ZERO;
+    let mut warmed = vec![false; programs.len()];
     let program_inputs: Vec<HashMap<String, Tensor>> = programs
         .iter()
         .map(|(_, g)| inputs(g))
@@ -229,6 +239,7 @@ pub fn tune(
             break;
         }
         let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
+        warm(rt, &base, (g, ins), &mut warmed[*p]);
         let mut times = Vec::new();
         for threads in ROW_MODES {
             if start.elapsed() + longest >= options.budget {
@@ -274,11 +285,14 @@ pub fn tune(
             break;
         }
         let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
+        warm(rt, &base, (g, ins), &mut warmed[*p]);
         let mut times = Vec::new();
-        for tile in PRODUCT_TILES {
+        let mut cut_short = false;
+        for tile in candidate_tiles(&base, shape) {
             // A variant is started only when the longest one so far would still end
             // within the budget.
             if start.elapsed() + longest >= options.budget {
+                cut_short = true;
                 break;
             }
             let began = Instant::now();
@@ -303,11 +317,100 @@ pub fn tune(
             }
             report.variants.push((*shape, tile, measured));
         }
-        if let Some((tile, comment)) = fastest(times, |t| format!("{}x{}", t[0], t[1])) {
-            report.file.products.push((*shape, tile, comment));
+        // A shape whose tiles were not all measured keeps the preset (or the tile
+        // chosen by shape), which may be one of those not measured.
+        if cut_short {
+            report
+                .not_reached
+                .extend(shapes[i..].iter().map(|(t, _)| *t));
+            break;
         }
+        let Some((tile, mut comment)) = fastest(times, |t| format!("{}x{}", t[0], t[1])) else {
+            continue;
+        };
+        // At the fastest tile, the other way of loading A, where the adapter has both.
+        let default = base.shared_loads(shape).is_some();
+        if base.load_sharing_width().is_some() && start.elapsed() + longest < options.budget {
+            let mut target = base.clone();
+            target.tuning.products = vec![(*shape, tile)];
+            target.tuning.loads = vec![(*shape, !default)];
+            let mark = format!(" as {shape}.");
+            let missing = format!(
+                "the product does not compile to tile {}x{}",
+                tile[0], tile[1]
+            );
+            let measured = measure(rt, target, (g, ins), options.runs, &missing, |k| {
+                k.tile() == Some(tile)
+                    && k.variant.ends_with("_shared") != default
+                    && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
+            });
+            let how = if default { "own" } else { "shared" };
+            progress(&match &measured {
+                Ok(ms) => format!(
+                    "{shape}: tile {}x{}, A's loads {how} {ms:.3} ms",
+                    tile[0], tile[1]
+                ),
+                Err(e) => format!(
+                    "{shape}: tile {}x{}, A's loads {how} skipped: {e}",
+                    tile[0], tile[1]
+                ),
+            });
+            let best = report
+                .variants
+                .iter()
+                .filter(|(s, t, _)| s == shape && *t == tile)
+                .find_map(|(_, _, ms)| ms.as_ref().ok().copied());
+            let shared = match (&measured, best) {
+                (Ok(other), Some(best)) if *other < best => !default,
+                _ => default,
+            };
+            if let Ok(ms) = &measured {
+                comment.push_str(&format!("; A's loads {how} {ms:.3} ms"));
+            }
+            report.file.loads.push((*shape, shared));
+            report.load_variants.push((*shape, !default, measured));
+        }
+        report.file.products.push((*shape, tile, comment));
     }
     Ok(report)
+}
+
+/// Runs program `g` as compiled for `target` once, unless `warmed`: on drivers that
+/// compile kernels at their first dispatch, this compiles the kernels that every
+/// variant of the program shares, so that measuring a variant costs only its own
+/// kernels' compilation, and the time a variant takes (which the budget is checked
+/// against) does not include the program's. A failure is left for the variants to
+/// report.
+fn warm(
+    rt: &Runtime,
+    target: &crate::Target,
+    (g, ins): (&Graph, &HashMap<String, Tensor>),
+    warmed: &mut bool,
+) {
+    if std::mem::replace(warmed, true) {
+        return;
+    }
+    if let Ok(program) = crate::compile(g, &Options::new(target.clone()))
+        && let Ok(mut exe) = rt.load(&program)
+    {
+        let _ = exe.run(ins);
+    }
+}
+
+/// The tiles of [`PRODUCT_TILES`] measured for a product of shape `t` on `target`:
+/// all of them for a product the preset's tile does not suit (small or narrow: see
+/// [`Target::shape_tile`](crate::Target::shape_tile)), and otherwise those of at least
+/// a quarter of the preset tile's area. On lavapipe the 4×4 and 4×8 tiles took two to
+/// three times as long as 16×16 for every large product measured, and they are the
+/// slowest variants to measure.
+fn candidate_tiles(target: &crate::Target, t: &Tiling) -> Vec<[u32; 2]> {
+    let area = |[r, c]: [u32; 2]| r * c;
+    let preset = target.matmul_tile;
+    let suited = target.shape_tile(t) == preset;
+    PRODUCT_TILES
+        .into_iter()
+        .filter(|&tile| !suited || 4 * area(tile) >= area(preset))
+        .collect()
 }
 
 /// The fastest of the variants measured (the first of equals), and a comment listing

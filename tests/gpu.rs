@@ -550,15 +550,16 @@ fn products_in_every_operand_layout_match_the_interpreter() {
             assert!(variant.starts_with("matmul_tiled"));
             assert_eq!(
                 variant.ends_with("_shared"),
-                target.shared_loads(&wgrad::lower::Tiling {
-                    a_transposed: lhs_contract == 0,
-                    b_transposed: rhs_contract == 1,
-                    m,
-                    n,
-                    k,
-                    batch: 1,
-                })
-                .is_some(),
+                target
+                    .shared_loads(&wgrad::lower::Tiling {
+                        a_transposed: lhs_contract == 0,
+                        b_transposed: rhs_contract == 1,
+                        m,
+                        n,
+                        k,
+                        batch: 1,
+                    })
+                    .is_some(),
                 "{variant}"
             );
             let ins = inputs(vec![

@@ -35,6 +35,7 @@ fn file_for(rt: &wgrad::Runtime, tile: [u32; 2]) -> TuningFile {
         driver_info: rt.adapter().driver_info.clone(),
         products: vec![(shape(), tile, String::new())],
         rows: Vec::new(),
+        loads: Vec::new(),
     }
 }
 
@@ -68,6 +69,38 @@ fn a_tuned_tile_replaces_the_preset_for_its_shape_only() {
     assert!(!q.kernels[0].wgsl.contains("tuning file"));
     let quick = p.quick.as_ref().expect("a quick tier");
     assert_eq!(quick.kernels[0].variant, "matmul_tiled4x4_shared");
+}
+
+#[test]
+fn a_tuning_files_loads_choose_how_a_product_reads_a_for_its_shape_only() {
+    let g = wgrad::parse(PRODUCT).unwrap();
+    let other = product(256, 64, 256);
+    let compiled = |target: &Target, g: &wgrad::Graph| {
+        let p = wgrad::compile(g, &Options::new(target.clone())).unwrap();
+        p.kernels[0].clone()
+    };
+    // On the CPU preset a subgroup shares A's loads unless the file says `own`.
+    let mut cpu = Target::software_vulkan();
+    assert!(compiled(&cpu, &g).variant.ends_with("_shared"));
+    cpu.tuning.loads = vec![(shape(), false)];
+    let own = compiled(&cpu, &g);
+    assert!(!own.variant.ends_with("_shared"), "{}", own.variant);
+    assert!(!own.wgsl.contains("subgroupBroadcast"));
+    assert!(compiled(&cpu, &other).variant.ends_with("_shared"));
+    // On the GPU preset (subgroups of 32) only where the file says `shared`: one
+    // subgroup per row of tiles, 32 tiles wide.
+    let mut gpu = Target::discrete_gpu();
+    assert!(!compiled(&gpu, &g).variant.ends_with("_shared"));
+    gpu.tuning.loads = vec![(shape(), true)];
+    let shared = compiled(&gpu, &g);
+    assert!(shared.variant.ends_with("_shared"), "{}", shared.variant);
+    assert_eq!(shared.workgroup_size, [64, 1, 1]);
+    assert!(shared.wgsl.contains("wg.x * 32u + lane"), "{}", shared.wgsl);
+    // Without subgroups of one known width there is no choice.
+    let mut portable = Target::portable();
+    portable.tuning.loads = vec![(shape(), true)];
+    assert_eq!(portable.load_sharing_width(), None);
+    assert!(!compiled(&portable, &g).variant.ends_with("_shared"));
 }
 
 /// A `[m×k]·[k×n]` product followed by tanh.
@@ -201,19 +234,41 @@ fn the_runtime_reads_the_tuning_file_and_runs_the_tuned_tile_correctly() {
         "{}",
         probe.tuning_status()
     );
-    std::fs::write(&path, file_for(&probe, [16, 8]).print()).unwrap();
+    // The tile alone, then with each way of loading A where the adapter has both.
+    let mut files = vec![(file_for(&probe, [16, 8]), None)];
+    if probe.target().load_sharing_width().is_some() {
+        for shared in [false, true] {
+            let mut file = file_for(&probe, [16, 8]);
+            file.loads = vec![(shape(), shared)];
+            files.push((file, Some(shared)));
+        }
+    }
     drop(probe);
+    for (file, loads) in files {
+        std::fs::write(&path, file.print()).unwrap();
+        let rt = runtime_reading(&path).unwrap();
+        assert_eq!(rt.target().tuning.products, vec![(shape(), [16, 8])]);
+        assert!(
+            rt.tuning_status().contains("1 product tile"),
+            "{}",
+            rt.tuning_status()
+        );
+        let g = wgrad::parse(PRODUCT).unwrap();
+        let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
+        let shared = loads.unwrap_or(rt.target().shared_loads(&shape()).is_some());
+        let want = if shared {
+            "matmul_tiled16x8_shared"
+        } else {
+            "matmul_tiled16x8"
+        };
+        assert_eq!(program.kernels[0].variant, want);
+        runs_like_the_interpreter(&rt, &program, &g);
+    }
+}
 
-    let rt = runtime_reading(&path).unwrap();
-    assert_eq!(rt.target().tuning.products, vec![(shape(), [16, 8])]);
-    assert!(
-        rt.tuning_status().contains("1 product tile"),
-        "{}",
-        rt.tuning_status()
-    );
-    let g = wgrad::parse(PRODUCT).unwrap();
-    let program = wgrad::compile(&g, &Options::new(rt.target().clone())).unwrap();
-    assert_eq!(program.kernels[0].variant, "matmul_tiled16x8_shared");
+/// Runs `program`, compiled from `g` (the product of [`PRODUCT`]), on `rt` and
+/// compares every element with the interpreter's.
+fn runs_like_the_interpreter(rt: &wgrad::Runtime, program: &wgrad::Program, g: &wgrad::Graph) {
     let a = Tensor::new(
         Type::f32(&[64, 96]),
         (0..64 * 96)
@@ -229,8 +284,8 @@ fn the_runtime_reads_the_tuning_file_and_runs_the_tuned_tile_correctly() {
     )
     .unwrap();
     let ins = HashMap::from([("a".to_string(), a), ("b".to_string(), b)]);
-    let gpu = rt.load(&program).unwrap().run(&ins).unwrap();
-    let reference = wgrad::eval(&g, &ins).unwrap();
+    let gpu = rt.load(program).unwrap().run(&ins).unwrap();
+    let reference = wgrad::eval(g, &ins).unwrap();
     for (x, y) in gpu[0].1.data.iter().zip(&reference[0].1.data) {
         assert!((x - y).abs() <= 1e-5 + 1e-5 * y.abs(), "{x} vs {y}");
     }
@@ -306,7 +361,9 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
         stdout.contains("1 product tile and 1 row kernel mode"),
         "{stdout}"
     );
-    // One line of progress per row mode and per tile of the tuning space.
+    // One line of progress per row mode, per tile of the tuning space (a product too
+    // small for the preset tile gets them all), and, where the adapter can share A's
+    // loads, for the other way of loading at the fastest tile.
     assert_eq!(
         stderr.matches("64 rows of 100, 2 row reductions: ").count(),
         2,
@@ -314,9 +371,13 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
     );
     assert_eq!(
         stderr.matches("1×[64×96]·[96×80]: tile").count(),
-        6,
+        wgrad::lower::PRODUCT_TILES.len() + usize::from(stderr.contains("A's loads")),
         "{stderr}"
     );
+    // lavapipe's subgroups have one width (its SIMD width), so both ways are measured.
+    if stderr.contains("llvmpipe") {
+        assert!(stderr.contains("A's loads own"), "{stderr}");
+    }
     let file = TuningFile::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(file.products.len(), 1);
     assert_eq!(file.products[0].0, shape());
@@ -372,4 +433,13 @@ fn a_product_inside_a_loop_on_the_device_is_timed_with_its_loop() {
         assert!(*ms > 0.0, "{shape} {tile:?}: {ms} ms");
     }
     assert_eq!(report.file.products.len(), 1);
+    // Where the adapter can share A's loads, the other way was measured at the
+    // fastest tile too, and the file says which was faster.
+    if rt.target().load_sharing_width().is_some() {
+        assert_eq!(report.load_variants.len(), 1);
+        let (shape, _, ms) = &report.load_variants[0];
+        assert!(*ms.as_ref().unwrap() > 0.0);
+        assert_eq!(report.file.loads.len(), 1);
+        assert_eq!(report.file.loads[0].0, *shape);
+    }
 }

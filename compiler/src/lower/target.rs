@@ -140,6 +140,9 @@ pub struct Tuning {
     pub products: Vec<(Tiling, [u32; 2])>,
     /// Each tuned row shape and its invocations per row, one of [`ROW_MODES`].
     pub rows: Vec<(RowShape, usize)>,
+    /// Each product shape whose loads were measured, and whether a subgroup shares A's
+    /// loads ([`Target::shared_loads`]).
+    pub loads: Vec<(Tiling, bool)>,
 }
 
 /// Where a product's register tile comes from.
@@ -294,6 +297,10 @@ impl Target {
             name: "discrete-gpu".into(),
             class: AdapterClass::DiscreteGpu,
             max_storage_buffers_per_shader_stage: 16,
+            features: TargetFeatures {
+                subgroup_size: Some(32),
+                ..Target::software_vulkan().features
+            },
             matmul_tile: [4, 4],
             quick_tile: None,
             max_loop_iterations: u32::MAX as usize,
@@ -351,16 +358,35 @@ impl Target {
     /// subgroup rather than once per invocation: each lane loads its share of the rows
     /// and `subgroupBroadcast` hands every value to the whole subgroup, whose lanes
     /// compute tiles of the same rows. Only where every subgroup has one known width
-    /// that divides the workgroup. On CPU adapters, which read a buffer one lane at a
-    /// time, this is the default: on lavapipe it took W2's `[1024×256]·[256×1000]`
-    /// from 20.3 to 14.3 ms with the same 16×16 tile. On GPUs it is not used.
-    pub fn shared_loads(&self, _tiling: &Tiling) -> Option<u32> {
+    /// that divides the workgroup. The tuning file's choice for the shape, where it
+    /// names one; otherwise shared on CPU adapters, which read a buffer one lane at a
+    /// time (on lavapipe it took W2's `[1024×256]·[256×1000]` from 20.3 to 13.6 ms with
+    /// the same 16×16 tile), and not on GPUs.
+    pub fn shared_loads(&self, tiling: &Tiling) -> Option<u32> {
+        let width = self.load_sharing_width()?;
+        let shared = match self.tuning.loads.iter().find(|(t, _)| t == tiling) {
+            Some(&(_, shared)) => shared,
+            None => self.shares_loads_by_default(),
+        };
+        shared.then_some(width)
+    }
+
+    /// The subgroup width at which a product's subgroups can share A's loads on this
+    /// target: its one subgroup width, when that divides the product's workgroup.
+    /// `None` when products cannot share loads here, so there is no choice to tune.
+    pub fn load_sharing_width(&self) -> Option<u32> {
         let width = self.features.subgroup_size?;
-        let fits = self.features.subgroups
+        (self.features.subgroups
             && width >= 2
             && MATMUL_INVOCATIONS.is_multiple_of(width)
-            && MATMUL_INVOCATIONS <= self.max_compute_invocations_per_workgroup;
-        (fits && self.class == AdapterClass::Cpu).then_some(width)
+            && MATMUL_INVOCATIONS <= self.max_compute_invocations_per_workgroup)
+            .then_some(width)
+    }
+
+    /// Whether products share A's loads where the tuning file does not say: on CPU
+    /// adapters.
+    pub fn shares_loads_by_default(&self) -> bool {
+        self.class == AdapterClass::Cpu
     }
 
     /// Into how many runs of [`REDUCTION_CHUNK`] elements a reduction of `trips`

@@ -7,14 +7,15 @@
 //! adapter = llvmpipe (LLVM 15.0.6, 256 bits)
 //! driver = llvmpipe
 //! driver_info = Mesa 22.3.6 (LLVM 15.0.6)
-//! product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms, 16x16 7.9 ms
+//! product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8 loads=shared  # 16x8 7.1 ms, 16x16 7.9 ms; A's loads own 9.5 ms
 //! row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms
 //! ```
 //!
 //! The three keys say which adapter, driver and driver version the measurements hold
 //! for: a file written elsewhere does not apply ([`TuningFile::applies_to`]). Each
 //! `product` line names a product shape as [`Tiling`] does and its tile, one of
-//! [`PRODUCT_TILES`]; each `row` line names a row kernel's shape as [`RowShape`] does
+//! [`PRODUCT_TILES`], and may say whether a subgroup shares A's loads (`loads=shared`)
+//! or every invocation loads its own (`loads=own`); each `row` line names a row kernel's shape as [`RowShape`] does
 //! and its invocations per row, one of [`ROW_MODES`]; what follows `#` is a comment
 //! (the times measured).
 
@@ -33,6 +34,8 @@ pub struct TuningFile {
     pub driver_info: String,
     /// Each product shape and its tile, with the comment written after it.
     pub products: Vec<(Tiling, [u32; 2], String)>,
+    /// The product shapes whose lines say `loads=`, and whether it is `shared`.
+    pub loads: Vec<(Tiling, bool)>,
     /// Each row kernel shape and its invocations per row, with the comment.
     pub rows: Vec<(RowShape, usize, String)>,
 }
@@ -55,7 +58,10 @@ impl TuningFile {
                 continue;
             }
             if let Some(rest) = code.strip_prefix("product ") {
-                let (tiling, tile) = product(rest).map_err(at)?;
+                let (tiling, tile, loads) = product(rest).map_err(at)?;
+                if let Some(shared) = loads {
+                    file.loads.push((tiling, shared));
+                }
                 if !PRODUCT_TILES.contains(&tile) {
                     return Err(at(format!(
                         "tile {}x{} is not a variant of this version (tiles: {})",
@@ -125,6 +131,13 @@ impl TuningFile {
                 tile[0],
                 tile[1]
             );
+            if let Some((_, shared)) = self.loads.iter().find(|(l, _)| l == t) {
+                s.push_str(if *shared {
+                    " loads=shared"
+                } else {
+                    " loads=own"
+                });
+            }
             end_line(&mut s, comment);
         }
         for (r, threads, comment) in &self.rows {
@@ -165,6 +178,7 @@ impl TuningFile {
                 .map(|(t, tile, _)| (*t, *tile))
                 .collect(),
             rows: self.rows.iter().map(|(r, t, _)| (*r, *t)).collect(),
+            loads: self.loads.clone(),
         }
     }
 }
@@ -224,8 +238,9 @@ fn tiles() -> String {
         .join(", ")
 }
 
-/// A product line after `product `: `batch=1 m=… k=… n=… a=row b=row tile=RxC`.
-fn product(rest: &str) -> Result<(Tiling, [u32; 2]), String> {
+/// A product line after `product `: `batch=1 m=… k=… n=… a=row b=row tile=RxC`, and
+/// perhaps `loads=shared` or `loads=own`.
+fn product(rest: &str) -> Result<(Tiling, [u32; 2], Option<bool>), String> {
     let mut t = Tiling {
         a_transposed: false,
         b_transposed: false,
@@ -234,7 +249,7 @@ fn product(rest: &str) -> Result<(Tiling, [u32; 2]), String> {
         k: 0,
         batch: 0,
     };
-    let mut tile = None;
+    let (mut tile, mut loads) = (None, None);
     let mut seen = Vec::new();
     for field in rest.split_whitespace() {
         let Some((key, value)) = field.split_once('=') else {
@@ -268,6 +283,15 @@ fn product(rest: &str) -> Result<(Tiling, [u32; 2]), String> {
                 tile =
                     Some(parsed.ok_or_else(|| format!("`tile` must be like 16x8, got `{value}`"))?);
             }
+            "loads" => {
+                loads = Some(match value {
+                    "shared" => true,
+                    "own" => false,
+                    _ => {
+                        return Err(format!("`loads` must be `shared` or `own`, got `{value}`"));
+                    }
+                });
+            }
             other => return Err(format!("unknown field `{other}`")),
         }
         seen.push(key);
@@ -277,7 +301,7 @@ fn product(rest: &str) -> Result<(Tiling, [u32; 2]), String> {
             return Err(format!("the product has no `{key}=`"));
         }
     }
-    Ok((t, tile.unwrap_or_default()))
+    Ok((t, tile.unwrap_or_default(), loads))
 }
 
 #[cfg(test)]
@@ -289,7 +313,7 @@ mod tests {
         driver = llvmpipe\n\
         driver_info = Mesa 22.3.6 (LLVM 15.0.6)\n\
         product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms\n\
-        product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4\n\
+        product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4 loads=own\n\
         row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms\n";
 
     #[test]
@@ -300,6 +324,7 @@ mod tests {
         assert_eq!(f.products[0].1, [16, 8]);
         assert_eq!(f.products[0].2, "16x8 7.1 ms");
         assert!(f.products[1].0.a_transposed && f.products[1].0.b_transposed);
+        assert_eq!(f.loads, [(f.products[1].0, false)]);
         assert_eq!(
             f.rows,
             [(
@@ -361,6 +386,10 @@ mod tests {
             (
                 "adapter = a\ndriver = b\ndriver_info = c\nrow rows=4 len=8 threads=1\n",
                 "line 4: the row has no `sums=`",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nproduct batch=1 m=2 k=3 n=4 a=row b=row tile=4x4 loads=lent\n",
+                "line 4: `loads` must be `shared` or `own`, got `lent`",
             ),
         ] {
             let e = TuningFile::parse(text).unwrap_err();
