@@ -61,7 +61,7 @@ pub struct Emitter<'a> {
     inline: Vec<Value>,
     /// Buffers declared as `array<vec4<f32>>`, read four elements at a time.
     vec4: Vec<BufferId>,
-    /// Module-scope functions the kernel calls (`lgamma`, `digamma`).
+    /// Module-scope functions the kernel calls (`lgamma`, `digamma`, `tanh`).
     helpers: Vec<&'static str>,
 }
 
@@ -70,6 +70,9 @@ pub struct Emitter<'a> {
 /// asymptotic series; reflection below ½. `lgamma` is `+inf` at its poles (0 and the
 /// negative integers), `digamma` NaN.
 const SPECIAL_FUNCTIONS: &str = include_str!("../../../../shaders/special.wgsl");
+
+/// `wg_tanh`, accurate near 0 where drivers' exponential formula is not.
+const TANH: &str = include_str!("../../../../shaders/tanh.wgsl");
 
 /// The WGSL scalar type of a dtype in registers.
 pub fn wgsl_type(d: DType) -> &'static str {
@@ -491,6 +494,11 @@ impl<'a> Emitter<'a> {
                 };
                 format!("{f}({})", a[0])
             }
+            Op::Unary(UnaryOp::Tanh) => {
+                self.ops += 1;
+                self.helper(TANH);
+                format!("wg_tanh({})", a[0])
+            }
             Op::Unary(u) => {
                 self.ops += 1;
                 unary(*u, d, &a[0])
@@ -881,9 +889,8 @@ fn unary(u: UnaryOp, d: DType, a: &str) -> String {
         UnaryOp::Log => format!("log({a})"),
         UnaryOp::Sin => format!("sin({a})"),
         UnaryOp::Cos => format!("cos({a})"),
-        // tanh(±9) is ±1 in f32; clamping keeps implementations that compute tanh from
-        // exponentials away from inf/inf.
-        UnaryOp::Tanh => format!("tanh(clamp({a}, -9.0f, 9.0f))"),
+        // Emitted as a call of the module's helper (`Emitter::elementwise`).
+        UnaryOp::Tanh => format!("wg_tanh({a})"),
         UnaryOp::Sqrt => format!("sqrt({a})"),
         UnaryOp::Rsqrt => format!("inverseSqrt({a})"),
         UnaryOp::Recip => format!("1.0f / {a}"),
