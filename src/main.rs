@@ -503,10 +503,19 @@ fn run(command: Command) -> Result<Output, String> {
             }
             wgrad::io::write_text(&path, &report.file.print()).map_err(user)?;
             let skipped = report.variants.iter().filter(|v| v.2.is_err()).count()
-                + report.row_variants.iter().filter(|v| v.2.is_err()).count();
+                + report.row_variants.iter().filter(|v| v.2.is_err()).count()
+                + report
+                    .reduction_variants
+                    .iter()
+                    .filter(|v| v.2.is_err())
+                    .count();
             let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let reductions = match report.file.reductions.len() {
+                0 => String::new(),
+                n => format!(", {n} reduction split{}", plural(n)),
+            };
             let mut text = format!(
-                "wrote {}: {} product tile{} and {} row kernel mode{} measured in {:.1} s ({}){}\n",
+                "wrote {}: {} product tile{}, {} row kernel mode{}{reductions} measured in {:.1} s ({}){}\n",
                 path.display(),
                 report.file.products.len(),
                 plural(report.file.products.len()),
@@ -550,8 +559,18 @@ fn run(command: Command) -> Result<Output, String> {
                     loads_of(&report.file.loads, t)
                 ));
             }
+            if !report.reductions_not_reached.is_empty() {
+                text.push_str(&format!(
+                    "the budget ended before {} reduction shape{}; they keep the preset stages\n",
+                    report.reductions_not_reached.len(),
+                    plural(report.reductions_not_reached.len())
+                ));
+            }
             for (r, threads, comment) in &report.file.rows {
                 text.push_str(&format!("  {r}: {threads} per row ({comment})\n"));
+            }
+            for (r, stages, comment) in &report.file.reductions {
+                text.push_str(&format!("  {r}: {stages} ({comment})\n"));
             }
             Ok(Output::Text(text))
         }
@@ -664,8 +683,11 @@ fn tuned_lines(rt: &Runtime) -> String {
             loads_of(&tuning.loads, t)
         ));
     }
-    for (r, threads) in &rt.target().tuning.rows {
+    for (r, threads) in &tuning.rows {
         s.push_str(&format!("\n  {r}: {threads} per row"));
+    }
+    for (r, stages) in &tuning.reductions {
+        s.push_str(&format!("\n  {r}: {stages}"));
     }
     s
 }

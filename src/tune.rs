@@ -3,7 +3,9 @@
 //!
 //! Every row kernel shape of the given programs is measured first, in each mode of
 //! [`ROW_MODES`] (one invocation per row, or a workgroup sharing it) that its row
-//! allows: they are few and quick. Then, for every tiled product of the given programs (by default the gradients of
+//! allows: they are few and quick. So is every reduction kernel, in one stage and in
+//! two with each run of [`REDUCTION_RUNS`] that its length and the driver's loop
+//! limit allow. Then, for every tiled product of the given programs (by default the gradients of
 //! workloads W1, W2 and W3a and a 1024³ product), largest first, each tile of the
 //! tuning space ([`PRODUCT_TILES`]) is measured in the program itself (for a product
 //! the preset tile suits, those of at least a quarter of its area), with the
@@ -18,14 +20,18 @@
 //! [`Target::shared_loads`](crate::Target::shared_loads)). The fastest tile and way of
 //! loading of each shape go into a [`TuningFile`] for this adapter, which every later
 //! [`Runtime`] reads when it opens its device. A variant that fails to compile, to
-//! validate or to fit the adapter's limits is skipped and reported. Measuring stops
+//! validate or to fit the adapter's limits, or whose outputs differ from those of the
+//! program with the preset's variants by more than rounding, is skipped and reported. Measuring stops
 //! at the time budget; shapes it did not reach keep the preset (or the tile chosen by
 //! shape).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::lower::{KernelKind, PRODUCT_TILES, ROW_MODES, RowShape, Tiling, Tuning, TuningFile};
+use crate::lower::{
+    KernelKind, PRODUCT_TILES, REDUCTION_RUNS, ROW_MODES, ReductionShape, ReductionStages,
+    RowShape, Tiling, Tuning, TuningFile,
+};
 use crate::{Builder, DType, Graph, Options, Runtime, Tensor, Type};
 
 /// How `tune` measures.
@@ -65,6 +71,11 @@ pub struct TuneReport {
     pub not_reached: Vec<Tiling>,
     /// Row shapes the budget did not reach.
     pub rows_not_reached: Vec<RowShape>,
+    /// Every reduction split measured: the shape, its stages, and its milliseconds or
+    /// why it was skipped.
+    pub reduction_variants: Vec<(ReductionShape, ReductionStages, Result<f64, String>)>,
+    /// Reduction shapes the budget did not reach.
+    pub reductions_not_reached: Vec<ReductionShape>,
     /// Whether the times are the kernel's own (timestamp queries) or wall clock.
     pub timestamps: bool,
 }
@@ -108,6 +119,8 @@ pub struct Shapes {
     pub products: Vec<(Tiling, usize)>,
     /// Row kernels, in the order first met.
     pub rows: Vec<(RowShape, usize)>,
+    /// Reduction kernels, in the order first met.
+    pub reductions: Vec<(ReductionShape, usize)>,
 }
 
 /// The tiled products and row kernels of `programs` compiled for `options`.
@@ -115,8 +128,10 @@ pub fn shapes(programs: &[(String, Graph)], options: &Options) -> crate::Result<
     let mut out = Shapes {
         products: Vec::new(),
         rows: Vec::new(),
+        reductions: Vec::new(),
     };
-    let (mut seen, mut seen_rows) = (BTreeSet::new(), BTreeSet::new());
+    let (mut seen, mut seen_rows, mut seen_reductions) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for (i, (_, g)) in programs.iter().enumerate() {
         let (_, report) = crate::lower::compile(g, options)?;
         let plans =
@@ -129,6 +144,12 @@ pub fn shapes(programs: &[(String, Graph)], options: &Options) -> crate::Result<
                     }
                     KernelKind::Row(r) if seen_rows.insert(r.shape) => {
                         out.rows.push((r.shape, i));
+                    }
+                    &KernelKind::Reduce { trips, outputs, .. } => {
+                        let shape = ReductionShape { trips, outputs };
+                        if seen_reductions.insert(shape) {
+                            out.reductions.push((shape, i));
+                        }
                     }
                     _ => {}
                 }
@@ -210,6 +231,7 @@ pub fn tune(
     let Shapes {
         products: shapes,
         rows,
+        reductions,
     } = shapes(programs, &Options::new(base.clone()))?;
     let timestamps = base.features.timestamps;
     let adapter = rt.adapter();
@@ -221,31 +243,34 @@ pub fn tune(
             products: Vec::new(),
             rows: Vec::new(),
             loads: Vec::new(),
+            reductions: Vec::new(),
         },
         timestamps,
         ..TuneReport::default()
     };
-    let mut longest = Duration::ZERO;
-    let mut warmed = vec![false; programs.len()];
+    let mut references: Vec<Option<Vec<(String, Tensor)>>> = vec![None; programs.len()];
     let program_inputs: Vec<HashMap<String, Tensor>> = programs
         .iter()
         .map(|(_, g)| inputs(g))
         .collect::<crate::Result<_>>()?;
+    let mut bench = Bench {
+        rt,
+        start,
+        budget: options.budget,
+        runs: options.runs,
+        longest: Duration::ZERO,
+        progress: &mut progress,
+    };
     for (i, (shape, p)) in rows.iter().enumerate() {
-        if start.elapsed() + longest >= options.budget {
+        if !bench.has_time() {
             report
                 .rows_not_reached
                 .extend(rows[i..].iter().map(|(r, _)| *r));
             break;
         }
         let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
-        warm(rt, &base, (g, ins), &mut warmed[*p]);
-        let mut times = Vec::new();
-        for threads in ROW_MODES {
-            if start.elapsed() + longest >= options.budget {
-                break;
-            }
-            let began = Instant::now();
+        let case = (g, ins, warm(rt, &base, (g, ins), &mut references[*p]));
+        let (measured, _) = bench.all(&ROW_MODES, |bench, threads| {
             let mut target = base.clone();
             target.tuning.rows = vec![(*shape, threads)];
             // The kernel's first line names its shape and its invocations per row.
@@ -255,68 +280,90 @@ pub fn tune(
                 format!(": a workgroup of {threads} per row")
             };
             let mark = format!("({shape}");
+            let label = format!("{shape}: {threads} per row");
             let missing = format!("the row does not allow {threads} invocation(s) per row");
-            let measured = measure(rt, target, (g, ins), options.runs, &missing, |k| {
-                k.variant == "row"
-                    && k.wgsl
-                        .lines()
-                        .next()
-                        .is_some_and(|l| l.contains(&mark) && l.contains(&mode))
-            });
-            longest = longest.max(began.elapsed());
-            progress(&match &measured {
-                Ok(ms) => format!("{shape}: {threads} per row {ms:.3} ms"),
-                Err(e) => format!("{shape}: {threads} per row skipped: {e}"),
-            });
-            if let Ok(ms) = measured {
-                times.push((threads, ms));
-            }
-            report.row_variants.push((*shape, threads, measured));
-        }
-        if let Some((threads, comment)) = fastest(times, |t| t.to_string()) {
+            bench.variant(target, case, &label, &missing, |k| {
+                k.variant == "row" && first_line(k).contains(&mark) && first_line(k).contains(&mode)
+            })
+        });
+        if let Some((threads, comment)) = fastest(&measured, |t| t.to_string()) {
             report.file.rows.push((*shape, threads, comment));
         }
+        report
+            .row_variants
+            .extend(measured.into_iter().map(|(t, ms)| (*shape, t, ms)));
+    }
+    for (i, (shape, p)) in reductions.iter().enumerate() {
+        let candidates = reduction_candidates(&base, *shape);
+        if candidates.len() < 2 {
+            continue;
+        }
+        if !bench.has_time() {
+            report
+                .reductions_not_reached
+                .extend(reductions[i..].iter().map(|(r, _)| *r));
+            break;
+        }
+        let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
+        let case = (g, ins, warm(rt, &base, (g, ins), &mut references[*p]));
+        let (measured, _) = bench.all(&candidates, |bench, stages| {
+            let mut target = base.clone();
+            target.tuning.reductions = vec![(*shape, stages)];
+            // The reduction's kernels name its shape in their first line, and their
+            // stages.
+            let mark = format!("({shape})");
+            let parts = target.reduction_split(*shape).parts;
+            let label = format!("{shape}: {stages}");
+            let missing = format!("the reduction does not compile to {stages}");
+            bench.variant(target, case, &label, &missing, |k| {
+                let first = first_line(k);
+                first.contains(&mark)
+                    && match stages {
+                        ReductionStages::One => k.variant == "reduce",
+                        ReductionStages::Two(run) => {
+                            (k.variant == "reduce_partial"
+                                && first.contains(&format!("runs of {run} per output")))
+                                || (k.variant == "reduce_final"
+                                    && first.contains(&format!("folds {parts} partial")))
+                        }
+                    }
+            })
+        });
+        if let Some((stages, comment)) = fastest(&measured, |s| s.to_string()) {
+            report.file.reductions.push((*shape, stages, comment));
+        }
+        report
+            .reduction_variants
+            .extend(measured.into_iter().map(|(s, ms)| (*shape, s, ms)));
     }
     for (i, (shape, p)) in shapes.iter().enumerate() {
-        if start.elapsed() + longest >= options.budget {
+        if !bench.has_time() {
             report
                 .not_reached
                 .extend(shapes[i..].iter().map(|(t, _)| *t));
             break;
         }
         let (g, ins) = (&programs[*p].1, &program_inputs[*p]);
-        warm(rt, &base, (g, ins), &mut warmed[*p]);
-        let mut times = Vec::new();
-        let mut cut_short = false;
-        for tile in candidate_tiles(&base, shape) {
-            // A variant is started only when the longest one so far would still end
-            // within the budget.
-            if start.elapsed() + longest >= options.budget {
-                cut_short = true;
-                break;
-            }
-            let began = Instant::now();
+        let case = (g, ins, warm(rt, &base, (g, ins), &mut references[*p]));
+        // The product's kernels name its shape in their first line (`… as
+        // 1×[M×K]·[K×N].`).
+        let mark = format!(" as {shape}.");
+        let (measured, cut_short) = bench.all(&candidate_tiles(&base, shape), |bench, tile| {
             let mut target = base.clone();
             target.tuning.products = vec![(*shape, tile)];
-            let variant = format!("tile {}x{}", tile[0], tile[1]);
-            // The product's kernels name its shape in their first line (`… as
-            // 1×[M×K]·[K×N].`).
-            let mark = format!(" as {shape}.");
-            let missing = format!("the product does not compile to {variant}");
-            let measured = measure(rt, target, (g, ins), options.runs, &missing, |k| {
-                k.tile() == Some(tile) && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
-            });
-            longest = longest.max(began.elapsed());
-            let line = match &measured {
-                Ok(ms) => format!("{shape}: tile {}x{} {ms:.3} ms", tile[0], tile[1]),
-                Err(e) => format!("{shape}: tile {}x{} skipped: {e}", tile[0], tile[1]),
-            };
-            progress(&line);
-            if let Ok(ms) = measured {
-                times.push((tile, ms));
-            }
-            report.variants.push((*shape, tile, measured));
-        }
+            let label = format!("{shape}: tile {}x{}", tile[0], tile[1]);
+            let missing = format!(
+                "the product does not compile to tile {}x{}",
+                tile[0], tile[1]
+            );
+            bench.variant(target, case, &label, &missing, |k| {
+                k.tile() == Some(tile) && first_line(k).contains(&mark)
+            })
+        });
+        let best = fastest(&measured, |t| format!("{}x{}", t[0], t[1]));
+        report
+            .variants
+            .extend(measured.iter().map(|(t, ms)| (*shape, *t, ms.clone())));
         // A shape whose tiles were not all measured keeps the preset (or the tile
         // chosen by shape), which may be one of those not measured.
         if cut_short {
@@ -325,76 +372,100 @@ pub fn tune(
                 .extend(shapes[i..].iter().map(|(t, _)| *t));
             break;
         }
-        let Some((tile, mut comment)) = fastest(times, |t| format!("{}x{}", t[0], t[1])) else {
+        let Some((tile, mut comment)) = best else {
             continue;
         };
         // At the fastest tile, the other way of loading A, where the adapter has both.
         let default = base.shared_loads(shape).is_some();
-        if base.load_sharing_width().is_some() && start.elapsed() + longest < options.budget {
+        if base.load_sharing_width().is_some() && bench.has_time() {
             let mut target = base.clone();
             target.tuning.products = vec![(*shape, tile)];
             target.tuning.loads = vec![(*shape, !default)];
-            let mark = format!(" as {shape}.");
+            let how = if default { "own" } else { "shared" };
+            let label = format!("{shape}: tile {}x{}, A's loads {how}", tile[0], tile[1]);
             let missing = format!(
                 "the product does not compile to tile {}x{}",
                 tile[0], tile[1]
             );
-            let measured = measure(rt, target, (g, ins), options.runs, &missing, |k| {
+            let other = bench.variant(target, case, &label, &missing, |k| {
                 k.tile() == Some(tile)
                     && k.variant.ends_with("_shared") != default
-                    && k.wgsl.lines().next().is_some_and(|l| l.contains(&mark))
+                    && first_line(k).contains(&mark)
             });
-            let how = if default { "own" } else { "shared" };
-            progress(&match &measured {
-                Ok(ms) => format!(
-                    "{shape}: tile {}x{}, A's loads {how} {ms:.3} ms",
-                    tile[0], tile[1]
-                ),
-                Err(e) => format!(
-                    "{shape}: tile {}x{}, A's loads {how} skipped: {e}",
-                    tile[0], tile[1]
-                ),
-            });
-            let best = report
-                .variants
+            let at_best = measured
                 .iter()
-                .filter(|(s, t, _)| s == shape && *t == tile)
-                .find_map(|(_, _, ms)| ms.as_ref().ok().copied());
-            let shared = match (&measured, best) {
+                .find(|(t, _)| *t == tile)
+                .and_then(|(_, ms)| ms.as_ref().ok().copied());
+            let shared = match (&other, at_best) {
                 (Ok(other), Some(best)) if *other < best => !default,
                 _ => default,
             };
-            if let Ok(ms) = &measured {
+            if let Ok(ms) = &other {
                 comment.push_str(&format!("; A's loads {how} {ms:.3} ms"));
             }
             report.file.loads.push((*shape, shared));
-            report.load_variants.push((*shape, !default, measured));
+            report.load_variants.push((*shape, !default, other));
         }
         report.file.products.push((*shape, tile, comment));
     }
     Ok(report)
 }
 
+/// The splits of a reduction of shape `shape` that `target` can run: one stage when
+/// each output's loop fits the driver's loop limit, and two stages with each run of
+/// [`REDUCTION_RUNS`] shorter than the reduction (see
+/// [`Target::reduction_split`](crate::Target::reduction_split)).
+fn reduction_candidates(target: &crate::Target, shape: ReductionShape) -> Vec<ReductionStages> {
+    std::iter::once(ReductionStages::One)
+        .chain(REDUCTION_RUNS.map(ReductionStages::Two))
+        .filter(|&stages| {
+            let mut t = target.clone();
+            t.tuning.reductions = vec![(shape, stages)];
+            t.reduction_split(shape).tuned
+        })
+        .collect()
+}
+
 /// Runs program `g` as compiled for `target` once, unless `warmed`: on drivers that
 /// compile kernels at their first dispatch, this compiles the kernels that every
 /// variant of the program shares, so that measuring a variant costs only its own
 /// kernels' compilation, and the time a variant takes (which the budget is checked
-/// against) does not include the program's. A failure is left for the variants to
-/// report.
-fn warm(
+/// against) does not include the program's. Returns its outputs, which every variant
+/// must reproduce (empty when it failed: the variants then report why).
+fn warm<'r>(
     rt: &Runtime,
     target: &crate::Target,
     (g, ins): (&Graph, &HashMap<String, Tensor>),
-    warmed: &mut bool,
-) {
-    if std::mem::replace(warmed, true) {
-        return;
+    reference: &'r mut Option<Vec<(String, Tensor)>>,
+) -> &'r [(String, Tensor)] {
+    reference.get_or_insert_with(|| {
+        crate::compile(g, &Options::new(target.clone()))
+            .ok()
+            .and_then(|program| rt.load(&program).ok())
+            .and_then(|mut exe| exe.run(ins).ok())
+            .unwrap_or_default()
+    })
+}
+
+/// How far a variant's outputs may be from the reference's: this fraction of each
+/// output's largest magnitude. Variants add in different orders, which moves f32 sums
+/// by a few units in the last place; a wrong variant is off by the values themselves.
+const AGREEMENT: f64 = 1e-3;
+
+/// Why `got` does not match `reference` within [`AGREEMENT`], if it does not.
+fn disagreement(got: &[(String, Tensor)], reference: &[(String, Tensor)]) -> Option<String> {
+    for ((name, a), (_, b)) in got.iter().zip(reference) {
+        let scale = b.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let bound = AGREEMENT * scale + 1e-6;
+        for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
+            if (x - y).abs() > bound || x.is_nan() != y.is_nan() {
+                return Some(format!(
+                    "its output `{name}`[{i}] is {x}, the preset's is {y}"
+                ));
+            }
+        }
     }
-    if let Ok(program) = crate::compile(g, &Options::new(target.clone()))
-        && let Ok(mut exe) = rt.load(&program)
-    {
-        let _ = exe.run(ins);
-    }
+    None
 }
 
 /// The tiles of [`PRODUCT_TILES`] measured for a product of shape `t` on `target`:
@@ -414,8 +485,15 @@ fn candidate_tiles(target: &crate::Target, t: &Tiling) -> Vec<[u32; 2]> {
 }
 
 /// The fastest of the variants measured (the first of equals), and a comment listing
-/// every one with its time, fastest first.
-fn fastest<T: Copy>(mut times: Vec<(T, f64)>, name: impl Fn(T) -> String) -> Option<(T, String)> {
+/// every one measured with its time, fastest first.
+fn fastest<T: Copy>(
+    measured: &[(T, Result<f64, String>)],
+    name: impl Fn(T) -> String,
+) -> Option<(T, String)> {
+    let mut times: Vec<(T, f64)> = measured
+        .iter()
+        .filter_map(|(t, ms)| Some((*t, *ms.as_ref().ok()?)))
+        .collect();
     times.sort_by(|x, y| x.1.total_cmp(&y.1));
     let comment = times
         .iter()
@@ -425,13 +503,88 @@ fn fastest<T: Copy>(mut times: Vec<(T, f64)>, name: impl Fn(T) -> String) -> Opt
     times.first().map(|&(t, _)| (t, comment))
 }
 
+/// Variants measured, each with its milliseconds or why it was skipped.
+type Measured<V> = Vec<(V, Result<f64, String>)>;
+
+/// A program to measure variants in: its graph, its inputs, and the outputs every
+/// variant must reproduce (see [`warm`]).
+type Case<'a> = (
+    &'a Graph,
+    &'a HashMap<String, Tensor>,
+    &'a [(String, Tensor)],
+);
+
+/// The first line of a kernel's WGSL, which names what it computes.
+fn first_line(k: &crate::lower::Kernel) -> &str {
+    k.wgsl.lines().next().unwrap_or("")
+}
+
+/// Measuring within a budget: the runtime, the clock, and a line of progress per
+/// variant.
+struct Bench<'a> {
+    rt: &'a Runtime,
+    start: Instant,
+    budget: Duration,
+    runs: usize,
+    /// The longest variant so far: the next starts only if one as long would still end
+    /// within the budget.
+    longest: Duration,
+    progress: &'a mut dyn FnMut(&str),
+}
+
+impl Bench<'_> {
+    /// Whether a variant as long as the longest so far would end within the budget.
+    fn has_time(&self) -> bool {
+        self.start.elapsed() + self.longest < self.budget
+    }
+
+    /// Measures the variant `target` compiles program `case` to ([`measure`]), and
+    /// reports it as `label` with its time or why it was skipped.
+    fn variant(
+        &mut self,
+        target: crate::Target,
+        case: Case<'_>,
+        label: &str,
+        missing: &str,
+        ours: impl Fn(&crate::lower::Kernel) -> bool,
+    ) -> Result<f64, String> {
+        let began = Instant::now();
+        let measured = measure(self.rt, target, case, self.runs, missing, ours);
+        self.longest = self.longest.max(began.elapsed());
+        (self.progress)(&match &measured {
+            Ok(ms) => format!("{label} {ms:.3} ms"),
+            Err(e) => format!("{label} skipped: {e}"),
+        });
+        measured
+    }
+
+    /// Measures each of `variants` with `one` while the budget lasts: each variant
+    /// measured with its result, and whether the budget ended before the last.
+    fn all<V: Copy>(
+        &mut self,
+        variants: &[V],
+        mut one: impl FnMut(&mut Self, V) -> Result<f64, String>,
+    ) -> (Measured<V>, bool) {
+        let mut measured = Vec::with_capacity(variants.len());
+        for &v in variants {
+            if !self.has_time() {
+                return (measured, true);
+            }
+            let result = one(self, v);
+            measured.push((v, result));
+        }
+        (measured, false)
+    }
+}
+
 /// The median time of the kernels `ours` picks out of program `g` compiled for
 /// `target`, in milliseconds (of the whole run, without timestamps), or why the
-/// variant cannot run (`missing` when `ours` picks no kernel).
+/// variant cannot run (`missing` when `ours` picks no kernel, or its outputs differ
+/// from `reference`'s, those of the program with the preset's variants).
 fn measure(
     rt: &Runtime,
     target: crate::Target,
-    (g, ins): (&Graph, &HashMap<String, Tensor>),
+    (g, ins, reference): Case<'_>,
     runs: usize,
     missing: &str,
     ours: impl Fn(&crate::lower::Kernel) -> bool,
@@ -448,7 +601,10 @@ fn measure(
         return Err(missing.to_string());
     }
     let mut exe = rt.load(&program).map_err(|e| e.to_string())?;
-    exe.run(ins).map_err(|e| e.to_string())?;
+    let got = exe.run(ins).map_err(|e| e.to_string())?;
+    if let Some(why) = disagreement(&got, reference) {
+        return Err(why);
+    }
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
         if base.features.timestamps {
@@ -470,4 +626,31 @@ fn measure(
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outputs(data: Vec<f64>) -> Vec<(String, Tensor)> {
+        let ty = Type::f32(&[data.len()]);
+        vec![("y".to_string(), Tensor::new(ty, data).unwrap())]
+    }
+
+    #[test]
+    fn a_variant_agrees_within_rounding_and_not_beyond() {
+        let reference = outputs(vec![100.0, -3.0, 0.5]);
+        assert_eq!(
+            disagreement(&outputs(vec![100.0, -3.0, 0.5]), &reference),
+            None
+        );
+        // A few units in the last place of the largest value are rounding.
+        assert_eq!(
+            disagreement(&outputs(vec![100.001, -3.001, 0.5]), &reference),
+            None
+        );
+        let off = disagreement(&outputs(vec![100.0, -3.0, 0.9]), &reference).unwrap();
+        assert!(off.contains("`y`[2] is 0.9"), "{off}");
+        assert!(disagreement(&outputs(vec![100.0, f64::NAN, 0.5]), &reference).is_some());
+    }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-use wgrad::lower::{RowShape, Tiling, TuningFile};
+use wgrad::lower::{ReductionShape, ReductionStages, RowShape, Tiling, TuningFile};
 use wgrad::runtime::testing::runtime_with_options_or_skip;
 use wgrad::{Options, RuntimeOptions, Target, Tensor, Type};
 
@@ -36,6 +36,7 @@ fn file_for(rt: &wgrad::Runtime, tile: [u32; 2]) -> TuningFile {
         products: vec![(shape(), tile, String::new())],
         rows: Vec::new(),
         loads: Vec::new(),
+        reductions: Vec::new(),
     }
 }
 
@@ -221,6 +222,109 @@ fn a_tuned_row_mode_replaces_the_rule_for_its_shape_and_runs_correctly() {
     }
 }
 
+/// The sum of the squares of `x: f32[n]`, with `n` elements into one output.
+fn sum_of_squares(n: usize) -> wgrad::Graph {
+    wgrad::parse(&format!(
+        "%x = input x : f32[{n}]\n%s = mul %x, %x : f32[{n}]\n\
+         %t = reduce_sum %s axes=[0] : f32[]\noutput t = %t\n"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_tuned_reduction_split_replaces_the_rule_for_its_shape_and_runs_correctly() {
+    let kernels = |target: &Target, n: usize| {
+        let p = wgrad::compile(&sum_of_squares(n), &Options::new(target.clone())).unwrap();
+        p.kernels
+            .iter()
+            .map(|k| {
+                (
+                    k.variant.clone(),
+                    k.wgsl.lines().next().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let shape = |trips| ReductionShape { trips, outputs: 1 };
+    let cpu = Target::software_vulkan();
+    // The rule: one stage for 1,024 elements, two (runs of 1,024) for 8,192.
+    let short = kernels(&cpu, 1024);
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[0].0, "reduce");
+    assert!(
+        short[0].1.contains("(1 output of 1024 elements)"),
+        "{}",
+        short[0].1
+    );
+    let long = kernels(&cpu, 8192);
+    assert_eq!(long[0].0, "reduce_partial");
+    assert!(
+        long[0].1.contains("8 runs of 1024 per output"),
+        "{}",
+        long[0].1
+    );
+    // The tuning file's split for a shape replaces the rule for that shape only.
+    let mut tuned = cpu.clone();
+    tuned.tuning.reductions = vec![
+        (shape(1024), ReductionStages::Two(256)),
+        (shape(8192), ReductionStages::One),
+    ];
+    let short = kernels(&tuned, 1024);
+    assert_eq!(short[0].0, "reduce_partial");
+    assert!(
+        short[0].1.contains("4 runs of 256 per output"),
+        "{}",
+        short[0].1
+    );
+    assert!(
+        short[0].1.contains("stages from the tuning file"),
+        "{}",
+        short[0].1
+    );
+    assert_eq!(short[1].0, "reduce_final");
+    let long = kernels(&tuned, 8192);
+    assert_eq!(long.len(), 1);
+    assert_eq!(long[0].0, "reduce");
+    assert!(kernels(&tuned, 2048)[0].0 == "reduce");
+    // A split the target cannot run is not used: one stage over more elements than a
+    // driver loop may run, or runs as long as the reduction.
+    let mut limited = cpu.clone();
+    limited.max_loop_iterations = 4096;
+    limited.tuning.reductions = vec![(shape(8192), ReductionStages::One)];
+    assert!(!limited.reduction_split(shape(8192)).tuned);
+    limited.tuning.reductions = vec![(shape(1024), ReductionStages::Two(4096))];
+    assert!(!limited.reduction_split(shape(1024)).tuned);
+
+    // On the device, read from a tuning file, every split matches the interpreter.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuning.txt");
+    let Some(probe) = runtime_reading(&path) else {
+        return;
+    };
+    let mut rng = common::Rng::new(6);
+    let ins = common::inputs(vec![("x", rng.tensor(&[8192], -1.0, 1.0))]);
+    let g = sum_of_squares(8192);
+    for stages in [
+        ReductionStages::One,
+        ReductionStages::Two(256),
+        ReductionStages::Two(1024),
+        ReductionStages::Two(4096),
+    ] {
+        let mut file = file_for(&probe, [16, 16]);
+        file.products.clear();
+        file.reductions = vec![(shape(8192), stages, String::new())];
+        std::fs::write(&path, file.print()).unwrap();
+        let rt = runtime_reading(&path).unwrap();
+        assert_eq!(rt.target().tuning.reductions, vec![(shape(8192), stages)]);
+        assert!(
+            rt.tuning_status().contains("1 reduction split"),
+            "{}",
+            rt.tuning_status()
+        );
+        common::gpu::assert_gpu_matches(&rt, &g, &ins);
+    }
+}
+
 #[test]
 fn the_runtime_reads_the_tuning_file_and_runs_the_tuned_tile_correctly() {
     let dir = tempfile::tempdir().unwrap();
@@ -358,7 +462,7 @@ fn wgrad_tune_writes_a_tuning_file_that_wgrad_adapter_then_reports() {
     }
     assert!(tune.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("1 product tile and 1 row kernel mode"),
+        stdout.contains("1 product tile, 1 row kernel mode"),
         "{stdout}"
     );
     // One line of progress per row mode, per tile of the tuning space (a product too

@@ -115,11 +115,13 @@ pub fn read_tuning(path: Option<&Path>, adapter: &AdapterSummary) -> (Tuning, St
     let tuning = file.tuning(&shown.to_string());
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let line = format!(
-        "tuning file {shown}: {} product tile{}, {} row kernel mode{}",
+        "tuning file {shown}: {} product tile{}, {} row kernel mode{}, {} reduction split{}",
         tuning.products.len(),
         plural(tuning.products.len()),
         tuning.rows.len(),
-        plural(tuning.rows.len())
+        plural(tuning.rows.len()),
+        tuning.reductions.len(),
+        plural(tuning.reductions.len())
     );
     (tuning, line)
 }

@@ -44,7 +44,8 @@ pub use program::{
 pub use target::{
     AdapterClass, LOOP_LIMIT, MATMUL_INVOCATIONS, MIN_PRODUCT_INVOCATIONS_CPU,
     MIN_PRODUCT_INVOCATIONS_GPU, MIN_TILE_USE, PRODUCT_TILES, QUICK_TILE, REDUCTION_CHUNK,
-    ROW_MODES, RowShape, SPLIT_REDUCTION, Target, TargetFeatures, TileSource, Tuning,
+    REDUCTION_RUNS, ROW_MODES, ReductionShape, ReductionSplit, ReductionStages, RowShape,
+    SPLIT_REDUCTION, Target, TargetFeatures, TileSource, Tuning,
 };
 pub use tuning::TuningFile;
 pub use validate::validate_wgsl;

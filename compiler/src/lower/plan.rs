@@ -16,7 +16,7 @@
 use super::fuse::row_scatter;
 use super::fuse_products::{Tiling, prologue_operand, tileable, vec4_prologue_applies};
 use super::placement::{Placement, computed_by, kernel_order, kernel_values};
-use super::target::{AdapterClass, REDUCTION_CHUNK, RowShape, Target, TileSource};
+use super::target::{AdapterClass, ReductionShape, ReductionSplit, RowShape, Target, TileSource};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Graph, Op, OpClass, Value};
 use crate::passes::split_rows::Rows;
@@ -82,9 +82,15 @@ pub enum KernelKind {
         siblings: Vec<Value>,
         /// Elements folded into each output.
         trips: usize,
-        /// Runs of [`REDUCTION_CHUNK`] per output in a first stage (then a second stage
-        /// folds them), or 1 for a single stage.
+        /// Outputs of the reduction.
+        outputs: usize,
+        /// Runs per output in a first stage (then a second stage folds them), or 1 for
+        /// a single stage.
         parts: usize,
+        /// Elements per run (`trips` for a single stage).
+        run: usize,
+        /// Whether the stages come from the tuning file.
+        tuned: bool,
     },
     /// The register-tiled product.
     Matmul(MatmulPlan),
@@ -327,12 +333,17 @@ fn kind(
             .filter(|t| *t != operand)
             .map(|t| t.numel())
             .fold(axes.iter().map(|&a| src[a]).product(), usize::max);
-        let parts = target.reduction_parts(trips, g.ty(root).numel());
+        let outputs = g.ty(root).numel();
+        let ReductionSplit { parts, run, tuned } =
+            target.reduction_split(ReductionShape { trips, outputs });
         return Ok(Some(KernelKind::Reduce {
             reduction: root,
             siblings: values.iter().filter(also).copied().collect(),
             trips,
+            outputs,
             parts,
+            run,
+            tuned,
         }));
     }
     // A product computed beside the root, or fused into a value computed beside it,
@@ -370,12 +381,17 @@ fn kind(
     if let Some((red, axes)) = reduction {
         let src = &g.ty(g.node(red).args[0]).shape;
         let trips: usize = axes.iter().map(|&a| src[a]).product();
-        let parts = target.reduction_parts(trips, g.ty(red).numel());
+        let outputs = g.ty(red).numel();
+        let ReductionSplit { parts, run, tuned } =
+            target.reduction_split(ReductionShape { trips, outputs });
         return Ok(Some(KernelKind::Reduce {
             reduction: red,
             siblings: Vec::new(),
             trips,
+            outputs,
             parts,
+            run,
+            tuned,
         }));
     }
     let node = g.node(root);
@@ -641,14 +657,18 @@ impl Plan {
                     siblings,
                     trips,
                     parts,
+                    run,
+                    tuned,
+                    ..
                 } => {
-                    let stages = if *parts > 1 {
-                        format!(
-                            "two stages: {parts} runs of {REDUCTION_CHUNK} per output, then their fold"
-                        )
+                    let mut stages = if *parts > 1 {
+                        format!("two stages: {parts} runs of {run} per output, then their fold")
                     } else {
                         "one stage".to_string()
                     };
+                    if *tuned {
+                        stages.push_str(" (tuning file)");
+                    }
                     let with: String = siblings
                         .iter()
                         .map(|v| format!(", {}", label(*v)))

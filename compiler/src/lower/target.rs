@@ -105,6 +105,65 @@ pub const PRODUCT_TILES: [[u32; 2]; 6] = [[4, 4], [4, 8], [8, 8], [8, 16], [16, 
 /// invocation per row, or a workgroup sharing each row.
 pub const ROW_MODES: [usize; 2] = [1, super::plan::ROW_THREADS];
 
+/// The runs (elements each invocation folds) of a reduction's first stage when it is
+/// split in two, besides computing it in one stage: the tuning space of reductions.
+pub const REDUCTION_RUNS: [usize; 3] = [256, 1024, 4096];
+
+/// A reduction kernel's shape, by which a tuning file names its stages: the elements
+/// folded into each output, and the outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReductionShape {
+    /// Elements folded into each output.
+    pub trips: usize,
+    /// Outputs.
+    pub outputs: usize,
+}
+
+impl std::fmt::Display for ReductionShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} output{} of {} elements",
+            self.outputs,
+            if self.outputs == 1 { "" } else { "s" },
+            self.trips
+        )
+    }
+}
+
+/// How a reduction is computed: in one stage (an invocation per output folds all its
+/// elements), or in two (invocations fold runs of `run` elements each, then one per
+/// output folds their results in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReductionStages {
+    /// One stage.
+    One,
+    /// Two stages, with runs of this many elements.
+    Two(usize),
+}
+
+impl std::fmt::Display for ReductionStages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReductionStages::One => write!(f, "one stage"),
+            ReductionStages::Two(run) => write!(f, "two stages, runs of {run}"),
+        }
+    }
+}
+
+/// A reduction's split, as the planner uses it: `parts` runs of `run` elements per
+/// output (one part of all its elements for one stage), and whether the tuning file
+/// chose it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReductionSplit {
+    /// Runs per output; 1 for one stage.
+    pub parts: usize,
+    /// Elements per run.
+    pub run: usize,
+    /// Whether the split comes from the tuning file.
+    pub tuned: bool,
+}
+
 /// A row kernel's shape, by which a tuning file names its mode: the rows, the elements
 /// of each, and the row reductions it computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,6 +202,8 @@ pub struct Tuning {
     /// Each product shape whose loads were measured, and whether a subgroup shares A's
     /// loads ([`Target::shared_loads`]).
     pub loads: Vec<(Tiling, bool)>,
+    /// Each tuned reduction shape and its stages ([`REDUCTION_RUNS`]).
+    pub reductions: Vec<(ReductionShape, ReductionStages)>,
 }
 
 /// Where a product's register tile comes from.
@@ -394,10 +455,42 @@ impl Target {
     /// when it is long and has few outputs (a first stage folds each run, a second
     /// folds the runs' results in order).
     pub fn reduction_parts(&self, trips: usize, outputs: usize) -> usize {
+        self.reduction_split(ReductionShape { trips, outputs })
+            .parts
+    }
+
+    /// How a reduction of shape `shape` is split: as the tuning file says for the
+    /// shape, where it names stages this target can run (one stage only when each
+    /// output's loop fits the driver's loop limit; two only when the runs and their
+    /// count do); otherwise two stages with runs of [`REDUCTION_CHUNK`] when the
+    /// reduction is long (at least [`SPLIT_REDUCTION`] elements) and has few outputs
+    /// (under 256), and one stage else.
+    pub fn reduction_split(&self, shape: ReductionShape) -> ReductionSplit {
+        let ReductionShape { trips, outputs } = shape;
+        let limit = self.max_loop_iterations;
+        let split = |run: usize, tuned| ReductionSplit {
+            parts: trips.div_ceil(run.max(1)),
+            run,
+            tuned,
+        };
+        let one = |tuned| ReductionSplit {
+            parts: 1,
+            run: trips,
+            tuned,
+        };
+        match self.tuning.reductions.iter().find(|(s, _)| *s == shape) {
+            Some((_, ReductionStages::One)) if trips <= limit => return one(true),
+            Some(&(_, ReductionStages::Two(run)))
+                if run < trips && run <= limit && trips.div_ceil(run.max(1)) <= limit =>
+            {
+                return split(run, true);
+            }
+            _ => {}
+        }
         if trips >= SPLIT_REDUCTION && outputs < 256 {
-            trips.div_ceil(REDUCTION_CHUNK)
+            split(REDUCTION_CHUNK, false)
         } else {
-            1
+            one(false)
         }
     }
 

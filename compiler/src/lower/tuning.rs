@@ -9,6 +9,7 @@
 //! driver_info = Mesa 22.3.6 (LLVM 15.0.6)
 //! product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8 loads=shared  # 16x8 7.1 ms, 16x16 7.9 ms; A's loads own 9.5 ms
 //! row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms
+//! reduce trips=131072 outputs=1 stages=2 run=4096  # 4096 0.31 ms, 1024 0.35 ms, 256 0.52 ms
 //! ```
 //!
 //! The three keys say which adapter, driver and driver version the measurements hold
@@ -16,11 +17,15 @@
 //! `product` line names a product shape as [`Tiling`] does and its tile, one of
 //! [`PRODUCT_TILES`], and may say whether a subgroup shares A's loads (`loads=shared`)
 //! or every invocation loads its own (`loads=own`); each `row` line names a row kernel's shape as [`RowShape`] does
-//! and its invocations per row, one of [`ROW_MODES`]; what follows `#` is a comment
+//! and its invocations per row, one of [`ROW_MODES`]; each `reduce` line names a
+//! reduction's shape as [`ReductionShape`] does and its stages: `stages=1`, or
+//! `stages=2 run=N` with N one of [`REDUCTION_RUNS`]; what follows `#` is a comment
 //! (the times measured).
 
 use super::fuse_products::Tiling;
-use super::target::{PRODUCT_TILES, ROW_MODES, RowShape, Tuning};
+use super::target::{
+    PRODUCT_TILES, REDUCTION_RUNS, ROW_MODES, ReductionShape, ReductionStages, RowShape, Tuning,
+};
 use std::fmt::Write;
 
 /// A parsed tuning file.
@@ -36,6 +41,8 @@ pub struct TuningFile {
     pub products: Vec<(Tiling, [u32; 2], String)>,
     /// The product shapes whose lines say `loads=`, and whether it is `shared`.
     pub loads: Vec<(Tiling, bool)>,
+    /// Each reduction shape and its stages, with the comment.
+    pub reductions: Vec<(ReductionShape, ReductionStages, String)>,
     /// Each row kernel shape and its invocations per row, with the comment.
     pub rows: Vec<(RowShape, usize, String)>,
 }
@@ -84,9 +91,14 @@ impl TuningFile {
                 file.rows.push((shape, threads, comment.to_string()));
                 continue;
             }
+            if let Some(rest) = code.strip_prefix("reduce ") {
+                let (shape, stages) = reduce(rest).map_err(at)?;
+                file.reductions.push((shape, stages, comment.to_string()));
+                continue;
+            }
             let Some((key, value)) = code.split_once('=') else {
                 return Err(at(format!(
-                    "expected `key = value`, `product …` or `row …`, got `{code}`"
+                    "expected `key = value`, `product …`, `row …` or `reduce …`, got `{code}`"
                 )));
             };
             let value = value.trim().to_string();
@@ -148,6 +160,14 @@ impl TuningFile {
             );
             end_line(&mut s, comment);
         }
+        for (r, stages, comment) in &self.reductions {
+            let _ = write!(s, "reduce trips={} outputs={}", r.trips, r.outputs);
+            let _ = match stages {
+                ReductionStages::One => write!(s, " stages=1"),
+                ReductionStages::Two(run) => write!(s, " stages=2 run={run}"),
+            };
+            end_line(&mut s, comment);
+        }
         s
     }
 
@@ -179,6 +199,11 @@ impl TuningFile {
                 .collect(),
             rows: self.rows.iter().map(|(r, t, _)| (*r, *t)).collect(),
             loads: self.loads.clone(),
+            reductions: self
+                .reductions
+                .iter()
+                .map(|(r, stages, _)| (*r, *stages))
+                .collect(),
         }
     }
 }
@@ -192,41 +217,68 @@ fn end_line(s: &mut String, comment: &str) {
     }
 }
 
-/// A row line after `row `: `rows=… len=… sums=… threads=…`.
-fn row(rest: &str) -> Result<(RowShape, usize), String> {
-    let (mut shape, mut threads) = (
-        RowShape {
-            rows: 0,
-            len: 0,
-            sums: 0,
-        },
-        0,
-    );
-    let mut seen = Vec::new();
+/// The fields `key=N` of a line, each a positive integer and one of `keys`: their
+/// values in the order of `keys` (`None` where a key is absent).
+fn numbers<const K: usize>(rest: &str, keys: [&str; K]) -> Result<[Option<usize>; K], String> {
+    let mut values = [None; K];
     for field in rest.split_whitespace() {
         let Some((key, value)) = field.split_once('=') else {
             return Err(format!("expected `key=value`, got `{field}`"));
+        };
+        let Some(slot) = keys.iter().position(|k| *k == key) else {
+            return Err(format!("unknown field `{key}`"));
         };
         let n = value
             .parse::<usize>()
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("`{key}` must be a positive integer, got `{value}`"))?;
-        match key {
-            "rows" => shape.rows = n,
-            "len" => shape.len = n,
-            "sums" => shape.sums = n,
-            "threads" => threads = n,
-            other => return Err(format!("unknown field `{other}`")),
-        }
-        seen.push(key);
+        values[slot] = Some(n);
     }
-    for key in ["rows", "len", "sums", "threads"] {
-        if !seen.contains(&key) {
-            return Err(format!("the row has no `{key}=`"));
+    Ok(values)
+}
+
+/// The value of required field `key` of a `what` line, read by [`numbers`].
+fn required(value: Option<usize>, what: &str, key: &str) -> Result<usize, String> {
+    value.ok_or_else(|| format!("the {what} has no `{key}=`"))
+}
+
+/// A row line after `row `: `rows=… len=… sums=… threads=…`.
+fn row(rest: &str) -> Result<(RowShape, usize), String> {
+    const KEYS: [&str; 4] = ["rows", "len", "sums", "threads"];
+    let values = numbers(rest, KEYS)?;
+    let [rows, len, sums, threads] = [0, 1, 2, 3].map(|i| required(values[i], "row", KEYS[i]));
+    Ok((
+        RowShape {
+            rows: rows?,
+            len: len?,
+            sums: sums?,
+        },
+        threads?,
+    ))
+}
+
+/// A reduction line after `reduce `: `trips=… outputs=… stages=1`, or `stages=2
+/// run=N` with N one of [`REDUCTION_RUNS`].
+fn reduce(rest: &str) -> Result<(ReductionShape, ReductionStages), String> {
+    const KEYS: [&str; 4] = ["trips", "outputs", "stages", "run"];
+    let [trips, outputs, stages, run] = numbers(rest, KEYS)?;
+    let trips = required(trips, "reduction", "trips")?;
+    let outputs = required(outputs, "reduction", "outputs")?;
+    let stages = match (required(stages, "reduction", "stages")?, run) {
+        (1, None) => ReductionStages::One,
+        (1, Some(_)) => return Err("`run=` goes with `stages=2` only".to_string()),
+        (2, Some(run)) if REDUCTION_RUNS.contains(&run) => ReductionStages::Two(run),
+        (2, Some(run)) => {
+            return Err(format!(
+                "run={run} is not a reduction run of this version (runs: {})",
+                REDUCTION_RUNS.map(|r| r.to_string()).join(", ")
+            ));
         }
-    }
-    Ok((shape, threads))
+        (2, None) => return Err("`stages=2` needs `run=`".to_string()),
+        (n, _) => return Err(format!("`stages` must be 1 or 2, got {n}")),
+    };
+    Ok((ReductionShape { trips, outputs }, stages))
 }
 
 /// The tiles of [`PRODUCT_TILES`], as `4x4, 4x8, …`.
@@ -314,7 +366,9 @@ mod tests {
         driver_info = Mesa 22.3.6 (LLVM 15.0.6)\n\
         product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms\n\
         product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4 loads=own\n\
-        row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms\n";
+        row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms\n\
+        reduce trips=131072 outputs=1 stages=2 run=4096  # 4096 0.3 ms\n\
+        reduce trips=1024 outputs=1 stages=1\n";
 
     #[test]
     fn a_tuning_file_parses_prints_and_parses_back() {
@@ -325,6 +379,16 @@ mod tests {
         assert_eq!(f.products[0].2, "16x8 7.1 ms");
         assert!(f.products[1].0.a_transposed && f.products[1].0.b_transposed);
         assert_eq!(f.loads, [(f.products[1].0, false)]);
+        assert_eq!(
+            f.reductions
+                .iter()
+                .map(|(r, s, _)| (r.trips, r.outputs, *s))
+                .collect::<Vec<_>>(),
+            [
+                (131072, 1, ReductionStages::Two(4096)),
+                (1024, 1, ReductionStages::One)
+            ]
+        );
         assert_eq!(
             f.rows,
             [(
@@ -390,6 +454,22 @@ mod tests {
             (
                 "adapter = a\ndriver = b\ndriver_info = c\nproduct batch=1 m=2 k=3 n=4 a=row b=row tile=4x4 loads=lent\n",
                 "line 4: `loads` must be `shared` or `own`, got `lent`",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nreduce trips=8 outputs=1 stages=2 run=100\n",
+                "line 4: run=100 is not a reduction run of this version",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nreduce trips=8 outputs=1 stages=2\n",
+                "line 4: `stages=2` needs `run=`",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nreduce trips=8 stages=1\n",
+                "line 4: the reduction has no `outputs=`",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nreduce trips=8 outputs=1 stages=3\n",
+                "line 4: `stages` must be 1 or 2, got 3",
             ),
         ] {
             let e = TuningFile::parse(text).unwrap_err();

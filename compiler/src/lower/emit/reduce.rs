@@ -11,7 +11,7 @@ use crate::ir::{DType, Op, ReduceKind, Type, Value};
 use crate::lower::placement::Placement;
 use crate::lower::plan::{KernelKind, KernelPlan};
 use crate::lower::program::{Buffer, BufferId, BufferRole, Kernel};
-use crate::lower::target::REDUCTION_CHUNK;
+use crate::lower::target::ReductionShape;
 
 const TEMPLATE: &str = include_str!("../../../../shaders/reduce.wgsl");
 
@@ -32,6 +32,9 @@ pub fn emit(
         ref siblings,
         trips,
         parts,
+        run,
+        tuned,
+        ..
     } = k.kind
     else {
         return Err(Error::Internal(format!(
@@ -97,12 +100,8 @@ pub fn emit(
         .collect::<Result<_>>()?;
     if parts > 1 {
         e.line(format!("let o: u32 = i / {parts}u;"));
-        e.line(format!(
-            "let start: u32 = (i % {parts}u) * {REDUCTION_CHUNK}u;"
-        ));
-        e.line(format!(
-            "let end: u32 = min(start + {REDUCTION_CHUNK}u, {trips}u);"
-        ));
+        e.line(format!("let start: u32 = (i % {parts}u) * {run}u;"));
+        e.line(format!("let end: u32 = min(start + {run}u, {trips}u);"));
     } else {
         e.line("let o: u32 = i;");
         e.line("let start: u32 = 0u;");
@@ -155,7 +154,8 @@ pub fn emit(
         "reduce"
     };
     let name = format!("{index:03}_{variant}_{}", node.op.name());
-    let mut header = first_header(cx, k, &members, parts, &name);
+    let shape = ReductionShape { trips, outputs };
+    let mut header = first_header(cx, k, &members, (shape, parts, run, tuned), &name);
     if !beside.is_empty() {
         let stored: Vec<String> = beside
             .iter()
@@ -189,7 +189,7 @@ pub fn emit(
     // Stage 2: fold each output's partial results, in order.
     let name = format!("{:03}_reduce_final_{}", index + 1, node.op.name());
     let mut header = format!(
-        "// Kernel {name}: computes {} = {} : {ty}",
+        "// Kernel {name}: computes {} = {} : {ty} ({shape})",
         labels(cx, &members),
         node.op.name()
     );
@@ -308,7 +308,7 @@ fn first_header(
     cx: &Context<'_>,
     k: &KernelPlan,
     members: &[Value],
-    parts: usize,
+    (shape, parts, run, tuned): (ReductionShape, usize, usize, bool),
     name: &str,
 ) -> String {
     let g = cx.g;
@@ -320,15 +320,16 @@ fn first_header(
         .map(|v| format!("{} {}", cx.label(*v), g.node(*v).op.name()))
         .collect();
     let mut header = format!(
-        "// Kernel {name}: computes {} = {} : {}",
+        "// Kernel {name}: computes {} = {} : {} ({shape})",
         labels(cx, members),
         g.node(red).op.name(),
         g.ty(red)
     );
     if parts > 1 {
-        header.push_str(&format!(
-            ", stage 1 of 2: {parts} runs of {REDUCTION_CHUNK} per output"
-        ));
+        header.push_str(&format!(", stage 1 of 2: {parts} runs of {run} per output"));
+    }
+    if tuned {
+        header.push_str(", stages from the tuning file");
     }
     header.push('.');
     if !fused.is_empty() {
