@@ -470,14 +470,14 @@ fn disagreement(got: &[(String, Tensor)], reference: &[(String, Tensor)]) -> Opt
 
 /// The tiles of [`PRODUCT_TILES`] measured for a product of shape `t` on `target`:
 /// all of them for a product the preset's tile does not suit (small or narrow: see
-/// [`Target::shape_tile`](crate::Target::shape_tile)), and otherwise those of at least
+/// [`Target::preset_suits`](crate::Target::preset_suits)), and otherwise those of at least
 /// a quarter of the preset tile's area. On lavapipe the 4×4 and 4×8 tiles took two to
 /// three times as long as 16×16 for every large product measured, and they are the
 /// slowest variants to measure.
 fn candidate_tiles(target: &crate::Target, t: &Tiling) -> Vec<[u32; 2]> {
     let area = |[r, c]: [u32; 2]| r * c;
     let preset = target.matmul_tile;
-    let suited = target.shape_tile(t) == preset;
+    let suited = target.preset_suits(t);
     PRODUCT_TILES
         .into_iter()
         .filter(|&tile| !suited || 4 * area(tile) >= area(preset))

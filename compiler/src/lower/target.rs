@@ -229,6 +229,15 @@ impl TileSource {
     }
 }
 
+/// The invocations a product of shape `t` needs with register tile `tile`, and the
+/// fraction of their elements inside the product.
+fn tile_grid(t: &Tiling, [tm, tn]: [u32; 2]) -> (usize, f64) {
+    let (tm, tn) = (tm.max(1) as usize, tn.max(1) as usize);
+    let (rows, cols) = (t.m.div_ceil(tm), t.n.div_ceil(tn));
+    let used = (t.m * t.n) as f64 / ((rows * tm * cols * tn) as f64).max(1.0);
+    (rows * cols * t.batch, used)
+}
+
 /// The fewest register tiles (invocations) a product's tile should leave on a CPU
 /// adapter, which runs a workgroup of 64 per thread: a few workgroups per core.
 pub const MIN_PRODUCT_INVOCATIONS_CPU: usize = 256;
@@ -266,22 +275,11 @@ impl Target {
     /// 16×16.
     pub fn shape_tile(&self, t: &Tiling) -> [u32; 2] {
         let preset = self.matmul_tile;
-        let least = match self.class {
-            AdapterClass::Cpu => MIN_PRODUCT_INVOCATIONS_CPU,
-            AdapterClass::DiscreteGpu | AdapterClass::IntegratedGpu | AdapterClass::Other => {
-                MIN_PRODUCT_INVOCATIONS_GPU
-            }
-        };
-        let tiles = |[tm, tn]: [u32; 2]| {
-            let (tm, tn) = (tm.max(1) as usize, tn.max(1) as usize);
-            let (rows, cols) = (t.m.div_ceil(tm), t.n.div_ceil(tn));
-            let used = (t.m * t.n) as f64 / ((rows * tm * cols * tn) as f64).max(1.0);
-            (rows * cols * t.batch, used)
-        };
-        let (count, used) = tiles(preset);
-        if count >= least && used >= MIN_TILE_USE {
+        if self.preset_suits(t) {
             return preset;
         }
+        let least = self.least_product_invocations();
+        let tiles = |tile| tile_grid(t, tile);
         let mut fitting: Vec<[u32; 2]> = PRODUCT_TILES
             .iter()
             .copied()
@@ -296,6 +294,23 @@ impl Target {
             .find(|&tile| tiles(tile).0 >= least)
             .or_else(|| fitting.iter().copied().max_by_key(|&tile| tiles(tile).0))
             .unwrap_or(preset)
+    }
+
+    /// Whether the preset's tile suits a product of shape `t`: it leaves at least the
+    /// adapter's minimum of invocations and uses at least [`MIN_TILE_USE`] of its grid.
+    pub fn preset_suits(&self, t: &Tiling) -> bool {
+        let (count, used) = tile_grid(t, self.matmul_tile);
+        count >= self.least_product_invocations() && used >= MIN_TILE_USE
+    }
+
+    /// The fewest invocations a product's tile should leave on this adapter.
+    fn least_product_invocations(&self) -> usize {
+        match self.class {
+            AdapterClass::Cpu => MIN_PRODUCT_INVOCATIONS_CPU,
+            AdapterClass::DiscreteGpu | AdapterClass::IntegratedGpu | AdapterClass::Other => {
+                MIN_PRODUCT_INVOCATIONS_GPU
+            }
+        }
     }
 
     /// The tuning file's invocations per row for row kernels of `shape`, if it names
