@@ -16,6 +16,9 @@
 //   {{INVOCATION}} with shared loads, `gid` made from the subgroup and its lane: a
 //                 subgroup computes one row of tiles, so its lanes read the same A rows
 //   {{K_STEP}}    1u, or 4u when A is read as vec4 along K (four steps of K at a time)
+//   {{BATCH}}     the batch an invocation computes: gid.z, or with K split into parts
+//                 (split-K) gid.z over the parts, `part` being gid.z modulo them
+//   {{K_FROM}} {{K_TO}}  the steps of K it computes: all of them, or its part's
 //   {{A_STRIDE}} {{B_STRIDE}} {{C_STRIDE}}  elements between consecutive batches
 //   {{ACC}} {{LOADS}} {{FMAS}} {{STORES}}  the unrolled tile, and, when the kernel also
 //                 sums an operand over K (a bias gradient), the sums of the loaded B
@@ -31,7 +34,9 @@
 //                 work on the product is fused into this kernel, `fn epilogue(acc,
 //                 row, col)`, applied to every stored element
 //   {{STORE_FNS}} `put` and `put4`, which store one or four result elements through
-//                 the epilogue when inside the result (and add them to the sum)
+//                 the epilogue when inside the result (and add them to the sum); with
+//                 split-K they store the part's partial result, without the epilogue,
+//                 which the kernel adding the parts applies
 {{HEADER}}
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
 {{A_BINDING}}
@@ -47,11 +52,11 @@ const K: u32 = {{K}}u;
 fn main({{BUILTINS}}) {
 {{INVOCATION}}    let row0 = gid.y * {{TM}}u;
     let col0 = gid.x * {{TN}}u;
-{{EXIT}}    let a_base = gid.z * {{A_STRIDE}}u;
-    let b_base = gid.z * {{B_STRIDE}}u;
-    let c_base = gid.z * {{C_STRIDE}}u;
+{{EXIT}}    let a_base = {{BATCH}} * {{A_STRIDE}}u;
+    let b_base = {{BATCH}} * {{B_STRIDE}}u;
+    let c_base = {{BATCH}} * {{C_STRIDE}}u;
 {{ACC}}
-    for (var k: u32 = 0u; k < K; k = k + {{K_STEP}}) {
+    for (var k: u32 = {{K_FROM}}; k < {{K_TO}}; k = k + {{K_STEP}}) {
 {{LOADS}}
 {{FMAS}}
     }

@@ -508,6 +508,12 @@ fn run(command: Command) -> Result<Output, String> {
                     .reduction_variants
                     .iter()
                     .filter(|v| v.2.is_err())
+                    .count()
+                + report.load_variants.iter().filter(|v| v.2.is_err()).count()
+                + report
+                    .split_variants
+                    .iter()
+                    .filter(|v| v.2.is_err())
                     .count();
             let plural = |n: usize| if n == 1 { "" } else { "s" };
             let reductions = match report.file.reductions.len() {
@@ -556,7 +562,7 @@ fn run(command: Command) -> Result<Output, String> {
                     "  {t}: {}x{}{} ({comment})\n",
                     tile[0],
                     tile[1],
-                    loads_of(&report.file.loads, t)
+                    loads_of(&report.file.loads, &report.file.splits, t)
                 ));
             }
             if !report.reductions_not_reached.is_empty() {
@@ -680,7 +686,7 @@ fn tuned_lines(rt: &Runtime) -> String {
             "\n  {t}: {}x{}{}",
             tile[0],
             tile[1],
-            loads_of(&tuning.loads, t)
+            loads_of(&tuning.loads, &tuning.splits, t)
         ));
     }
     for (r, threads) in &tuning.rows {
@@ -692,14 +698,25 @@ fn tuned_lines(rt: &Runtime) -> String {
     s
 }
 
-/// How a tuning file loads A for product shape `t`, as `, A's loads shared` (or
-/// `own`); empty when it does not say.
-fn loads_of(loads: &[(wgrad::lower::Tiling, bool)], t: &wgrad::lower::Tiling) -> &'static str {
-    match loads.iter().find(|(l, _)| l == t) {
-        Some((_, true)) => ", A's loads shared",
-        Some((_, false)) => ", A's loads own",
-        None => "",
+/// What a tuning file says of product shape `t` besides its tile: how it loads A (`,
+/// A's loads shared` or `own`) and into how many parts it splits K; empty when it says
+/// neither.
+fn loads_of(
+    loads: &[(wgrad::lower::Tiling, bool)],
+    splits: &[(wgrad::lower::Tiling, usize)],
+    t: &wgrad::lower::Tiling,
+) -> String {
+    let mut s = match loads.iter().find(|(l, _)| l == t) {
+        Some((_, true)) => ", A's loads shared".to_string(),
+        Some((_, false)) => ", A's loads own".to_string(),
+        None => String::new(),
+    };
+    match splits.iter().find(|(l, _)| l == t) {
+        Some((_, 1)) => s.push_str(", K not split"),
+        Some((_, parts)) => s.push_str(&format!(", K in {parts} parts")),
+        None => {}
     }
+    s
 }
 
 fn user(e: impl Into<Error>) -> String {

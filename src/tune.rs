@@ -71,6 +71,9 @@ pub struct TuneReport {
     pub not_reached: Vec<Tiling>,
     /// Row shapes the budget did not reach.
     pub rows_not_reached: Vec<RowShape>,
+    /// Every product measured with its contraction split, at its fastest tile and way
+    /// of loading: the shape, the parts, and its milliseconds or why it was skipped.
+    pub split_variants: Vec<(Tiling, usize, Result<f64, String>)>,
     /// Every reduction split measured: the shape, its stages, and its milliseconds or
     /// why it was skipped.
     pub reduction_variants: Vec<(ReductionShape, ReductionStages, Result<f64, String>)>,
@@ -243,6 +246,7 @@ pub fn tune(
             products: Vec::new(),
             rows: Vec::new(),
             loads: Vec::new(),
+            splits: Vec::new(),
             reductions: Vec::new(),
         },
         timestamps,
@@ -375,6 +379,12 @@ pub fn tune(
         let Some((tile, mut comment)) = best else {
             continue;
         };
+        // The fastest time so far, at the fastest tile.
+        let mut unsplit = measured
+            .iter()
+            .find(|(t, _)| *t == tile)
+            .and_then(|(_, ms)| ms.as_ref().ok().copied())
+            .unwrap_or(f64::INFINITY);
         // At the fastest tile, the other way of loading A, where the adapter has both.
         let default = base.shared_loads(shape).is_some();
         if base.load_sharing_width().is_some() && bench.has_time() {
@@ -392,12 +402,11 @@ pub fn tune(
                     && k.variant.ends_with("_shared") != default
                     && first_line(k).contains(&mark)
             });
-            let at_best = measured
-                .iter()
-                .find(|(t, _)| *t == tile)
-                .and_then(|(_, ms)| ms.as_ref().ok().copied());
-            let shared = match (&other, at_best) {
-                (Ok(other), Some(best)) if *other < best => !default,
+            let shared = match &other {
+                Ok(other) if *other < unsplit => {
+                    unsplit = *other;
+                    !default
+                }
                 _ => default,
             };
             if let Ok(ms) = &other {
@@ -405,6 +414,48 @@ pub fn tune(
             }
             report.file.loads.push((*shape, shared));
             report.load_variants.push((*shape, !default, other));
+        }
+        // A product whose tiles leave the adapter too few invocations: its contraction
+        // split into parts, at the fastest tile and way of loading.
+        let splits = base.splits_to_try(shape, tile);
+        if !splits.is_empty() && bench.has_time() {
+            let mut chosen = base.clone();
+            chosen.tuning.products = vec![(*shape, tile)];
+            chosen.tuning.loads = report
+                .file
+                .loads
+                .iter()
+                .filter(|(s, _)| s == shape)
+                .copied()
+                .collect();
+            let (split, _) = bench.all(&splits, |bench, parts| {
+                let mut target = chosen.clone();
+                target.tuning.splits = vec![(*shape, parts)];
+                let label = format!("{shape}: tile {}x{}, K in {parts} parts", tile[0], tile[1]);
+                let missing = format!("the product does not split into {parts} parts");
+                let fold = format!("adding the {parts} partial products");
+                bench.variant(target, case, &label, &missing, |k| {
+                    (k.tile() == Some(tile) && first_line(k).contains(&mark))
+                        || (k.variant == "reduce_final" && first_line(k).contains(&fold))
+                })
+            });
+            let best = split
+                .iter()
+                .filter_map(|(parts, ms)| Some((*parts, *ms.as_ref().ok()?)))
+                .min_by(|x, y| x.1.total_cmp(&y.1));
+            for (parts, ms) in &split {
+                if let Ok(ms) = ms {
+                    comment.push_str(&format!("; K in {parts} parts {ms:.3} ms"));
+                }
+            }
+            let parts = match best {
+                Some((parts, ms)) if ms < unsplit => parts,
+                _ => 1,
+            };
+            report.file.splits.push((*shape, parts));
+            report
+                .split_variants
+                .extend(split.into_iter().map(|(parts, ms)| (*shape, parts, ms)));
         }
         report.file.products.push((*shape, tile, comment));
     }

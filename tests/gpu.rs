@@ -1102,3 +1102,77 @@ fn tanh_keeps_its_digits_near_zero_on_the_device() {
         );
     }
 }
+
+#[test]
+fn products_split_along_k_match_the_interpreter() {
+    let Some(rt) = rt() else { return };
+    // Each part computes the product over its share of K; a second kernel adds the
+    // parts and applies the epilogue. Every operand layout, K a multiple of 4 or not,
+    // a batch, an epilogue, and (without a batch) A computed as it is loaded (a shared
+    // weight's sum).
+    let mut rng = Rng::new(21);
+    for (lhs_contract, rhs_contract) in [(1, 0), (1, 1), (0, 0), (0, 1)] {
+        for (batch, m, k, n) in [(1, 20, 1100, 12), (1, 9, 1027, 40), (3, 8, 1024, 8)] {
+            let nb = usize::from(batch > 1);
+            let shape = |x: usize, y: usize| {
+                let mut s = if batch > 1 { vec![batch] } else { vec![] };
+                s.extend([x, y]);
+                s
+            };
+            let lhs = if lhs_contract == 1 {
+                shape(m, k)
+            } else {
+                shape(k, m)
+            };
+            let rhs = if rhs_contract == 0 {
+                shape(k, n)
+            } else {
+                shape(n, k)
+            };
+            let mut b = Builder::new();
+            let a1 = b.input("a1", Type::f32(&lhs)).unwrap();
+            let mut ins = vec![("a1", rng.tensor(&lhs, -1.0, 1.0))];
+            let a = if batch == 1 {
+                let a2 = b.input("a2", Type::f32(&lhs)).unwrap();
+                ins.push(("a2", rng.tensor(&lhs, -1.0, 1.0)));
+                b.add(a1, a2).unwrap()
+            } else {
+                a1
+            };
+            let c = b.input("b", Type::f32(&rhs)).unwrap();
+            ins.push(("b", rng.tensor(&rhs, -1.0, 1.0)));
+            let dims = wgrad::ir::DotDims {
+                lhs_batch: (0..nb).collect(),
+                rhs_batch: (0..nb).collect(),
+                lhs_contract: vec![lhs_contract + nb],
+                rhs_contract: vec![rhs_contract + nb],
+            };
+            let y = b.dot(a, c, dims).unwrap();
+            let t = b.tanh(y).unwrap();
+            b.output("t", t).unwrap();
+            let g = b.finish().unwrap();
+            let tiling = wgrad::lower::Tiling {
+                a_transposed: lhs_contract == 0,
+                b_transposed: rhs_contract == 1,
+                m,
+                n,
+                k,
+                batch,
+            };
+            let ins = inputs(ins);
+            for parts in wgrad::lower::SPLITS {
+                let mut target = rt.target().clone();
+                target.tuning.splits = vec![(tiling, parts)];
+                let program = wgrad::compile(&g, &Options::new(target.clone())).unwrap();
+                let fold = format!("adding the {parts} partial products");
+                assert!(
+                    program.kernels.iter().any(|k| k.variant == "reduce_final"
+                        && k.wgsl.lines().next().unwrap().contains(&fold)),
+                    "{tiling} in {parts} parts: {:?}",
+                    program.kernels.iter().map(|k| &k.name).collect::<Vec<_>>()
+                );
+                assert_gpu_matches_for(rt, &target, &g, &ins);
+            }
+        }
+    }
+}

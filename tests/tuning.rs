@@ -36,6 +36,7 @@ fn file_for(rt: &wgrad::Runtime, tile: [u32; 2]) -> TuningFile {
         products: vec![(shape(), tile, String::new())],
         rows: Vec::new(),
         loads: Vec::new(),
+        splits: Vec::new(),
         reductions: Vec::new(),
     }
 }
@@ -102,6 +103,54 @@ fn a_tuning_files_loads_choose_how_a_product_reads_a_for_its_shape_only() {
     portable.tuning.loads = vec![(shape(), true)];
     assert_eq!(portable.load_sharing_width(), None);
     assert!(!compiled(&portable, &g).variant.ends_with("_shared"));
+}
+
+#[test]
+fn a_long_contraction_is_split_on_gpus_by_shape_and_anywhere_by_the_tuning_file() {
+    let long = product(64, 2048, 64);
+    let kernels = |target: &Target| {
+        let p = wgrad::compile(&long, &Options::new(target.clone())).unwrap();
+        p.kernels
+            .iter()
+            .map(|k| k.wgsl.lines().next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let t = Tiling {
+        a_transposed: false,
+        b_transposed: false,
+        m: 64,
+        n: 64,
+        k: 2048,
+        batch: 1,
+    };
+    // A GPU wants 4,096 invocations; 4×4 tiles give 256, so K splits into 8 parts
+    // of 256 (the most of SPLITS within 4,096), added by a second kernel.
+    let gpu = Target::discrete_gpu();
+    assert_eq!(gpu.split_k(&t, [4, 4]), 8);
+    let headers = kernels(&gpu);
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    assert!(
+        headers[1].contains("adding the 8 partial products"),
+        "{headers:?}"
+    );
+    // A short contraction is not split, nor is anything on a CPU adapter by default.
+    assert_eq!(gpu.split_k(&Tiling { k: 512, ..t }, [4, 4]), 1);
+    let cpu = Target::software_vulkan();
+    assert_eq!(kernels(&cpu).len(), 1);
+    // The tuning file splits its shape only, into parts of at least MIN_SPLIT_RUN.
+    let mut tuned = cpu.clone();
+    tuned.tuning.splits = vec![(t, 4)];
+    assert!(kernels(&tuned)[1].contains("adding the 4 partial products"));
+    assert_eq!(tuned.split_k(&Tiling { m: 32, ..t }, [4, 4]), 1);
+    tuned.tuning.splits = vec![(Tiling { k: 300, ..t }, 4)];
+    assert_eq!(tuned.split_k(&Tiling { k: 300, ..t }, [4, 4]), 1);
+    // And `split=1` keeps a GPU's long contraction whole.
+    let mut whole = gpu.clone();
+    whole.tuning.splits = vec![(t, 1)];
+    assert_eq!(kernels(&whole).len(), 1);
+    // Only products whose tiles leave too few invocations are worth measuring.
+    assert_eq!(cpu.splits_to_try(&t, [4, 4]), Vec::<usize>::new());
+    assert_eq!(cpu.splits_to_try(&t, [16, 16]), vec![2, 4, 8]);
 }
 
 /// A `[m×k]·[k×n]` product followed by tanh.

@@ -43,9 +43,9 @@ pub use program::{
 };
 pub use target::{
     AdapterClass, LOOP_LIMIT, MATMUL_INVOCATIONS, MIN_PRODUCT_INVOCATIONS_CPU,
-    MIN_PRODUCT_INVOCATIONS_GPU, MIN_TILE_USE, PRODUCT_TILES, QUICK_TILE, REDUCTION_CHUNK,
-    REDUCTION_RUNS, ROW_MODES, ReductionShape, ReductionSplit, ReductionStages, RowShape,
-    SPLIT_REDUCTION, Target, TargetFeatures, TileSource, Tuning,
+    MIN_PRODUCT_INVOCATIONS_GPU, MIN_SPLIT_RUN, MIN_TILE_USE, PRODUCT_TILES, QUICK_TILE,
+    REDUCTION_CHUNK, REDUCTION_RUNS, ROW_MODES, ReductionShape, ReductionSplit, ReductionStages,
+    RowShape, SPLIT_REDUCTION, SPLITS, Target, TargetFeatures, TileSource, Tuning,
 };
 pub use tuning::TuningFile;
 pub use validate::validate_wgsl;

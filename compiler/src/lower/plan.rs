@@ -185,6 +185,10 @@ pub struct MatmulPlan {
     /// A sum of the whole result computed from the values stored (a loss): one sum
     /// per invocation, added in order by a second, one-invocation kernel.
     pub total: Option<Value>,
+    /// Into how many parts the contraction is split (1: not split): each part
+    /// computes the product over its share of K into a partial result, and a second
+    /// kernel adds the parts in order and applies the epilogue.
+    pub split: usize,
 }
 
 impl MatmulPlan {
@@ -201,6 +205,13 @@ impl MatmulPlan {
     /// The steps of K one iteration of the kernel's loop takes.
     pub fn k_step(&self) -> usize {
         if self.a.along_k() { 4 } else { 1 }
+    }
+
+    /// The share of K each part of a split product computes: K over the parts,
+    /// rounded up to whole steps of the kernel's loop.
+    pub fn split_run(&self) -> usize {
+        let step = self.k_step();
+        self.tiling.k.div_ceil(self.split).div_ceil(step) * step
     }
 }
 
@@ -602,7 +613,15 @@ fn matmul(
         }
         _ => return None,
     };
+    // Split-K computes partial products: the sums beside the product would need
+    // partial sums of their own.
+    let split = if total.is_none() && column_sum.is_none() {
+        target.split_k(&tiling, tile)
+    } else {
+        1
+    };
     Some(MatmulPlan {
+        split,
         dot,
         tiling,
         tile: [tm, tn],
@@ -698,6 +717,14 @@ impl Plan {
                         m.b.describe(),
                         m.k_step()
                     );
+                    if m.split > 1 {
+                        let _ = writeln!(
+                            s,
+                            "  K split into {} parts of {}, added by a second kernel",
+                            m.split,
+                            m.split_run()
+                        );
+                    }
                     if let Some((v, of)) = m.column_sum {
                         let _ =
                             writeln!(s, "  beside it: {} reduce_sum of {of:?} over K", label(v));

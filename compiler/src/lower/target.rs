@@ -105,6 +105,15 @@ pub const PRODUCT_TILES: [[u32; 2]; 6] = [[4, 4], [4, 8], [8, 8], [8, 16], [16, 
 /// invocation per row, or a workgroup sharing each row.
 pub const ROW_MODES: [usize; 2] = [1, super::plan::ROW_THREADS];
 
+/// Into how many parts a product's contraction may be split (split-K), besides not
+/// at all: each part computes a partial product over its share of K, and a second
+/// kernel adds the parts in order.
+pub const SPLITS: [usize; 3] = [2, 4, 8];
+
+/// The shortest share of K a part of a split product computes: splitting shorter
+/// contractions costs more in partial results than it gains.
+pub const MIN_SPLIT_RUN: usize = 128;
+
 /// The runs (elements each invocation folds) of a reduction's first stage when it is
 /// split in two, besides computing it in one stage: the tuning space of reductions.
 pub const REDUCTION_RUNS: [usize; 3] = [256, 1024, 4096];
@@ -204,6 +213,9 @@ pub struct Tuning {
     pub loads: Vec<(Tiling, bool)>,
     /// Each tuned reduction shape and its stages ([`REDUCTION_RUNS`]).
     pub reductions: Vec<(ReductionShape, ReductionStages)>,
+    /// Each product shape whose contraction split was measured, and its parts (1, or
+    /// one of [`SPLITS`]).
+    pub splits: Vec<(Tiling, usize)>,
 }
 
 /// Where a product's register tile comes from.
@@ -294,6 +306,50 @@ impl Target {
             .find(|&tile| tiles(tile).0 >= least)
             .or_else(|| fitting.iter().copied().max_by_key(|&tile| tiles(tile).0))
             .unwrap_or(preset)
+    }
+
+    /// Into how many parts a product of shape `t` with register tile `tile` splits its
+    /// contraction (1: not split): as the tuning file says for the shape, where this
+    /// target can run it; otherwise, on GPUs, a long contraction (K of at least
+    /// 1,024) whose tiles leave fewer invocations than the adapter wants is split
+    /// into as many parts of [`SPLITS`] as bring it nearest that, each part at least
+    /// [`MIN_SPLIT_RUN`] long. Not on CPU adapters by default: their few threads are
+    /// busy with fewer invocations.
+    pub fn split_k(&self, t: &Tiling, tile: [u32; 2]) -> usize {
+        if let Some(&(_, parts)) = self.tuning.splits.iter().find(|(s, _)| s == t)
+            && (parts == 1 || self.split_fits(t, parts))
+        {
+            return parts;
+        }
+        let (count, _) = tile_grid(t, tile);
+        if self.class == AdapterClass::Cpu || t.k < 1024 {
+            return 1;
+        }
+        self.splits_to_try(t, tile)
+            .into_iter()
+            .filter(|&parts| count * parts <= self.least_product_invocations())
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The splits of [`SPLITS`] worth measuring for a product of shape `t` with
+    /// register tile `tile`: none when its tiles leave the adapter enough invocations,
+    /// otherwise those this target can run ([`MIN_SPLIT_RUN`], the dispatch grid).
+    pub fn splits_to_try(&self, t: &Tiling, tile: [u32; 2]) -> Vec<usize> {
+        if tile_grid(t, tile).0 >= self.least_product_invocations() {
+            return Vec::new();
+        }
+        SPLITS
+            .into_iter()
+            .filter(|&parts| self.split_fits(t, parts))
+            .collect()
+    }
+
+    /// Whether a product of shape `t` can split its contraction into `parts`: each
+    /// part at least [`MIN_SPLIT_RUN`] long, the parts within the dispatch grid.
+    fn split_fits(&self, t: &Tiling, parts: usize) -> bool {
+        t.k.div_ceil(parts) >= MIN_SPLIT_RUN
+            && t.batch * parts <= self.max_compute_workgroups_per_dimension as usize
     }
 
     /// Whether the preset's tile suits a product of shape `t`: it leaves at least the

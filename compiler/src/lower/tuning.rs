@@ -16,7 +16,8 @@
 //! for: a file written elsewhere does not apply ([`TuningFile::applies_to`]). Each
 //! `product` line names a product shape as [`Tiling`] does and its tile, one of
 //! [`PRODUCT_TILES`], and may say whether a subgroup shares A's loads (`loads=shared`)
-//! or every invocation loads its own (`loads=own`); each `row` line names a row kernel's shape as [`RowShape`] does
+//! or every invocation loads its own (`loads=own`), and into how many parts its
+//! contraction is split (`split=1`, or one of [`SPLITS`]); each `row` line names a row kernel's shape as [`RowShape`] does
 //! and its invocations per row, one of [`ROW_MODES`]; each `reduce` line names a
 //! reduction's shape as [`ReductionShape`] does and its stages: `stages=1`, or
 //! `stages=2 run=N` with N one of [`REDUCTION_RUNS`]; what follows `#` is a comment
@@ -24,7 +25,8 @@
 
 use super::fuse_products::Tiling;
 use super::target::{
-    PRODUCT_TILES, REDUCTION_RUNS, ROW_MODES, ReductionShape, ReductionStages, RowShape, Tuning,
+    PRODUCT_TILES, REDUCTION_RUNS, ROW_MODES, ReductionShape, ReductionStages, RowShape, SPLITS,
+    Tuning,
 };
 use std::fmt::Write;
 
@@ -41,6 +43,8 @@ pub struct TuningFile {
     pub products: Vec<(Tiling, [u32; 2], String)>,
     /// The product shapes whose lines say `loads=`, and whether it is `shared`.
     pub loads: Vec<(Tiling, bool)>,
+    /// The product shapes whose lines say `split=`, and its parts.
+    pub splits: Vec<(Tiling, usize)>,
     /// Each reduction shape and its stages, with the comment.
     pub reductions: Vec<(ReductionShape, ReductionStages, String)>,
     /// Each row kernel shape and its invocations per row, with the comment.
@@ -65,9 +69,18 @@ impl TuningFile {
                 continue;
             }
             if let Some(rest) = code.strip_prefix("product ") {
-                let (tiling, tile, loads) = product(rest).map_err(at)?;
+                let (tiling, tile, loads, split) = product(rest).map_err(at)?;
                 if let Some(shared) = loads {
                     file.loads.push((tiling, shared));
+                }
+                if let Some(parts) = split {
+                    if parts != 1 && !SPLITS.contains(&parts) {
+                        return Err(at(format!(
+                            "split={parts} is not a split of this version (splits: 1, {})",
+                            SPLITS.map(|s| s.to_string()).join(", ")
+                        )));
+                    }
+                    file.splits.push((tiling, parts));
                 }
                 if !PRODUCT_TILES.contains(&tile) {
                     return Err(at(format!(
@@ -150,6 +163,9 @@ impl TuningFile {
                     " loads=own"
                 });
             }
+            if let Some((_, parts)) = self.splits.iter().find(|(l, _)| l == t) {
+                let _ = write!(s, " split={parts}");
+            }
             end_line(&mut s, comment);
         }
         for (r, threads, comment) in &self.rows {
@@ -199,6 +215,7 @@ impl TuningFile {
                 .collect(),
             rows: self.rows.iter().map(|(r, t, _)| (*r, *t)).collect(),
             loads: self.loads.clone(),
+            splits: self.splits.clone(),
             reductions: self
                 .reductions
                 .iter()
@@ -291,8 +308,9 @@ fn tiles() -> String {
 }
 
 /// A product line after `product `: `batch=1 m=… k=… n=… a=row b=row tile=RxC`, and
-/// perhaps `loads=shared` or `loads=own`.
-fn product(rest: &str) -> Result<(Tiling, [u32; 2], Option<bool>), String> {
+/// perhaps `loads=shared` or `loads=own`, and `split=N`.
+#[allow(clippy::type_complexity)]
+fn product(rest: &str) -> Result<(Tiling, [u32; 2], Option<bool>, Option<usize>), String> {
     let mut t = Tiling {
         a_transposed: false,
         b_transposed: false,
@@ -301,7 +319,7 @@ fn product(rest: &str) -> Result<(Tiling, [u32; 2], Option<bool>), String> {
         k: 0,
         batch: 0,
     };
-    let (mut tile, mut loads) = (None, None);
+    let (mut tile, mut loads, mut split) = (None, None, None);
     let mut seen = Vec::new();
     for field in rest.split_whitespace() {
         let Some((key, value)) = field.split_once('=') else {
@@ -335,6 +353,7 @@ fn product(rest: &str) -> Result<(Tiling, [u32; 2], Option<bool>), String> {
                 tile =
                     Some(parsed.ok_or_else(|| format!("`tile` must be like 16x8, got `{value}`"))?);
             }
+            "split" => split = Some(number()?),
             "loads" => {
                 loads = Some(match value {
                     "shared" => true,
@@ -353,7 +372,7 @@ fn product(rest: &str) -> Result<(Tiling, [u32; 2], Option<bool>), String> {
             return Err(format!("the product has no `{key}=`"));
         }
     }
-    Ok((t, tile.unwrap_or_default(), loads))
+    Ok((t, tile.unwrap_or_default(), loads, split))
 }
 
 #[cfg(test)]
@@ -365,7 +384,7 @@ mod tests {
         driver = llvmpipe\n\
         driver_info = Mesa 22.3.6 (LLVM 15.0.6)\n\
         product batch=1 m=256 k=784 n=512 a=row b=row tile=16x8  # 16x8 7.1 ms\n\
-        product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4 loads=own\n\
+        product batch=2 m=8 k=16 n=4 a=transposed b=transposed tile=4x4 loads=own split=4\n\
         row rows=1024 len=1000 sums=3 threads=1  # 1 4.6 ms, 64 12.3 ms\n\
         reduce trips=131072 outputs=1 stages=2 run=4096  # 4096 0.3 ms\n\
         reduce trips=1024 outputs=1 stages=1\n";
@@ -379,6 +398,7 @@ mod tests {
         assert_eq!(f.products[0].2, "16x8 7.1 ms");
         assert!(f.products[1].0.a_transposed && f.products[1].0.b_transposed);
         assert_eq!(f.loads, [(f.products[1].0, false)]);
+        assert_eq!(f.splits, [(f.products[1].0, 4)]);
         assert_eq!(
             f.reductions
                 .iter()
@@ -454,6 +474,10 @@ mod tests {
             (
                 "adapter = a\ndriver = b\ndriver_info = c\nproduct batch=1 m=2 k=3 n=4 a=row b=row tile=4x4 loads=lent\n",
                 "line 4: `loads` must be `shared` or `own`, got `lent`",
+            ),
+            (
+                "adapter = a\ndriver = b\ndriver_info = c\nproduct batch=1 m=2 k=3 n=4 a=row b=row tile=4x4 split=3\n",
+                "line 4: split=3 is not a split of this version",
             ),
             (
                 "adapter = a\ndriver = b\ndriver_info = c\nreduce trips=8 outputs=1 stages=2 run=100\n",

@@ -57,6 +57,17 @@ pub fn emit(
     let (g, root, dot) = (cx.g, k.root, m.dot);
     let [gx, gy] = m.grid();
     let extras = extras(cx, k, m, buffers)?;
+    // Split-K: the parts' partial results, `split` per result element.
+    let parts = m.split;
+    let partials = (parts > 1).then(|| {
+        let ty = Type::f32(&[g.ty(dot).numel() * parts]);
+        buffers.push(Buffer {
+            bytes: (ty.numel() * 4) as u64,
+            ty: ty.clone(),
+            role: BufferRole::Computed,
+        });
+        (BufferId(buffers.len() as u32 - 1), ty)
+    });
     let partial = extras.partial.as_ref().map(|(_, name)| name.as_str());
     let tile = tile(m, partial, extras.column_sum.as_deref());
     let variant = format!(
@@ -86,7 +97,7 @@ pub fn emit(
             None => String::new(),
         }
     );
-    let (builtins, invocation) = match m.shared {
+    let (builtins, mut invocation) = match m.shared {
         Some(width) => (
             "@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32",
             format!(
@@ -98,6 +109,20 @@ pub fn emit(
             "@builtin(global_invocation_id) gid: vec3<u32>",
             String::new(),
         ),
+    };
+    let run = m.split_run();
+    let (batch, k_from, k_to) = if parts > 1 {
+        let _ = writeln!(
+            invocation,
+            "    // Part `part` of the {parts} computes steps [part·{run}, part·{run} + {run}) of K.\n    part = gid.z % {parts}u;"
+        );
+        (
+            format!("(gid.z / {parts}u)"),
+            format!("part * {run}u"),
+            format!("min(part * {run}u + {run}u, K)"),
+        )
+    } else {
+        ("gid.z".to_string(), "0u".to_string(), "K".to_string())
     };
     let name = format!("{index:03}_{variant}_dot");
     let wgsl = fill(
@@ -122,6 +147,9 @@ pub fn emit(
             ("TM", &m.tile[0].to_string()),
             ("TN", &m.tile[1].to_string()),
             ("K_STEP", &format!("{}u", m.k_step())),
+            ("BATCH", &batch),
+            ("K_FROM", &k_from),
+            ("K_TO", &k_to),
             ("A_STRIDE", &(m.tiling.m * m.tiling.k).to_string()),
             ("B_STRIDE", &(m.tiling.k * m.tiling.n).to_string()),
             ("C_STRIDE", &(m.tiling.m * m.tiling.n).to_string()),
@@ -133,7 +161,11 @@ pub fn emit(
         ],
     )?;
     let (l, r) = (g.node(dot).args[0], g.node(dot).args[1]);
-    let mut bindings = vec![(0, cx.buffer(root)?, true, g.ty(root))];
+    let result = match &partials {
+        Some((buffer, ty)) => (*buffer, ty),
+        None => (cx.buffer(root)?, g.ty(root)),
+    };
+    let mut bindings = vec![(0, result.0, true, result.1)];
     if !m.a.is_prologue() {
         bindings.push((1, cx.buffer(l)?, false, g.ty(l)));
     }
@@ -162,10 +194,28 @@ pub fn emit(
             })
             .collect(),
         workgroup_size: [wg[0] as u32, wg[1] as u32, 1],
-        dispatch: [gx as u32, gy as u32, m.tiling.batch as u32],
+        dispatch: [gx as u32, gy as u32, (m.tiling.batch * parts) as u32],
         flops: flops(m, extras.epilogue_ops),
         bytes_moved,
     };
+    if let Some((buffer, ty)) = &partials {
+        // The parts added in order, each output by one invocation, then the epilogue.
+        let name = format!("{:03}_reduce_final_split", index + 1);
+        let header = format!(
+            "// Kernel {name}: computes {} = dot : {}, adding the {parts} partial products of kernel {index:03} (K split into parts of {run}) in order{}.",
+            cx.label(dot),
+            g.ty(dot),
+            if root != dot {
+                ", then the epilogue"
+            } else {
+                ""
+            }
+        );
+        let out = (cx.buffer(root)?, g.ty(root));
+        let epilogue = (root != dot).then_some((root, dot));
+        let fold = sum_in_order(cx, (name, header), out, (*buffer, ty), parts, epilogue)?;
+        return Ok(vec![product, fold]);
+    }
     let (Some(t), Some((partials, _))) = (m.total, extras.partial) else {
         return Ok(vec![product]);
     };
@@ -177,7 +227,30 @@ pub fn emit(
         cx.label(t),
         g.ty(t),
     );
-    let fold = final_stage(
+    let out = (cx.buffer(t)?, g.ty(t));
+    let fold = sum_in_order(
+        cx,
+        (name, header),
+        out,
+        (partials, &Type::f32(&[slots])),
+        slots,
+        None,
+    )?;
+    Ok(vec![product, fold])
+}
+
+/// The kernel named and headed `name`, `header` that stores into `out` the sum, in
+/// order, of each element's `parts` partial results in `partials` (then the epilogue
+/// `(root, reduction)`, if any).
+fn sum_in_order(
+    cx: &Context<'_>,
+    (name, header): (String, String),
+    out: (BufferId, &Type),
+    partials: (BufferId, &Type),
+    parts: usize,
+    epilogue: Option<(Value, Value)>,
+) -> Result<Kernel> {
+    final_stage(
         cx,
         FinalStage {
             name,
@@ -185,15 +258,14 @@ pub fn emit(
             folds: vec![FinalFold {
                 kind: ReduceKind::Sum,
                 dtype: DType::F32,
-                out: (cx.buffer(t)?, g.ty(t)),
-                partials: (partials, &Type::f32(&[slots])),
+                out,
+                partials,
             }],
-            shape: &g.ty(t).shape,
-            parts: slots,
-            epilogue: None,
+            shape: &out.1.shape,
+            parts,
+            epilogue,
         },
-    )?;
-    Ok(vec![product, fold])
+    )
 }
 
 /// The prologues (operands computed as they are loaded), the epilogue (elementwise
@@ -257,7 +329,8 @@ fn extras(
     }
     let prologue_ops = e.ops;
     let mut epilogue_ops = 0;
-    if m.epilogue {
+    // With split-K the kernel adding the parts applies the epilogue.
+    if m.epilogue && m.split == 1 {
         function(
             &mut e,
             "fn epilogue(acc: f32, row: u32, col: u32) -> f32",
@@ -494,13 +567,32 @@ fn store(total: bool, i: usize, col: usize, value: String, wide: bool) -> String
 /// parse than the rest of the kernel.
 fn store_fns(m: &MatmulPlan, total: bool) -> String {
     let value = |v: &str, col: &str| {
-        if m.epilogue {
+        if m.epilogue && m.split == 1 {
             format!("epilogue({v}, row, {col})")
         } else {
             v.to_string()
         }
     };
     let mut s = String::new();
+    if m.split > 1 {
+        // A part's partial result for each element, its `split` parts side by side.
+        let _ = writeln!(
+            s,
+            "var<private> part: u32;\n\nfn put(base: u32, row: u32, col: u32, acc: f32) {{\n    if row < M && col < N {{\n        c[(base + row * N + col) * {}u + part] = acc;\n    }}\n}}",
+            m.split
+        );
+        if matches!(m.b, Load::Vec4AlongFree | Load::Prologue4AlongFree) {
+            let _ = writeln!(
+                s,
+                "fn put4(base: u32, row: u32, col: u32, acc: vec4<f32>) {{"
+            );
+            for lane in 0..4 {
+                let _ = writeln!(s, "    put(base, row, col + {lane}u, acc[{lane}]);");
+            }
+            let _ = writeln!(s, "}}");
+        }
+        return s;
+    }
     let wide = matches!(m.b, Load::Vec4AlongFree | Load::Prologue4AlongFree);
     if total {
         let _ = writeln!(
