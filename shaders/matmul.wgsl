@@ -29,7 +29,9 @@
 //                 loss; the stores then add up each invocation's elements and store
 //                 their sum too). With shared loads only a subgroup wholly outside
 //                 ends; a lane outside beside lanes inside runs on (its loads are
-//                 clamped and its stores skipped), since the subgroup needs its loads
+//                 clamped and its stores skipped), since the subgroup needs its loads.
+//                 The exit is uniform in each subgroup by construction, so the
+//                 broadcasts after it run in every lane of a subgroup or in none
 //   {{EPILOGUE}}  extra bindings and functions: the prologues, and, when elementwise
 //                 work on the product is fused into this kernel, `fn epilogue(acc,
 //                 row, col)`, applied to every stored element

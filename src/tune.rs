@@ -1,5 +1,5 @@
-//! Measuring kernel variants on the adapter in use (`wgrad tune`): product tiles, and
-//! row kernels' invocations per row.
+//! Measuring kernel variants on the adapter in use (`wgrad tune`): products' tiles,
+//! loads and splits along K, row kernels' invocations per row, and reductions' stages.
 //!
 //! Every row kernel shape of the given programs is measured first, in each mode of
 //! [`ROW_MODES`] (one invocation per row, or a workgroup sharing it) that its row
@@ -17,8 +17,11 @@
 //! several programs share is measured in the first. At its fastest tile, a product is
 //! then measured once more with the other way of loading A, where the adapter allows
 //! both (a subgroup sharing A's loads, or each invocation loading its own; see
-//! [`Target::shared_loads`](crate::Target::shared_loads)). The fastest tile and way of
-//! loading of each shape go into a [`TuningFile`] for this adapter, which every later
+//! [`Target::shared_loads`](crate::Target::shared_loads)), and, when its tiles leave
+//! the adapter too few invocations, with K split into each of
+//! [`SPLITS`](crate::lower::SPLITS) parts ([`Target::split_k`](crate::Target::split_k));
+//! tiles and loads are measured unsplit. The fastest tile, way of loading and split of
+//! each shape go into a [`TuningFile`] for this adapter, which every later
 //! [`Runtime`] reads when it opens its device. A variant that fails to compile, to
 //! validate or to fit the adapter's limits, or whose outputs differ from those of the
 //! program with the preset's variants by more than rounding, is skipped and reported. Measuring stops
@@ -217,10 +220,10 @@ fn inputs(g: &Graph) -> crate::Result<HashMap<String, Tensor>> {
     Ok(out)
 }
 
-/// Measures every mode of every row kernel and every tile of every product of
-/// `programs` on `rt` (which should load in
-/// one tier and time kernels: `RuntimeOptions { tiers: false, timestamps: true, .. }`),
-/// calling `progress` with a line per variant.
+/// Measures the variants of every row kernel, reduction and product of `programs` on
+/// `rt`, as the module says (`rt` should load in one tier and time kernels:
+/// `RuntimeOptions { tiers: false, timestamps: true, .. }`), calling `progress` with a
+/// line per variant.
 pub fn tune(
     rt: &Runtime,
     programs: &[(String, Graph)],
@@ -352,7 +355,12 @@ pub fn tune(
         // The product's kernels name its shape in their first line (`… as
         // 1×[M×K]·[K×N].`).
         let mark = format!(" as {shape}.");
-        let (measured, cut_short) = bench.all(&candidate_tiles(&base, shape), |bench, tile| {
+        // Tiles and loads are measured unsplit (a GPU would split a long contraction
+        // with few tiles by default), so that a split is measured against them.
+        let mut unsplit_base = base.clone();
+        unsplit_base.tuning.splits = vec![(*shape, 1)];
+        let base = &unsplit_base;
+        let (measured, cut_short) = bench.all(&candidate_tiles(base, shape), |bench, tile| {
             let mut target = base.clone();
             target.tuning.products = vec![(*shape, tile)];
             let label = format!("{shape}: tile {}x{}", tile[0], tile[1]);
@@ -428,7 +436,7 @@ pub fn tune(
                 .filter(|(s, _)| s == shape)
                 .copied()
                 .collect();
-            let (split, _) = bench.all(&splits, |bench, parts| {
+            let (split, cut_short) = bench.all(&splits, |bench, parts| {
                 let mut target = chosen.clone();
                 target.tuning.splits = vec![(*shape, parts)];
                 let label = format!("{shape}: tile {}x{}, K in {parts} parts", tile[0], tile[1]);
@@ -448,11 +456,16 @@ pub fn tune(
                     comment.push_str(&format!("; K in {parts} parts {ms:.3} ms"));
                 }
             }
-            let parts = match best {
-                Some((parts, ms)) if ms < unsplit => parts,
-                _ => 1,
-            };
-            report.file.splits.push((*shape, parts));
+            // Written only when every split was measured and the unsplit product was:
+            // otherwise the target's rule stands.
+            let measured_all = !cut_short && split.iter().all(|(_, ms)| ms.is_ok());
+            if measured_all && unsplit.is_finite() {
+                let parts = match best {
+                    Some((parts, ms)) if ms < unsplit => parts,
+                    _ => 1,
+                };
+                report.file.splits.push((*shape, parts));
+            }
             report
                 .split_variants
                 .extend(split.into_iter().map(|(parts, ms)| (*shape, parts, ms)));
@@ -482,7 +495,8 @@ fn reduction_candidates(target: &crate::Target, shape: ReductionShape) -> Vec<Re
 /// variant of the program shares, so that measuring a variant costs only its own
 /// kernels' compilation, and the time a variant takes (which the budget is checked
 /// against) does not include the program's. Returns its outputs, which every variant
-/// must reproduce (empty when it failed: the variants then report why).
+/// must reproduce (empty when it failed: every variant of the program is then skipped,
+/// saying so).
 fn warm<'r>(
     rt: &Runtime,
     target: &crate::Target,
@@ -503,13 +517,41 @@ fn warm<'r>(
 /// by a few units in the last place; a wrong variant is off by the values themselves.
 const AGREEMENT: f64 = 1e-3;
 
-/// Why `got` does not match `reference` within [`AGREEMENT`], if it does not.
+/// Why `got` does not match `reference` within [`AGREEMENT`], if it does not: an
+/// element further than that from the reference's (infinities and NaN must be the
+/// same), other outputs, or no reference (the program with the preset's variants did
+/// not run).
 fn disagreement(got: &[(String, Tensor)], reference: &[(String, Tensor)]) -> Option<String> {
+    if reference.is_empty() {
+        return Some(
+            "the program with the preset's variants did not run, so its results cannot be checked"
+                .to_string(),
+        );
+    }
+    if got.len() != reference.len() {
+        return Some(format!(
+            "it has {} outputs, the preset's {}",
+            got.len(),
+            reference.len()
+        ));
+    }
     for ((name, a), (_, b)) in got.iter().zip(reference) {
-        let scale = b.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        if a.data.len() != b.data.len() {
+            return Some(format!("its output `{name}` has another size"));
+        }
+        let scale = b
+            .data
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0f64, |m, x| m.max(x.abs()));
         let bound = AGREEMENT * scale + 1e-6;
         for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
-            if (x - y).abs() > bound || x.is_nan() != y.is_nan() {
+            let same = if x.is_finite() && y.is_finite() {
+                (x - y).abs() <= bound
+            } else {
+                x == y || x.is_nan() && y.is_nan()
+            };
+            if !same {
                 return Some(format!(
                     "its output `{name}`[{i}] is {x}, the preset's is {y}"
                 ));
@@ -703,5 +745,19 @@ mod tests {
         let off = disagreement(&outputs(vec![100.0, -3.0, 0.9]), &reference).unwrap();
         assert!(off.contains("`y`[2] is 0.9"), "{off}");
         assert!(disagreement(&outputs(vec![100.0, f64::NAN, 0.5]), &reference).is_some());
+        // An infinity in the reference does not widen the bound of the rest.
+        let infinite = outputs(vec![f64::INFINITY, -3.0, 0.5]);
+        assert_eq!(
+            disagreement(&outputs(vec![f64::INFINITY, -3.0, 0.5]), &infinite),
+            None
+        );
+        assert!(disagreement(&outputs(vec![f64::INFINITY, 30.0, 0.5]), &infinite).is_some());
+        assert!(disagreement(&outputs(vec![1e300, -3.0, 0.5]), &infinite).is_some());
+        // Without a reference nothing passes unchecked.
+        assert!(
+            disagreement(&reference, &[])
+                .unwrap()
+                .contains("cannot be checked")
+        );
     }
 }

@@ -167,7 +167,8 @@ pub struct MatmulPlan {
     pub tile: [usize; 2],
     /// Where the tile comes from: the preset, the product's shape or the tuning file.
     pub tile_source: TileSource,
-    /// Invocations per workgroup, `[x, y]` (columns and rows of tiles).
+    /// Invocations per workgroup, `[x, y]` (columns and rows of tiles). With shared
+    /// loads a row of tiles is a subgroup, and the workgroup is dispatched 1-D.
     pub workgroup: [usize; 2],
     /// The subgroup width when A's tile rows are read once per subgroup
     /// ([`Target::shared_loads`](super::Target::shared_loads)): each lane loads a share

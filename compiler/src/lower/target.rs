@@ -312,9 +312,9 @@ impl Target {
     /// contraction (1: not split): as the tuning file says for the shape, where this
     /// target can run it; otherwise, on GPUs, a long contraction (K of at least
     /// 1,024) whose tiles leave fewer invocations than the adapter wants is split
-    /// into as many parts of [`SPLITS`] as bring it nearest that, each part at least
-    /// [`MIN_SPLIT_RUN`] long. Not on CPU adapters by default: their few threads are
-    /// busy with fewer invocations.
+    /// into as many parts of [`SPLITS`] as bring it nearest that, with K over the parts
+    /// at least [`MIN_SPLIT_RUN`]. Not on CPU adapters by default: their few threads
+    /// are busy with fewer invocations.
     pub fn split_k(&self, t: &Tiling, tile: [u32; 2]) -> usize {
         if let Some(&(_, parts)) = self.tuning.splits.iter().find(|(s, _)| s == t)
             && (parts == 1 || self.split_fits(t, parts))
@@ -345,11 +345,15 @@ impl Target {
             .collect()
     }
 
-    /// Whether a product of shape `t` can split its contraction into `parts`: each
-    /// part at least [`MIN_SPLIT_RUN`] long, the parts within the dispatch grid.
+    /// Whether a product of shape `t` can split its contraction into `parts`: K over
+    /// the parts at least [`MIN_SPLIT_RUN`], the parts within the dispatch grid, and
+    /// their partial products within a storage binding.
     fn split_fits(&self, t: &Tiling, parts: usize) -> bool {
+        let partials = (t.batch * t.m * t.n * parts * 4) as u64;
         t.k.div_ceil(parts) >= MIN_SPLIT_RUN
             && t.batch * parts <= self.max_compute_workgroups_per_dimension as usize
+            && partials <= self.max_storage_buffer_binding_size
+            && partials <= self.max_buffer_size
     }
 
     /// Whether the preset's tile suits a product of shape `t`: it leaves at least the
@@ -506,6 +510,8 @@ impl Target {
     /// The subgroup width at which a product's subgroups can share A's loads on this
     /// target: its one subgroup width, when that divides the product's workgroup.
     /// `None` when products cannot share loads here, so there is no choice to tune.
+    /// The kernel assumes full subgroups, `64 / width` of them per workgroup, as a
+    /// driver with one subgroup width runs a workgroup whose size it divides.
     pub fn load_sharing_width(&self) -> Option<u32> {
         let width = self.features.subgroup_size?;
         (self.features.subgroups
@@ -521,10 +527,10 @@ impl Target {
         self.class == AdapterClass::Cpu
     }
 
-    /// Into how many runs of [`REDUCTION_CHUNK`] elements a reduction of `trips`
-    /// elements into `outputs` results is split: 1 for a reduction in one stage, more
-    /// when it is long and has few outputs (a first stage folds each run, a second
-    /// folds the runs' results in order).
+    /// Into how many runs a reduction of `trips` elements into `outputs` results is
+    /// split: 1 for a reduction in one stage, more for two (a first stage folds each
+    /// run, a second folds the runs' results in order); see
+    /// [`Target::reduction_split`].
     pub fn reduction_parts(&self, trips: usize, outputs: usize) -> usize {
         self.reduction_split(ReductionShape { trips, outputs })
             .parts

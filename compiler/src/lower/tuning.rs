@@ -1,6 +1,6 @@
 //! The tuning file: the kernel variants `wgrad tune` measured fastest on one adapter
-//! (product tiles, and row kernels' invocations per row), as plain text a person can
-//! read and diff.
+//! (products' tiles, loads and splits, row kernels' invocations per row, reductions'
+//! stages), as plain text a person can read and diff.
 //!
 //! ```text
 //! # wgrad tuning file: kernel variants measured on this adapter by `wgrad tune`.

@@ -755,7 +755,12 @@ fn header(cx: &Context<'_>, k: &KernelPlan, m: &MatmulPlan, name: &str) -> Strin
                 g.node(root).op.name()
             )))
             .collect();
-        header.push_str(&format!("\n// Epilogue: {}.", fused.join(", ")));
+        let by = if m.split > 1 {
+            " (applied by the kernel adding the parts)"
+        } else {
+            ""
+        };
+        header.push_str(&format!("\n// Epilogue{by}: {}.", fused.join(", ")));
     }
     header
 }
