@@ -539,37 +539,32 @@ fn run(command: Command) -> Result<Output, String> {
                     String::new()
                 }
             );
-            if !report.not_reached.is_empty() {
-                text.push_str(&format!(
-                    "the budget ended before {} product shape{}; they keep the preset tile (or the one chosen by shape)\n",
+            for (count, what, keep) in [
+                (
                     report.not_reached.len(),
-                    if report.not_reached.len() == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
-                ));
-            }
-            if !report.rows_not_reached.is_empty() {
-                text.push_str(&format!(
-                    "the budget ended before {} row shape{}; they keep the preset mode\n",
-                    report.rows_not_reached.len(),
-                    plural(report.rows_not_reached.len())
-                ));
+                    "product",
+                    "the preset tile (or the one chosen by shape)",
+                ),
+                (report.rows_not_reached.len(), "row", "the preset mode"),
+                (
+                    report.reductions_not_reached.len(),
+                    "reduction",
+                    "the preset stages",
+                ),
+            ] {
+                if count > 0 {
+                    text.push_str(&format!(
+                        "the budget ended before {count} {what} shape{}; they keep {keep}\n",
+                        plural(count)
+                    ));
+                }
             }
             for (t, tile, comment) in &report.file.products {
                 text.push_str(&format!(
                     "  {t}: {}x{}{} ({comment})\n",
                     tile[0],
                     tile[1],
-                    loads_of(&report.file.loads, &report.file.splits, t)
-                ));
-            }
-            if !report.reductions_not_reached.is_empty() {
-                text.push_str(&format!(
-                    "the budget ended before {} reduction shape{}; they keep the preset stages\n",
-                    report.reductions_not_reached.len(),
-                    plural(report.reductions_not_reached.len())
+                    product_choices(&report.file.loads, &report.file.splits, t)
                 ));
             }
             for (r, threads, comment) in &report.file.rows {
@@ -686,7 +681,7 @@ fn tuned_lines(rt: &Runtime) -> String {
             "\n  {t}: {}x{}{}",
             tile[0],
             tile[1],
-            loads_of(&tuning.loads, &tuning.splits, t)
+            product_choices(&tuning.loads, &tuning.splits, t)
         ));
     }
     for (r, threads) in &tuning.rows {
@@ -701,7 +696,7 @@ fn tuned_lines(rt: &Runtime) -> String {
 /// What a tuning file says of product shape `t` besides its tile: how it loads A (`,
 /// A's loads shared` or `own`) and into how many parts it splits K; empty when it says
 /// neither.
-fn loads_of(
+fn product_choices(
     loads: &[(wgrad::lower::Tiling, bool)],
     splits: &[(wgrad::lower::Tiling, usize)],
     t: &wgrad::lower::Tiling,

@@ -494,13 +494,11 @@ impl<'a> Emitter<'a> {
                 };
                 format!("{f}({})", a[0])
             }
-            Op::Unary(UnaryOp::Tanh) => {
-                self.ops += 1;
-                self.helper(TANH);
-                format!("wg_tanh({})", a[0])
-            }
             Op::Unary(u) => {
                 self.ops += 1;
+                if *u == UnaryOp::Tanh {
+                    self.helper(TANH);
+                }
                 unary(*u, d, &a[0])
             }
             Op::Binary(op) => {
@@ -889,7 +887,7 @@ fn unary(u: UnaryOp, d: DType, a: &str) -> String {
         UnaryOp::Log => format!("log({a})"),
         UnaryOp::Sin => format!("sin({a})"),
         UnaryOp::Cos => format!("cos({a})"),
-        // Emitted as a call of the module's helper (`Emitter::elementwise`).
+        // A call of the module's helper, which `Emitter::elementwise` declares.
         UnaryOp::Tanh => format!("wg_tanh({a})"),
         UnaryOp::Sqrt => format!("sqrt({a})"),
         UnaryOp::Rsqrt => format!("inverseSqrt({a})"),
